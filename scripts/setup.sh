@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Takes a fresh Debian machine, as root, to a working vault: Debian packages, npm ci (which builds
+# the native XTS addon and dist/), a `vault` command on PATH, then a first real command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# What vault needs from Debian, and why:
+#   fuse, libfuse2      the FUSE bridge (fuse-native links libfuse.so.2; fusermount)
+#   e2fsprogs           mkfs.ext4, e2fsck, resize2fs
+#   dosfstools          mkfs.vfat        exfatprogs   mkfs.exfat
+#   util-linux, mount   losetup, mount, umount, script (tests)
+#   fio                 the load tests
+packages=(fuse libfuse2 e2fsprogs dosfstools exfatprogs util-linux mount fio)
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "vault setup: error: missing Debian packages: ${missing[*]}" >&2
+    echo "vault setup: hint: run this script as root, or: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "vault setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Builds native/xts.c against Node's own headers (no download) and compiles TypeScript to dist/.
+npm ci --no-audit --no-fund
+
+if [[ $(id -u) -eq 0 && -d /usr/local/bin ]]; then
+  ln -sf "$PWD/bin/vault" /usr/local/bin/vault
+fi
+
+bin/vault --version

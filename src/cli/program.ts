@@ -1,6 +1,7 @@
 // The commander program: global options and one registration per subcommand file in ./commands.
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { registerCommands } from './commands/index.js';
 
 const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -18,5 +19,6 @@ export function buildProgram(): Command {
       writeErr: (text) => process.stderr.write(text.replace(/^error: /, 'vault: error: ')),
     })
     .showSuggestionAfterError(true);
+  registerCommands(program);
   return program;
 }

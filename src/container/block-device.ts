@@ -1,0 +1,16 @@
+// What the FUSE bridge serves: a fixed-size array of cleartext bytes. An opened vault is one; the
+// bench-only passthrough (a plain file, no encryption) is another, so both run through the same bridge.
+
+export interface BlockDevice {
+  /** Cleartext size in bytes (a multiple of 4096 for vaults). */
+  readonly size: number;
+  readonly readOnly: boolean;
+  /** Fills `plain` with the cleartext at byte `offset`. Requires offset + plain.length <= size. */
+  readAt(plain: Uint8Array, offset: number): Promise<void>;
+  /** Writes `plain` at byte `offset`; resolves only once the bytes are in the host file (not yet synced). */
+  writeAt(plain: Uint8Array, offset: number): Promise<void>;
+  /** fdatasync of the host file. */
+  flush(): Promise<void>;
+  /** Flushes, closes the host file and wipes key material. Further calls fail. */
+  close(): Promise<void>;
+}

@@ -63,19 +63,32 @@ async function hashKeyfile(path: string): Promise<Buffer> {
     throw new VaultError('NOT_FOUND', `keyfile not found: ${path}`, 'check the path given with -k/--keyfile');
   }
   if (!info.isFile()) {
-    throw new VaultError('USAGE', `keyfile is not a regular file: ${path}`, 'a keyfile must be a regular file');
+    throw new VaultError(
+      'USAGE',
+      `keyfile is not a regular file: ${path}`,
+      'a keyfile must be a regular file',
+    );
   }
   if (info.size === 0) {
-    throw new VaultError('USAGE', `keyfile is empty: ${path}`, 'an empty keyfile adds no secret; use another file');
+    throw new VaultError(
+      'USAGE',
+      `keyfile is empty: ${path}`,
+      'an empty keyfile adds no secret; use another file',
+    );
   }
   const hasher = createKeyfileHasher();
   try {
-    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hasher.update(chunk as Buffer);
+    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }))
+      hasher.update(chunk as Buffer);
   } catch (error) {
     throw new VaultError('IO', `cannot read keyfile: ${path}`, 'check its permissions', { cause: error });
   }
   if (hasher.bytes === 0) {
-    throw new VaultError('USAGE', `keyfile is empty: ${path}`, 'an empty keyfile adds no secret; use another file');
+    throw new VaultError(
+      'USAGE',
+      `keyfile is empty: ${path}`,
+      'an empty keyfile adds no secret; use another file',
+    );
   }
   return hasher.digest();
 }

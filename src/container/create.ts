@@ -1,0 +1,240 @@
+// Creating a vault (docs/FORMAT.md 1 and 5.2): a temporary file next to the target, written in full
+// (headers, random areas, the data area filled with XTS ciphertext of zeros under a throwaway key),
+// synced, optionally formatted, then moved into place. Any failure or abort removes the temporary file.
+import { execFile } from 'node:child_process';
+import { link, rename, stat, statfs, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { DEFAULT_COST_LEVEL } from '../crypto/kdf.js';
+import { randomBytes, wipe } from '../crypto/random.js';
+import { createXts } from '../crypto/xts.js';
+import { isVaultError, VaultError } from './errors.js';
+import { type ContainerFile, fileError, type OpenContainerFile, openContainerFile } from './file.js';
+import { deriveHeaderKey, randomSlotTable, type SlotTable, wrapSlot } from './header.js';
+import { checkCostFits, deriveCopySlotKey, type HeaderState, sealHeaderPair } from './header-pair.js';
+import {
+  BACKUP,
+  DATA_OFFSET,
+  HEADER_AREA_BYTES,
+  MASTER_KEY_BYTES,
+  MAX_DATA_BYTES,
+  MIN_FILE_BYTES,
+  OVERHEAD_BYTES,
+  PRIMARY,
+  SECTOR_BYTES,
+} from './layout.js';
+import type { Secret } from './secret.js';
+import { Vault } from './vault.js';
+
+export interface CreateOptions {
+  /** Total size of the container file in bytes (a multiple of 4096, at least 1 MiB). */
+  fileSize: number;
+  secret: Secret;
+  costLevel?: number;
+  /** Skip filling the data area (faster; reveals which sectors were ever written: docs/FORMAT.md 4). */
+  quick?: boolean;
+  /** Replace an existing file (only once the new vault is complete). */
+  force?: boolean;
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+  signal?: AbortSignal;
+  /** Runs on the finished vault before it is moved into place, e.g. to make a filesystem. */
+  format?: (vault: Vault) => Promise<void>;
+  openFile?: OpenContainerFile;
+}
+
+const FILL_CHUNK_BYTES = 1 << 20;
+const execFileAsync = promisify(execFile);
+
+export async function createVault(path: string, options: CreateOptions): Promise<void> {
+  const { fileSize } = options;
+  checkFileSize(fileSize);
+  const costLevel = options.costLevel ?? DEFAULT_COST_LEVEL;
+  checkCostFits(costLevel);
+  const existing = await stat(path).catch(() => null);
+  if (existing?.isDirectory())
+    throw new VaultError('USAGE', `is a directory: ${path}`, 'name a file to create');
+  if (existing && !options.force) {
+    throw new VaultError(
+      'EXISTS',
+      `file exists: ${path}`,
+      'choose another name, or pass --force to replace it',
+    );
+  }
+  await checkFreeSpace(path, fileSize, existing?.size ?? 0);
+
+  const temporary = join(dirname(path), `.${basename(path)}.vault-tmp-${randomBytes(6).toString('hex')}`);
+  const file = await (options.openFile ?? openContainerFile)(temporary, 'create');
+  let keep = false;
+  try {
+    const state = await buildHeaders(options.secret, costLevel, fileSize);
+    abortIfAsked(options.signal);
+    await writeLayout(file, state, options);
+    await file.sync();
+    const vault = new Vault(file, state, {
+      costLevel,
+      readOnly: false,
+      preserveTimestamps: false,
+      identity: await file.identity(),
+    });
+    try {
+      if (options.format) await options.format(vault);
+      abortIfAsked(options.signal);
+    } finally {
+      await vault.close(); // syncs, wipes the keys and closes the file
+    }
+    await moveIntoPlace(temporary, path, options.force ?? false);
+    keep = true;
+  } catch (error) {
+    if (isVaultError(error)) throw error;
+    throw fileError(error, path);
+  } finally {
+    if (!keep) {
+      await file.close().catch(() => {});
+      await unlink(temporary).catch(() => {});
+    }
+  }
+}
+
+export function checkFileSize(fileSize: number): void {
+  if (!Number.isSafeInteger(fileSize) || fileSize < MIN_FILE_BYTES) {
+    throw new VaultError(
+      'USAGE',
+      `a vault must be at least ${MIN_FILE_BYTES / 2 ** 20} MiB`,
+      'give a larger size, e.g. 64M',
+    );
+  }
+  if (fileSize % SECTOR_BYTES !== 0) {
+    throw new VaultError(
+      'USAGE',
+      'the size must be a multiple of 4 KiB (4096 bytes)',
+      'use units: 64M, 2G, 1.5T',
+    );
+  }
+  if (fileSize - OVERHEAD_BYTES > MAX_DATA_BYTES) {
+    throw new VaultError('USAGE', 'the size is larger than a vault can be (8 PiB)', 'give a smaller size');
+  }
+}
+
+async function checkFreeSpace(path: string, fileSize: number, replacedBytes: number): Promise<void> {
+  const fs = await statfs(dirname(path)).catch((error: unknown) => {
+    throw fileError(error, dirname(path));
+  });
+  const free = fs.bavail * fs.bsize + replacedBytes;
+  if (fileSize > free) {
+    const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+    throw new VaultError(
+      'IO',
+      `not enough free space: the vault needs ${gib(fileSize)}, ${dirname(path)} has ${gib(free)} free`,
+      'choose a smaller size or another disk',
+    );
+  }
+}
+
+/** A fresh master key, both slot tables with slot 0 holding the secret, sequence 1. */
+async function buildHeaders(secret: Secret, costLevel: number, fileSize: number): Promise<HeaderState> {
+  const masterKey = newMasterKey();
+  const tables: [SlotTable, SlotTable] = [randomSlotTable(), randomSlotTable()];
+  for (const copy of [PRIMARY, BACKUP] as const) {
+    const slotKey = await deriveCopySlotKey(secret, tables[copy].salt, costLevel);
+    try {
+      wrapSlot(tables[copy], copy, 0, slotKey, masterKey);
+    } finally {
+      wipe(slotKey);
+    }
+  }
+  return {
+    fileSize,
+    dataSize: fileSize - OVERHEAD_BYTES,
+    sequence: 1,
+    slotMask: 1,
+    tables,
+    masterKey,
+    headerKey: deriveHeaderKey(masterKey),
+    openedSlot: 0,
+    authoritative: PRIMARY,
+    copies: [
+      { state: 'ok', sequence: 1 },
+      { state: 'ok', sequence: 1 },
+    ],
+  };
+}
+
+export function newMasterKey(): Buffer {
+  for (;;) {
+    const key = randomBytes(MASTER_KEY_BYTES);
+    if (!key.subarray(0, 32).equals(key.subarray(32))) return key;
+    wipe(key);
+  }
+}
+
+async function writeLayout(file: ContainerFile, state: HeaderState, options: CreateOptions): Promise<void> {
+  const { fileSize } = state;
+  const [primary, backup] = sealHeaderPair(state, state.tables, state.slotMask, state.sequence);
+  // Header areas: the header sector, then random bytes up to the data area (hidden area included).
+  await file.write(Buffer.concat([primary, randomBytes(DATA_OFFSET - SECTOR_BYTES)]), 0);
+  const backupOffset = DATA_OFFSET + state.dataSize;
+  await file.write(Buffer.concat([backup, randomBytes(2 * HEADER_AREA_BYTES - SECTOR_BYTES)]), backupOffset);
+  if (options.quick) {
+    await allocate(file.path, fileSize);
+    options.onProgress?.(fileSize, fileSize);
+    return;
+  }
+  await fillDataArea(file, state.dataSize, options);
+}
+
+/** Encrypts zeros under a throwaway key: ciphertext indistinguishable from real data, at XTS speed. */
+async function fillDataArea(file: ContainerFile, dataSize: number, options: CreateOptions): Promise<void> {
+  const throwawayKey = newMasterKey();
+  const xts = createXts(throwawayKey);
+  wipe(throwawayKey);
+  const zeros = Buffer.alloc(FILL_CHUNK_BYTES);
+  // Two buffers: one is being written while the next is encrypted.
+  const buffers = [Buffer.alloc(FILL_CHUNK_BYTES), Buffer.alloc(FILL_CHUNK_BYTES)];
+  try {
+    let pending: Promise<void> = Promise.resolve();
+    for (let done = 0, turn = 0; done < dataSize; done += FILL_CHUNK_BYTES, turn ^= 1) {
+      abortIfAsked(options.signal);
+      const length = Math.min(FILL_CHUNK_BYTES, dataSize - done);
+      const buffer = (buffers[turn] as Buffer).subarray(0, length);
+      xts.encrypt(zeros.subarray(0, length), done / SECTOR_BYTES, buffer);
+      await pending;
+      options.onProgress?.(done, dataSize);
+      pending = file.write(buffer, DATA_OFFSET + done);
+    }
+    await pending;
+    options.onProgress?.(dataSize, dataSize);
+  } finally {
+    xts.destroy();
+  }
+}
+
+/** Reserves the whole file on the host disk without writing it (util-linux fallocate). */
+async function allocate(path: string, fileSize: number): Promise<void> {
+  try {
+    await execFileAsync('fallocate', ['--length', String(fileSize), path]);
+  } catch {
+    // A filesystem without fallocate: the file stays sparse; later writes may then hit a full disk.
+    const { truncate } = await import('node:fs/promises');
+    await truncate(path, fileSize);
+  }
+}
+
+async function moveIntoPlace(temporary: string, path: string, force: boolean): Promise<void> {
+  if (force) {
+    await rename(temporary, path);
+    return;
+  }
+  // link() fails if the target appeared meanwhile: never overwrite without --force.
+  await link(temporary, path);
+  await unlink(temporary);
+}
+
+function abortIfAsked(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    throw new VaultError(
+      'INTERRUPTED',
+      'interrupted; the partial vault was removed',
+      'run the command again',
+    );
+  }
+}

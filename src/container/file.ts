@@ -1,0 +1,149 @@
+// The container file as the library sees it: positional reads and writes that are all-or-error, and
+// sync. Everything that touches the host file goes through ContainerFile, so tests can inject faults
+// (a write that fails at step N, a full disk) without patching code.
+import { type FileHandle, open } from 'node:fs/promises';
+import { VaultError } from './errors.js';
+
+export interface ContainerFile {
+  readonly path: string;
+  readonly writable: boolean;
+  size(): Promise<number>;
+  identity(): Promise<{ dev: number; ino: number; atimeMs: number; mtimeMs: number }>;
+  read(buffer: Uint8Array, position: number): Promise<void>;
+  write(buffer: Uint8Array, position: number): Promise<void>;
+  /** fdatasync: the data (and the size) reach the disk. */
+  sync(): Promise<void>;
+  setTimes(atimeMs: number, mtimeMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type OpenContainerFile = (path: string, mode: 'read' | 'write' | 'create') => Promise<ContainerFile>;
+
+/** The real thing: node:fs file handles. 'create' fails if the path exists (O_EXCL) and uses mode 0600. */
+export const openContainerFile: OpenContainerFile = async (path, mode) => {
+  const flags = mode === 'read' ? 'r' : mode === 'write' ? 'r+' : 'wx+';
+  let handle: FileHandle;
+  try {
+    handle = await open(path, flags, 0o600);
+  } catch (error) {
+    throw fileError(error, path);
+  }
+  return new NodeContainerFile(path, handle, mode !== 'read');
+};
+
+class NodeContainerFile implements ContainerFile {
+  constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+    readonly writable: boolean,
+  ) {}
+
+  async size(): Promise<number> {
+    return (await this.handle.stat()).size;
+  }
+
+  async identity(): Promise<{ dev: number; ino: number; atimeMs: number; mtimeMs: number }> {
+    const stats = await this.handle.stat();
+    return { dev: stats.dev, ino: stats.ino, atimeMs: stats.atimeMs, mtimeMs: stats.mtimeMs };
+  }
+
+  async read(buffer: Uint8Array, position: number): Promise<void> {
+    let done = 0;
+    while (done < buffer.length) {
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await this.handle.read(buffer, done, buffer.length - done, position + done));
+      } catch (error) {
+        throw fileError(error, this.path);
+      }
+      if (bytesRead === 0) {
+        throw new VaultError(
+          'IO',
+          `unexpected end of file in ${this.path}`,
+          'the container file is truncated',
+        );
+      }
+      done += bytesRead;
+    }
+  }
+
+  async write(buffer: Uint8Array, position: number): Promise<void> {
+    let done = 0;
+    while (done < buffer.length) {
+      try {
+        const { bytesWritten } = await this.handle.write(buffer, done, buffer.length - done, position + done);
+        done += bytesWritten;
+      } catch (error) {
+        throw fileError(error, this.path);
+      }
+    }
+  }
+
+  async sync(): Promise<void> {
+    try {
+      await this.handle.datasync();
+    } catch (error) {
+      throw fileError(error, this.path);
+    }
+  }
+
+  async setTimes(atimeMs: number, mtimeMs: number): Promise<void> {
+    await this.handle.utimes(atimeMs / 1000, mtimeMs / 1000);
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+/** Turns an errno error into the VaultError a user can act on. */
+export function fileError(error: unknown, path: string): VaultError {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return new VaultError('NOT_FOUND', `no such file: ${path}`, 'check the path', { cause: error });
+    case 'EEXIST':
+      return new VaultError(
+        'EXISTS',
+        `file exists: ${path}`,
+        'choose another name, or pass --force to replace it',
+        {
+          cause: error,
+        },
+      );
+    case 'EISDIR':
+      return new VaultError('USAGE', `is a directory: ${path}`, 'name a file, not a directory', {
+        cause: error,
+      });
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return new VaultError(
+        'IO',
+        `permission denied: ${path}`,
+        'check the file permissions, or use --read-only',
+        {
+          cause: error,
+        },
+      );
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new VaultError(
+        'IO',
+        `no space left on the disk holding ${path}`,
+        'free some space and try again',
+        {
+          cause: error,
+        },
+      );
+    default:
+      return new VaultError(
+        'IO',
+        `I/O error on ${path}: ${code ?? String(error)}`,
+        'check the disk and the file',
+        {
+          cause: error,
+        },
+      );
+  }
+}

@@ -1,0 +1,19 @@
+// The public library API: embed vaults in an application without the CLI or FUSE.
+// See README.md "Library" and docs/FORMAT.md.
+export type { BlockDevice } from './block-device.js';
+export { type CreateOptions, createVault } from './create.js';
+export { cannotUnlock, isVaultError, VaultError, type VaultErrorCode } from './errors.js';
+export type { ContainerFile, OpenContainerFile } from './file.js';
+export { MIN_FILE_BYTES, OVERHEAD_BYTES, SECTOR_BYTES } from './layout.js';
+export {
+  addKey,
+  backupHeader,
+  changeSecret,
+  type ManageOptions,
+  type RepairResult,
+  removeKey,
+  repairHeaders,
+  restoreHeader,
+} from './manage.js';
+export { Secret, type SecretInputs } from './secret.js';
+export { type OpenOptions, openVault, Vault, type VaultInfo } from './vault.js';

@@ -1,0 +1,248 @@
+// Header maintenance: change a secret, add or remove a keyslot, repair a damaged copy, back up and
+// restore the header. Each is one crash-safe update (docs/FORMAT.md 5.2) after one unlock.
+import { open as openFile, readFile } from 'node:fs/promises';
+import { DEFAULT_COST_LEVEL } from '../crypto/kdf.js';
+import { wipe } from '../crypto/random.js';
+import { cannotUnlock, VaultError } from './errors.js';
+import { type ContainerFile, fileError, type OpenContainerFile, openContainerFile } from './file.js';
+import { clearSlot, openSlots, readSlotTable, type SlotTable, wrapSlot } from './header.js';
+import {
+  checkCostFits,
+  deriveCopySlotKey,
+  type HeaderState,
+  readHeaderSectors,
+  sealHeaderPair,
+  stateFromMasterKey,
+  unlockHeaders,
+  updateHeaders,
+  wipeHeaderState,
+} from './header-pair.js';
+import { BACKUP, type CopyId, OVERHEAD_BYTES, PRIMARY, SECTOR_BYTES, SLOT_COUNT } from './layout.js';
+import type { Secret } from './secret.js';
+
+export interface ManageOptions {
+  /** Cost level of the secret that unlocks. */
+  costLevel?: number;
+  /** Cost level for the new secret (passwd, key add); defaults to costLevel. */
+  newCostLevel?: number;
+  openFile?: OpenContainerFile;
+}
+
+export interface RepairResult {
+  repaired: Array<'primary' | 'backup'>;
+}
+
+/** `vault passwd`: rewraps the slot the current secret opens; the master key never changes. */
+export async function changeSecret(
+  path: string,
+  current: Secret,
+  next: Secret,
+  options: ManageOptions = {},
+): Promise<number> {
+  return withUnlocked(path, current, options, async (file, state) => {
+    const slot = requireOpenedSlot(state);
+    await updateHeaders(file, state, async (tables) => {
+      await wrapInBothCopies(tables, slot, next, newCost(options), state.masterKey);
+      return state.slotMask;
+    });
+    return slot;
+  });
+}
+
+/** `vault key add`: wraps the master key for a new secret in the lowest free slot. Returns the slot. */
+export async function addKey(
+  path: string,
+  current: Secret,
+  added: Secret,
+  options: ManageOptions = {},
+): Promise<number> {
+  return withUnlocked(path, current, options, async (file, state) => {
+    let slot = 0;
+    while (slot < SLOT_COUNT && state.slotMask & (1 << slot)) slot++;
+    if (slot === SLOT_COUNT) {
+      throw new VaultError(
+        'USAGE',
+        `all ${SLOT_COUNT} keyslots are in use`,
+        'remove one with `vault key remove` first',
+      );
+    }
+    await updateHeaders(file, state, async (tables) => {
+      await wrapInBothCopies(tables, slot, added, newCost(options), state.masterKey);
+      return state.slotMask | (1 << slot);
+    });
+    return slot;
+  });
+}
+
+/** `vault key remove`: empties the slot the given secret opens (random bytes); never the last one. */
+export async function removeKey(path: string, removed: Secret, options: ManageOptions = {}): Promise<number> {
+  return withUnlocked(path, removed, options, async (file, state) => {
+    const slot = requireOpenedSlot(state);
+    if ((state.slotMask & ~(1 << slot)) === 0) {
+      throw new VaultError(
+        'USAGE',
+        'this is the last keyslot; removing it would lock the vault for good',
+        'add another secret first with `vault key add`',
+      );
+    }
+    await updateHeaders(file, state, (tables) => {
+      clearSlot(tables[PRIMARY], slot);
+      clearSlot(tables[BACKUP], slot);
+      return state.slotMask & ~(1 << slot);
+    });
+    return slot;
+  });
+}
+
+/** `vault repair`: rewrites both copies from the authoritative one when either is damaged or stale. */
+export async function repairHeaders(
+  path: string,
+  secret: Secret,
+  options: ManageOptions = {},
+): Promise<RepairResult> {
+  return withUnlocked(path, secret, options, async (file, state) => {
+    const repaired: Array<'primary' | 'backup'> = [];
+    if (state.copies[PRIMARY].state !== 'ok') repaired.push('primary');
+    if (state.copies[BACKUP].state !== 'ok') repaired.push('backup');
+    if (repaired.length > 0) await updateHeaders(file, state, () => state.slotMask);
+    return { repaired };
+  });
+}
+
+/** `vault header backup`: one 4096-byte sector, a primary-style copy with fresh nonces (FORMAT.md 5.3). */
+export async function backupHeader(
+  path: string,
+  secret: Secret,
+  target: string,
+  options: ManageOptions = {},
+): Promise<void> {
+  const sector = await withUnlocked(path, secret, { ...options, readOnly: true }, async (_file, state) => {
+    const [primary] = sealHeaderPair(state, state.tables, state.slotMask, state.sequence);
+    return primary;
+  });
+  let handle: Awaited<ReturnType<typeof openFile>> | undefined;
+  try {
+    handle = await openFile(target, 'wx', 0o600);
+    await handle.writeFile(sector);
+    await handle.datasync();
+  } catch (error) {
+    throw fileError(error, target);
+  } finally {
+    await handle?.close();
+  }
+}
+
+/**
+ * `vault header restore`: opens the backup file with the secret, checks it belongs to this vault (its
+ * master key opens one of the vault's header bodies; `force` skips that when both are unreadable),
+ * then writes both copies with a sequence number above every copy seen.
+ */
+export async function restoreHeader(
+  path: string,
+  secret: Secret,
+  source: string,
+  options: ManageOptions & { force?: boolean } = {},
+): Promise<void> {
+  const costLevel = options.costLevel ?? DEFAULT_COST_LEVEL;
+  checkCostFits(costLevel);
+  let backupSector: Buffer;
+  try {
+    backupSector = await readFile(source);
+  } catch (error) {
+    throw fileError(error, source);
+  }
+  if (backupSector.length !== SECTOR_BYTES) throw cannotUnlock();
+  const file = await (options.openFile ?? openContainerFile)(path, 'write');
+  let state: HeaderState | null = null;
+  try {
+    const fileSize = await file.size();
+    const table = readSlotTable(backupSector);
+    const slotKey = await deriveCopySlotKey(secret, table.salt, costLevel);
+    const opened = openSlots(table, PRIMARY, slotKey);
+    wipe(slotKey);
+    if (!opened) throw cannotUnlock();
+    // Read the backup file as if it were this vault's primary copy, with no backup copy.
+    const random = Buffer.alloc(SECTOR_BYTES, 0xff);
+    state = stateFromMasterKey([backupSector, random], fileSize, opened.masterKey);
+    if (!state) {
+      wipe(opened.masterKey);
+      throw new VaultError(
+        'USAGE',
+        'this header backup does not fit the vault (another size, or a damaged backup file)',
+        'restore the backup of this vault',
+      );
+    }
+    const current =
+      fileSize >= OVERHEAD_BYTES + SECTOR_BYTES ? await readHeaderSectors(file, fileSize) : null;
+    const keyCopy = Buffer.from(state.masterKey);
+    const seen = current ? stateFromMasterKey(current, fileSize, keyCopy) : null;
+    if (!seen) wipe(keyCopy);
+    if (!seen && !options.force) {
+      throw new VaultError(
+        'USAGE',
+        'cannot confirm that this header backup belongs to this vault (neither header copy of the vault opens with it)',
+        'check that you named the right vault and backup; pass --force if both headers are known to be damaged',
+      );
+    }
+    const sequence =
+      Math.max(state.sequence, seen?.copies[PRIMARY].sequence ?? 0, seen?.copies[BACKUP].sequence ?? 0) + 1;
+    if (seen) wipeHeaderState(seen);
+    await updateHeaders(file, state, () => state?.slotMask ?? 0, sequence);
+  } finally {
+    if (state) wipeHeaderState(state);
+    await file.close();
+  }
+}
+
+async function withUnlocked<T>(
+  path: string,
+  secret: Secret,
+  options: ManageOptions & { readOnly?: boolean },
+  action: (file: ContainerFile, state: HeaderState) => Promise<T>,
+): Promise<T> {
+  const file = await (options.openFile ?? openContainerFile)(path, options.readOnly ? 'read' : 'write');
+  try {
+    const state = await unlockHeaders(file, secret, options.costLevel ?? DEFAULT_COST_LEVEL);
+    try {
+      return await action(file, state);
+    } finally {
+      wipeHeaderState(state);
+    }
+  } finally {
+    await file.close();
+  }
+}
+
+async function wrapInBothCopies(
+  tables: [SlotTable, SlotTable],
+  slot: number,
+  secret: Secret,
+  costLevel: number,
+  masterKey: Buffer,
+): Promise<void> {
+  checkCostFits(costLevel);
+  for (const copy of [PRIMARY, BACKUP] as CopyId[]) {
+    const table = tables[copy];
+    const slotKey = await deriveCopySlotKey(secret, table.salt, costLevel);
+    try {
+      wrapSlot(table, copy, slot, slotKey, masterKey);
+    } finally {
+      wipe(slotKey);
+    }
+  }
+}
+
+function requireOpenedSlot(state: HeaderState): number {
+  if (state.openedSlot === null) {
+    throw new VaultError(
+      'USAGE',
+      'this secret opens only an out-of-date header copy (an earlier update was interrupted)',
+      'run `vault repair` first, then try again',
+    );
+  }
+  return state.openedSlot;
+}
+
+function newCost(options: ManageOptions): number {
+  return options.newCostLevel ?? options.costLevel ?? DEFAULT_COST_LEVEL;
+}

@@ -126,6 +126,13 @@ export async function backupHeader(
     await handle.writeFile(sector);
     await handle.datasync();
   } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new VaultError(
+        'EXISTS',
+        `file exists: ${target}`,
+        'choose another name: a header backup is never overwritten',
+      );
+    }
     throw fileError(error, target);
   } finally {
     await handle?.close();

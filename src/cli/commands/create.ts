@@ -1,4 +1,135 @@
+// `vault create <size> <file>`: a new vault of exactly <size> bytes, data area filled with ciphertext,
+// formatted (ext4 by default) by running mkfs on the bridge's cleartext block file.
+import { accessSync, constants } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { createVault } from '../../container/create.js';
+import { VaultError } from '../../container/errors.js';
+import { withBridge } from '../../fuse/bridge.js';
+import { findTool, runChecked } from '../../fuse/system.js';
+import { interruptSignal } from '../interrupt.js';
+import { createProgress } from '../progress.js';
+import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
+import { formatSize, parseSize } from '../size.js';
 
-// Placeholder: the command arrives with its issue.
-export function register(_program: Command): void {}
+export const FILESYSTEMS = ['ext4', 'vfat', 'exfat', 'none'] as const;
+export type Filesystem = (typeof FILESYSTEMS)[number];
+
+const MKFS: Record<
+  Exclude<Filesystem, 'none'>,
+  { tool: string; args: (blockFile: string) => string[]; package: string }
+> = {
+  // nodiscard: the block file is a FUSE file, discarding it would only be refused.
+  ext4: { tool: 'mkfs.ext4', args: (file) => ['-q', '-F', '-E', 'nodiscard', file], package: 'e2fsprogs' },
+  vfat: { tool: 'mkfs.vfat', args: (file) => [file], package: 'dosfstools' },
+  exfat: { tool: 'mkfs.exfat', args: (file) => [file], package: 'exfatprogs' },
+};
+
+interface CreateCommandOptions extends SecretOptions {
+  filesystem: string;
+  quick?: boolean;
+  force?: boolean;
+}
+
+export function register(program: Command): void {
+  const command = program
+    .command('create')
+    .description('create a new vault file of <size> bytes (binary units: 64M, 2G, 1.5T) and format it')
+    .argument('<size>', 'size of the vault file: 64M, 512M, 2G, 1.5T or bytes')
+    .argument('<file>', 'the vault file to create')
+    .option('--filesystem <type>', `filesystem inside: ${FILESYSTEMS.join(', ')}`, 'ext4')
+    .option('--quick', 'do not fill the data area with random-looking data (faster; reveals usage, see docs)')
+    .option('-f, --force', 'replace an existing file');
+  addSecretOptions(command);
+  addCostOption(command);
+  command.addHelpText(
+    'after',
+    `
+Examples:
+  vault create 2G secret.vol                          # asks for a password twice, formats ext4
+  vault create 512M usb.vol --filesystem exfat
+  vault create 64M ci.vol -k key.bin --non-interactive
+  printf '%s\\n' "$PASS" | vault create 1G a.vol --password-stdin`,
+  );
+  command.action(async (sizeText: string, file: string, options: CreateCommandOptions) => {
+    const fileSize = parseSize(sizeText);
+    const filesystem = parseFilesystem(options.filesystem);
+    const costLevel = parseCost(options);
+    if (filesystem !== 'none') checkFormatTools(filesystem);
+    // Fail before asking for a password when the target is obviously wrong.
+    const existing = await stat(file).catch(() => null);
+    if (existing?.isDirectory())
+      throw new VaultError('USAGE', `is a directory: ${file}`, 'name a file to create');
+    if (existing && !options.force) {
+      throw new VaultError(
+        'EXISTS',
+        `file exists: ${file}`,
+        'choose another name, or pass --force to replace it',
+      );
+    }
+    const secret = await readSecret(options, {
+      prompt: `Password for the new vault ${file}: `,
+      confirm: true,
+    });
+    const progress = createProgress(options.quick ? 'Allocating' : 'Filling', fileSize);
+    try {
+      await createVault(file, {
+        fileSize,
+        secret,
+        costLevel,
+        quick: options.quick ?? false,
+        force: options.force ?? false,
+        signal: interruptSignal(),
+        onProgress: (done) => progress.update(done),
+        ...(filesystem === 'none'
+          ? {}
+          : { format: (vault) => withBridge(vault, (blockFile) => makeFilesystem(filesystem, blockFile)) }),
+      });
+    } finally {
+      progress.done();
+      secret.wipe();
+    }
+    const inside = filesystem === 'none' ? 'no filesystem' : filesystem;
+    process.stdout.write(`Created ${file}: ${formatSize(fileSize)}, ${inside}.\n`);
+    if (filesystem !== 'none') process.stdout.write(`Mount it with: vault mount ${file} <mountpoint>\n`);
+  });
+}
+
+function parseFilesystem(text: string): Filesystem {
+  const found = FILESYSTEMS.find((name) => name === text);
+  if (!found) {
+    throw new VaultError('USAGE', `unknown filesystem "${text}"`, `choose one of: ${FILESYSTEMS.join(', ')}`);
+  }
+  return found;
+}
+
+function checkFormatTools(filesystem: Exclude<Filesystem, 'none'>): void {
+  const { tool } = MKFS[filesystem];
+  if (process.getuid?.() !== 0) {
+    throw new VaultError(
+      'NEEDS_SYSTEM',
+      'formatting a new vault needs root rights (it goes through FUSE)',
+      'run the command with sudo, or create it with --filesystem none',
+    );
+  }
+  try {
+    accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
+  } catch {
+    throw new VaultError('NEEDS_SYSTEM', '/dev/fuse is missing', 'load the fuse module (modprobe fuse)');
+  }
+  if (!findTool(tool)) {
+    throw new VaultError(
+      'NEEDS_SYSTEM',
+      `${tool} is missing`,
+      `install the Debian package ${MKFS[filesystem].package}`,
+    );
+  }
+}
+
+export async function makeFilesystem(
+  filesystem: Exclude<Filesystem, 'none'>,
+  blockFile: string,
+): Promise<void> {
+  const { tool, args } = MKFS[filesystem];
+  await runChecked(tool, args(blockFile), `making the ${filesystem} filesystem`);
+}

@@ -1,4 +1,47 @@
+// `vault passwd <file>`: changes the secret of the keyslot the current secret opens. The master key and
+// the data never change; other keyslots are untouched.
 import type { Command } from 'commander';
+import { changeSecret } from '../../container/manage.js';
+import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
+import { addNewSecretOptions, type NewSecretOptions, newCost } from './new-secret.js';
 
-// Placeholder: the command arrives with its issue.
-export function register(_program: Command): void {}
+export function register(program: Command): void {
+  const command = program
+    .command('passwd')
+    .description('change the password (and keyfiles) of the keyslot your current secret opens')
+    .argument('<file>', 'the vault file');
+  addSecretOptions(command);
+  addCostOption(command);
+  addNewSecretOptions(command);
+  command.addHelpText(
+    'after',
+    `
+With --password-stdin, line 1 of stdin is the current password and line 2 the new one.
+
+Examples:
+  vault passwd secret.vol
+  vault passwd secret.vol -k old.key --new-keyfile new.key
+  printf '%s\\n%s\\n' "$OLD" "$NEW" | vault passwd secret.vol --password-stdin`,
+  );
+  command.action(async (file: string, options: SecretOptions & NewSecretOptions) => {
+    const costLevel = parseCost(options);
+    const newCostLevel = newCost(options, costLevel);
+    const current = await readSecret(options, { prompt: `Current password for ${file}: ` });
+    try {
+      const next = await readSecret(options, {
+        prompt: 'New password: ',
+        confirm: true,
+        stdinLine: 1,
+        keyfiles: options.newKeyfile ?? [],
+      });
+      try {
+        const slot = await changeSecret(file, current, next, { costLevel, newCostLevel });
+        process.stdout.write(`Changed the secret of keyslot ${slot}.\n`);
+      } finally {
+        next.wipe();
+      }
+    } finally {
+      current.wipe();
+    }
+  });
+}

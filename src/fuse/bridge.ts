@@ -1,0 +1,257 @@
+// The block-file bridge: a FUSE filesystem with one file, `volume`, whose bytes are a BlockDevice's
+// cleartext. A loop device (or mkfs, dd, fsck) works on that file. Every write is acknowledged only
+// after writeAt resolved (the bytes are in the container file); fsync reaches it as fdatasync.
+import { mkdir, mkdtemp, rmdir } from 'node:fs/promises';
+import type { BlockDevice } from '../container/block-device.js';
+import { Errno, type FuseMount, type FuseOperations, type FuseStat, mountFuse } from './fuse-native.js';
+import { run } from './system.js';
+
+export const VOLUME_NAME = 'volume';
+/** Where private bridge directories live (mode 0700); the daemon's state directories too. */
+export const RUN_DIR = '/run/vault';
+const SECTOR = 4096;
+
+export interface BridgeOptions {
+  /** Shown as the FUSE source in /proc/mounts; helps recognise stale endpoints. */
+  fsname?: string;
+  /** Called with a one-line message when the device fails a request (the kernel only sees EIO). */
+  onError?: (message: string) => void;
+}
+
+export interface Bridge {
+  readonly dir: string;
+  readonly blockFile: string;
+  /** Request sizes seen so far, for checking that big requests arrive (size -> count). */
+  readonly requestSizes: { read: Map<number, number>; write: Map<number, number> };
+  /** Resolves when no request is in flight (used before flushing and unmounting). */
+  idle(): Promise<void>;
+  /**
+   * Unmounts. Without `lazy` it fails (returns false) while something still has `volume` open,
+   * e.g. a loop device; with `lazy` the endpoint disappears at once (used to clean up).
+   */
+  unmount(options?: { lazy?: boolean }): Promise<boolean>;
+}
+
+/** Mounts the bridge on `dir`, an existing empty directory. */
+export async function mountBridge(
+  device: BlockDevice,
+  dir: string,
+  options: BridgeOptions = {},
+): Promise<Bridge> {
+  const readOnly = device.readOnly;
+  const mountedAt = Date.now();
+  let modifiedAt = mountedAt;
+  const requestSizes = { read: new Map<number, number>(), write: new Map<number, number>() };
+  const count = (map: Map<number, number>, size: number): void => {
+    map.set(size, (map.get(size) ?? 0) + 1);
+  };
+  let inFlight = 0;
+  let idleWaiters: Array<() => void> = [];
+  const begin = (): void => {
+    inFlight++;
+  };
+  const end = (): void => {
+    inFlight--;
+    if (inFlight === 0) {
+      const waiters = idleWaiters;
+      idleWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  };
+  const report = (what: string, error: unknown): number => {
+    const message = error instanceof Error ? error.message : String(error);
+    options.onError?.(`${what} failed: ${message}`);
+    return Errno.EIO;
+  };
+
+  const fileStat = (): FuseStat => ({
+    mode: 0o100000 | (readOnly ? 0o400 : 0o600),
+    uid: 0,
+    gid: 0,
+    size: device.size,
+    nlink: 1,
+    blksize: SECTOR,
+    blocks: Math.ceil(device.size / 512),
+    atime: mountedAt,
+    mtime: modifiedAt,
+    ctime: modifiedAt,
+  });
+  const dirStat = (): FuseStat => ({
+    mode: 0o040000 | 0o700,
+    uid: 0,
+    gid: 0,
+    size: 4096,
+    nlink: 2,
+    atime: mountedAt,
+    mtime: mountedAt,
+    ctime: mountedAt,
+  });
+  const isVolume = (path: string): boolean => path === `/${VOLUME_NAME}`;
+
+  const ops: FuseOperations = {
+    getattr(path, cb) {
+      if (path === '/') return cb(0, dirStat());
+      if (isVolume(path)) return cb(0, fileStat());
+      cb(Errno.ENOENT);
+    },
+    fgetattr(path, _fd, cb) {
+      ops.getattr(path, cb);
+    },
+    readdir(path, cb) {
+      if (path === '/') return cb(0, [VOLUME_NAME]);
+      cb(Errno.ENOENT);
+    },
+    open(path, flags, cb) {
+      if (!isVolume(path)) return cb(Errno.ENOENT);
+      // O_ACCMODE: 0 = read only.
+      if (readOnly && (flags & 3) !== 0) return cb(Errno.EROFS);
+      cb(0, 0);
+    },
+    release(_path, _fd, cb) {
+      cb(0);
+    },
+    read(path, _fd, buffer, length, position, cb) {
+      if (!isVolume(path)) return cb(Errno.ENOENT);
+      if (position >= device.size) return cb(0);
+      const n = Math.min(length, device.size - position);
+      count(requestSizes.read, n);
+      begin();
+      device.readAt(buffer.subarray(0, n), position).then(
+        () => {
+          end();
+          cb(n);
+        },
+        (error: unknown) => {
+          end();
+          cb(report('read', error));
+        },
+      );
+    },
+    write(path, _fd, buffer, length, position, cb) {
+      if (!isVolume(path)) return cb(Errno.ENOENT);
+      if (readOnly) return cb(Errno.EROFS);
+      if (position >= device.size) return cb(Errno.ENOSPC);
+      const n = Math.min(length, device.size - position);
+      count(requestSizes.write, n);
+      begin();
+      const done = device.writeAt(buffer.subarray(0, n), position);
+      done.then(
+        () => {
+          modifiedAt = Date.now();
+          end();
+          cb(n);
+        },
+        (error: unknown) => {
+          end();
+          cb(report('write', error));
+        },
+      );
+    },
+    flush(_path, _fd, cb) {
+      // close() of the file: make what was written durable (mkfs, dd and loop all close at the end).
+      if (readOnly) return cb(0);
+      device.flush().then(
+        () => cb(0),
+        (error: unknown) => cb(report('flush', error)),
+      );
+    },
+    fsync(_path, _datasync, _fd, cb) {
+      if (readOnly) return cb(0);
+      device.flush().then(
+        () => cb(0),
+        (error: unknown) => cb(report('fsync', error)),
+      );
+    },
+    truncate(path, size, cb) {
+      if (!isVolume(path)) return cb(Errno.ENOENT);
+      cb(size === device.size ? 0 : Errno.EPERM);
+    },
+    ftruncate(path, _fd, size, cb) {
+      ops.truncate?.(path, size, cb);
+    },
+    utimens(_path, _atime, _mtime, cb) {
+      cb(0);
+    },
+    chmod(_path, _mode, cb) {
+      cb(Errno.EPERM);
+    },
+    chown(_path, _uid, _gid, cb) {
+      cb(Errno.EPERM);
+    },
+    access(_path, _mode, cb) {
+      cb(0);
+    },
+    statfs(_path, cb) {
+      const blocks = Math.ceil(device.size / SECTOR);
+      cb(0, {
+        bsize: SECTOR,
+        frsize: SECTOR,
+        blocks,
+        bfree: 0,
+        bavail: 0,
+        files: 1,
+        ffree: 0,
+        favail: 0,
+        namemax: 255,
+      });
+    },
+  };
+
+  const fuse: FuseMount = await mountFuse(dir, ops, { readOnly, fsname: options.fsname ?? 'vault' });
+  let mounted = true;
+
+  return {
+    dir,
+    blockFile: `${dir}/${VOLUME_NAME}`,
+    requestSizes,
+    idle() {
+      if (inFlight === 0) return Promise.resolve();
+      return new Promise((resolve) => idleWaiters.push(resolve));
+    },
+    async unmount({ lazy = false } = {}) {
+      if (!mounted) return true;
+      const result = await run('fusermount', lazy ? ['-u', '-z', dir] : ['-u', dir]);
+      if (result.code !== 0) {
+        // Already gone (e.g. someone ran umount by hand) counts as done.
+        if (!/not found|not mounted|Invalid argument/i.test(result.stderr)) return false;
+      }
+      mounted = false;
+      fuse.release();
+      return true;
+    },
+  };
+}
+
+function noop(): void {}
+
+/** Creates a fresh private directory under /run/vault (0700) for a bridge or a daemon. */
+export async function makePrivateDir(prefix: string): Promise<string> {
+  await mkdir(RUN_DIR, { recursive: true, mode: 0o700 });
+  return mkdtemp(`${RUN_DIR}/${prefix}`);
+}
+
+/**
+ * Runs `fn` with the device exposed as a block file (in-process FUSE mount of a private directory),
+ * then always unmounts, also when fn throws. `vault create` formats new vaults this way.
+ */
+export async function withBridge<T>(device: BlockDevice, fn: (blockFile: string) => Promise<T>): Promise<T> {
+  const dir = await makePrivateDir('bridge-');
+  let bridge: Bridge | undefined;
+  try {
+    bridge = await mountBridge(device, dir);
+    return await fn(bridge.blockFile);
+  } finally {
+    if (bridge) {
+      await bridge.idle();
+      // A tool that just exited may still hold the file for a moment; then force it.
+      let unmounted = false;
+      for (let attempt = 0; attempt < 20 && !unmounted; attempt++) {
+        unmounted = await bridge.unmount();
+        if (!unmounted) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      if (!unmounted) await bridge.unmount({ lazy: true });
+      if (!device.readOnly) await device.flush();
+    }
+    await rmdir(dir).catch(noop);
+  }
+}

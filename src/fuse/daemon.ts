@@ -1,0 +1,230 @@
+// The mount daemon: one detached process per mounted vault. It receives settings and the secret on fd 3,
+// unlocks (the one KDF run), serves the cleartext through the FUSE bridge, attaches the loop device and
+// mounts the filesystem; on SIGTERM/SIGINT (or any failure) it undoes all of it in reverse and wipes keys.
+import { mkdir, rmdir } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { BlockDevice } from '../container/block-device.js';
+import { isVaultError, VaultError } from '../container/errors.js';
+import { Secret } from '../container/secret.js';
+import { openVault } from '../container/vault.js';
+import { type Bridge, mountBridge } from './bridge.js';
+import { openPassthroughDevice } from './passthrough-device.js';
+import { type DaemonMessage, type DaemonSettings, readSettingsAndSecret } from './protocol.js';
+import { fuseDirOf, type MountState, removeStateDir, writeState } from './state.js';
+import {
+  attachLoop,
+  detachLoop,
+  detectFilesystem,
+  isMountpoint,
+  loopBackingFile,
+  mountFilesystem,
+  mountsOfSource,
+  unmountFilesystem,
+} from './system.js';
+
+function log(message: string): void {
+  process.stderr.write(`${new Date().toISOString()} vault-daemon[${process.pid}]: ${message}\n`);
+}
+
+const channel = new Socket({ fd: 3, readable: true, writable: true });
+let settings: DaemonSettings | null = null;
+let state: MountState | null = null;
+let device: BlockDevice | null = null;
+let bridge: Bridge | null = null;
+let started = false;
+let stopRequested = false;
+let stopping: Promise<void> | null = null;
+const warnings: string[] = [];
+
+function send(message: DaemonMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (channel.destroyed || !channel.writable) return resolve();
+    channel.write(`${JSON.stringify(message)}\n`, () => resolve());
+  });
+}
+
+async function saveState(patch: Partial<MountState>): Promise<void> {
+  if (!state) return;
+  state = { ...state, ...patch };
+  await writeState(state);
+}
+
+function checkStop(): void {
+  if (stopRequested) {
+    throw new VaultError(
+      'INTERRUPTED',
+      'interrupted; the mount was cancelled and undone',
+      'run the command again',
+    );
+  }
+}
+
+async function start(): Promise<void> {
+  const received = await readSettingsAndSecret(channel);
+  settings = received.settings;
+  const s = settings;
+  state = {
+    version: 1,
+    id: s.id,
+    file: s.file,
+    dev: s.dev,
+    ino: s.ino,
+    mountpoint: s.noFilesystem ? null : s.mountpoint,
+    createdMountpoint: s.createdMountpoint,
+    blockFile: `${fuseDirOf(s.id)}/volume`,
+    loopDevice: null,
+    fsType: null,
+    readOnly: s.readOnly,
+    pid: process.pid,
+    device: s.device,
+    phase: 'starting',
+    mountedAt: new Date().toISOString(),
+    unlockMs: null,
+  };
+  await writeState(state);
+  log(`mounting ${s.file}${s.readOnly ? ' read-only' : ''}`);
+  const unlockStarted = performance.now();
+  if (s.device === 'passthrough') {
+    received.secret.fill(0);
+    device = await openPassthroughDevice(s.file, { readOnly: s.readOnly });
+  } else {
+    const secret = Secret.fromMaterial(received.secret);
+    try {
+      const vault = await openVault(s.file, secret, {
+        costLevel: s.costLevel,
+        readOnly: s.readOnly,
+        preserveTimestamps: s.preserveTimestamps,
+      });
+      device = vault;
+      if (vault.identity.dev !== s.dev || vault.identity.ino !== s.ino) {
+        throw new VaultError('BUSY', `${s.file} was replaced while mounting`, 'run the command again');
+      }
+      warnings.push(...vault.warnings);
+      for (const warning of vault.warnings) log(`warning: ${warning}`);
+    } finally {
+      secret.wipe();
+    }
+  }
+  const unlockMs = Math.round(performance.now() - unlockStarted);
+  checkStop();
+
+  const fuseDir = fuseDirOf(s.id);
+  await mkdir(fuseDir, { mode: 0o700 });
+  bridge = await mountBridge(device, fuseDir, {
+    fsname: `vault:${s.id}`,
+    onError: (message) => log(message),
+  });
+  await saveState({ blockFile: bridge.blockFile, unlockMs });
+  checkStop();
+
+  if (!s.noFilesystem && s.mountpoint) {
+    const loopDevice = await attachLoop(bridge.blockFile, { readOnly: s.readOnly, directIo: s.loopDirectIo });
+    await saveState({ loopDevice });
+    checkStop();
+    const fsType = await detectFilesystem(loopDevice);
+    if (!fsType) {
+      throw new VaultError(
+        'USAGE',
+        'the vault holds no filesystem that could be recognised',
+        'mount it with --no-filesystem and format the block file, or create the vault with a filesystem',
+      );
+    }
+    await mountFilesystem(loopDevice, s.mountpoint, fsType, { readOnly: s.readOnly });
+    await saveState({ fsType });
+  }
+  await saveState({ phase: 'mounted' });
+  started = true;
+  log(`mounted: block file ${bridge.blockFile}${state?.loopDevice ? `, loop ${state.loopDevice}` : ''}`);
+  await send({ type: 'ready', state: state as MountState, warnings });
+  channel.end();
+  channel.destroy();
+}
+
+/** Undoes every step that happened, in reverse. Safe to call at any point, and more than once. */
+function stop(why: string): Promise<void> {
+  if (!stopping) stopping = doStop(why);
+  return stopping;
+}
+
+async function doStop(why: string): Promise<void> {
+  log(`stopping (${why})`);
+  await saveState({ phase: 'stopping' }).catch(() => {});
+  const loopDevice = state?.loopDevice ?? null;
+  const blockFile = bridge?.blockFile ?? null;
+  if (loopDevice) {
+    for (const entry of mountsOfSource(loopDevice)) {
+      // Normally `vault dismount` already did this; a SIGTERM from elsewhere (shutdown) lands here.
+      if (!(await unmountFilesystem(entry.mountpoint))) {
+        log(`${entry.mountpoint} is busy; detaching it lazily`);
+        await unmountFilesystem(entry.mountpoint, { lazy: true });
+      }
+    }
+    if (blockFile && loopBackingFile(loopDevice) === blockFile) await detachLoop(loopDevice);
+  }
+  if (bridge) {
+    await bridge.idle();
+    if (device && !device.readOnly)
+      await device.flush().catch((error) => log(`flush failed: ${String(error)}`));
+    let reported = false;
+    // Busy while a lazily detached filesystem still uses the loop device: keep serving until it is released.
+    while (!(await bridge.unmount())) {
+      if (!reported) log('the block file is still in use; waiting for it to be released');
+      reported = true;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+  if (device) {
+    await device.close().catch((error) => log(`close failed: ${String(error)}`));
+    device = null;
+  }
+  if (settings) {
+    if (settings.createdMountpoint && settings.mountpoint && !isMountpoint(settings.mountpoint)) {
+      await rmdir(settings.mountpoint).catch(() => {});
+    }
+    await removeStateDir(settings.id);
+  }
+  log('stopped; keys wiped');
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  stopRequested = true;
+  if (!started) return; // start() notices at its next step and undoes what it did
+  stop(signal).then(
+    () => process.exit(0),
+    (error) => {
+      log(`stop failed: ${String(error)}`);
+      process.exit(1);
+    },
+  );
+}
+
+process.on('SIGTERM', onSignal);
+process.on('SIGINT', onSignal);
+process.on('SIGHUP', () => {});
+process.on('uncaughtException', (error) => {
+  log(`internal error: ${error.stack ?? error.message}`);
+  stop('internal error').finally(() => process.exit(1));
+});
+
+try {
+  await start();
+} catch (error) {
+  if (!isVaultError(error))
+    log(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  else log(`failed: ${error.message}`);
+  await stop('mount failed').catch((stopError) => log(`undo failed: ${String(stopError)}`));
+  const vaultError = isVaultError(error)
+    ? error
+    : new VaultError(
+        'INTERNAL',
+        `the mount daemon failed: ${error instanceof Error ? error.message : String(error)}`,
+      );
+  await send({
+    type: 'error',
+    code: vaultError.code,
+    message: vaultError.message,
+    hint: vaultError.hint ?? null,
+  });
+  process.exit(1);
+}

@@ -1,0 +1,142 @@
+// What is mounted: one directory per mounted vault, /run/vault/<dev>-<ino>/, holding state.json (written
+// atomically), the daemon's log and the FUSE directory `fuse/` with the block file `volume`.
+// Keyed by the container's device and inode, so another path or a hard link to it is the same vault.
+import { mkdir, readdir, readFile, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { RUN_DIR } from './bridge.js';
+import { mountTable, processAlive, processCommand } from './system.js';
+
+export interface MountState {
+  version: 1;
+  /** `${dev}-${ino}` of the container file; also the state directory's name. */
+  id: string;
+  /** Absolute path of the container file as given at mount time. */
+  file: string;
+  dev: number;
+  ino: number;
+  /** Where the filesystem is mounted; null with --no-filesystem. */
+  mountpoint: string | null;
+  /** We created the mountpoint (/media/vault/<name>) and remove it at dismount. */
+  createdMountpoint: boolean;
+  /** The cleartext block file the daemon serves (FUSE). */
+  blockFile: string;
+  loopDevice: string | null;
+  fsType: string | null;
+  readOnly: boolean;
+  /** Daemon process id. */
+  pid: number;
+  /** 'vault' for real vaults; 'passthrough' only in benchmarks. */
+  device: 'vault' | 'passthrough';
+  phase: 'starting' | 'mounted' | 'stopping';
+  mountedAt: string;
+  /** How long unlocking (the KDF) took in the daemon, for the mount-overhead benchmark. */
+  unlockMs: number | null;
+}
+
+export type VaultStatus = 'ok' | 'starting' | 'stopping' | 'broken';
+
+export function stateId(dev: number, ino: number): string {
+  return `${dev}-${ino}`;
+}
+
+export function stateDirOf(id: string): string {
+  return `${RUN_DIR}/${id}`;
+}
+
+export function fuseDirOf(id: string): string {
+  return `${stateDirOf(id)}/fuse`;
+}
+
+export function logFileOf(id: string): string {
+  return `${stateDirOf(id)}/daemon.log`;
+}
+
+/**
+ * Claims the state directory for a vault; false when it already exists (mounted, being mounted,
+ * or remains of a crashed daemon). mkdir is atomic, so two concurrent mounts cannot both win.
+ */
+export async function claimStateDir(id: string): Promise<boolean> {
+  await mkdir(RUN_DIR, { recursive: true, mode: 0o700 });
+  try {
+    await mkdir(stateDirOf(id), { mode: 0o700 });
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  }
+}
+
+export async function writeState(state: MountState): Promise<void> {
+  const path = `${stateDirOf(state.id)}/state.json`;
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+  await rename(temporary, path);
+}
+
+export async function readState(id: string): Promise<MountState | null> {
+  try {
+    return JSON.parse(await readFile(`${stateDirOf(id)}/state.json`, 'utf8')) as MountState;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Removes a state directory: rmdir on `fuse/` (never descending into a live mount), unlink of our files.
+ * Returns false when the FUSE directory is still mounted (the directory is then left in place).
+ */
+export async function removeStateDir(id: string): Promise<boolean> {
+  const dir = stateDirOf(id);
+  try {
+    await rmdir(`${dir}/fuse`);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') return false;
+  }
+  let names: string[] = [];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return true;
+  }
+  for (const name of names) await unlink(`${dir}/${name}`).catch(() => {});
+  await rmdir(dir).catch(() => {});
+  return true;
+}
+
+/** Every vault with a state directory (mounted, starting, stopping or broken), oldest first. */
+export async function readAllStates(): Promise<MountState[]> {
+  let names: string[] = [];
+  try {
+    names = await readdir(RUN_DIR);
+  } catch {
+    return [];
+  }
+  const states: MountState[] = [];
+  for (const name of names) {
+    if (!/^\d+-\d+$/.test(name)) continue;
+    const state = await readState(name);
+    if (state) states.push(state);
+  }
+  return states.sort((a, b) => a.mountedAt.localeCompare(b.mountedAt));
+}
+
+/** True when `pid` is alive and is a vault daemon (not a recycled pid). */
+export function daemonAlive(pid: number): boolean {
+  return pid > 0 && processAlive(pid) && processCommand(pid).includes('fuse/daemon.js');
+}
+
+/** ok: daemon alive and everything in place; broken: daemon gone or its FUSE endpoint missing. */
+export function statusOf(state: MountState): VaultStatus {
+  if (!daemonAlive(state.pid)) return 'broken';
+  if (state.phase !== 'mounted') return state.phase;
+  const fuseDir = fuseDirOf(state.id);
+  const table = mountTable();
+  if (!table.some((entry) => entry.mountpoint === fuseDir)) return 'broken';
+  if (state.mountpoint && state.loopDevice) {
+    const mounted = table.some(
+      (entry) => entry.mountpoint === state.mountpoint && entry.source === state.loopDevice,
+    );
+    if (!mounted) return 'broken';
+  }
+  return 'ok';
+}

@@ -1,0 +1,352 @@
+// The host side of a mount: running losetup/mount/umount/blkid/fusermount, reading the mount table
+// and loop devices from /proc and /sys, and finding which processes hold a mount or a file open.
+// Everything here is idempotent enough to be used both on the way up and when cleaning up remains.
+import { execFile } from 'node:child_process';
+import { accessSync, constants, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { access, readdir, readFile, readlink } from 'node:fs/promises';
+import { VaultError } from '../container/errors.js';
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a system tool without a shell; never throws for a non-zero exit (callers decide). */
+export function run(command: string, args: readonly string[], timeoutMs = 60_000): Promise<RunResult> {
+  return new Promise((resolve) => {
+    execFile(
+      command,
+      args as string[],
+      { timeout: timeoutMs, encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } },
+      (error, stdout, stderr) => {
+        let code = 0;
+        if (error) {
+          const raw = (error as NodeJS.ErrnoException & { code?: unknown }).code;
+          code = typeof raw === 'number' ? raw : 127;
+        }
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** Runs a tool and throws VaultError IO with its stderr when it fails. */
+export async function runChecked(command: string, args: readonly string[], what: string): Promise<string> {
+  const result = await run(command, args);
+  if (result.code !== 0) {
+    throw new VaultError(
+      'IO',
+      `${what} failed: ${firstLine(result.stderr) || `${command} exited ${result.code}`}`,
+    );
+  }
+  return result.stdout;
+}
+
+export function firstLine(text: string): string {
+  return text.trim().split('\n')[0]?.trim() ?? '';
+}
+
+const TOOL_DIRS = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+
+export function findTool(name: string): string | null {
+  for (const dir of [...(process.env.PATH ?? '').split(':').filter(Boolean), ...TOOL_DIRS]) {
+    try {
+      accessSync(`${dir}/${name}`, constants.X_OK);
+      return `${dir}/${name}`;
+    } catch {}
+  }
+  return null;
+}
+
+/** Root, /dev/fuse and the tools a mount needs; one clear error for the first thing missing. */
+export function checkSystem(tools: readonly string[]): void {
+  if (process.getuid?.() !== 0) {
+    throw new VaultError(
+      'NEEDS_SYSTEM',
+      'mounting needs root rights (FUSE, loop devices and mount)',
+      'run the command with sudo',
+    );
+  }
+  try {
+    accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
+  } catch {
+    throw new VaultError(
+      'NEEDS_SYSTEM',
+      '/dev/fuse is missing',
+      'load the fuse module (modprobe fuse); in a container, pass --device /dev/fuse',
+    );
+  }
+  for (const tool of tools) {
+    if (!findTool(tool)) {
+      throw new VaultError(
+        'NEEDS_SYSTEM',
+        `the system tool ${tool} is missing`,
+        'install util-linux, fuse and e2fsprogs (scripts/setup.sh does it on Debian)',
+      );
+    }
+  }
+}
+
+// ---- mount table -------------------------------------------------------------------------------
+
+export interface MountEntry {
+  mountId: number;
+  source: string;
+  mountpoint: string;
+  fstype: string;
+  options: string;
+}
+
+function unescapeMountField(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
+}
+
+export function parseMountinfo(text: string): MountEntry[] {
+  const entries: MountEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const [left, right] = line.split(' - ');
+    if (!left || !right) continue;
+    const fields = left.split(' ');
+    const tail = right.split(' ');
+    entries.push({
+      mountId: Number(fields[0]),
+      mountpoint: unescapeMountField(fields[4] ?? ''),
+      options: fields[5] ?? '',
+      fstype: tail[0] ?? '',
+      source: unescapeMountField(tail[1] ?? ''),
+    });
+  }
+  return entries;
+}
+
+export function mountTable(): MountEntry[] {
+  return parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'));
+}
+
+export function isMountpoint(path: string): boolean {
+  return mountTable().some((entry) => entry.mountpoint === path);
+}
+
+export function mountsOfSource(source: string): MountEntry[] {
+  return mountTable().filter((entry) => entry.source === source);
+}
+
+// ---- loop devices ------------------------------------------------------------------------------
+
+/** The file a loop device is attached to, or null when it is free or gone. */
+export function loopBackingFile(loopDevice: string): string | null {
+  const name = loopDevice.replace(/^\/dev\//, '');
+  try {
+    return readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+/** Loop devices attached to `file` (path as the kernel reports it). */
+export function loopsOfFile(file: string): string[] {
+  const found: string[] = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync('/sys/block').filter((name) => name.startsWith('loop'));
+  } catch {
+    return found;
+  }
+  for (const name of names) {
+    const backing = loopBackingFile(name);
+    if (backing === file || backing === `${file} (deleted)`) found.push(`/dev/${name}`);
+  }
+  return found;
+}
+
+/** Whether the loop device uses direct I/O on its backing file (kernel view). */
+export function loopDirectIo(loopDevice: string): boolean {
+  const name = loopDevice.replace(/^\/dev\//, '');
+  try {
+    return readFileSync(`/sys/block/${name}/loop/dio`, 'utf8').trim() === '1';
+  } catch {
+    return false;
+  }
+}
+
+// ---- processes ---------------------------------------------------------------------------------
+
+export interface Holder {
+  pid: number;
+  command: string;
+}
+
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A zombie is dead for our purposes.
+  try {
+    const status = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return status.slice(status.lastIndexOf(')') + 2, status.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** The command line of a process, for messages and to recognise our own daemon. */
+export function processCommand(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+  } catch {
+    return '';
+  }
+}
+
+function processName(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '?';
+  }
+}
+
+function within(path: string, root: string): boolean {
+  return path === root || path.startsWith(root.endsWith('/') ? root : `${root}/`);
+}
+
+/**
+ * Processes that use anything under `root` (a mountpoint) or the file `root` itself: open files,
+ * cwd, root directory, memory maps. Reads /proc like fuser does; our own process is left out.
+ */
+export async function findHolders(root: string, device?: { dev: number }): Promise<Holder[]> {
+  const holders: Holder[] = [];
+  let pids: string[] = [];
+  try {
+    pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name));
+  } catch {
+    return holders;
+  }
+  for (const pidText of pids) {
+    const pid = Number(pidText);
+    if (pid === process.pid) continue;
+    if (await usesPath(pid, root, device)) holders.push({ pid, command: processName(pid) });
+  }
+  return holders;
+}
+
+async function usesPath(pid: number, root: string, device?: { dev: number }): Promise<boolean> {
+  const links = [`/proc/${pid}/cwd`, `/proc/${pid}/root`, `/proc/${pid}/exe`];
+  try {
+    for (const fd of await readdir(`/proc/${pid}/fd`)) links.push(`/proc/${pid}/fd/${fd}`);
+  } catch {}
+  for (const link of links) {
+    try {
+      const target = await readlink(link);
+      if (within(target.replace(/ \(deleted\)$/, ''), root)) return true;
+    } catch {}
+  }
+  try {
+    const maps = await readFile(`/proc/${pid}/maps`, 'utf8');
+    for (const line of maps.split('\n')) {
+      const path = line.split(/\s+/).slice(5).join(' ');
+      if (path && within(path.replace(/ \(deleted\)$/, ''), root)) return true;
+      if (device && path) {
+        const devField = line.split(/\s+/)[3];
+        if (devField && devField !== '00:00' && deviceNumber(devField) === device.dev) return true;
+      }
+    }
+  } catch {}
+  return false;
+}
+
+function deviceNumber(field: string): number {
+  const [major, minor] = field.split(':').map((part) => Number.parseInt(part, 16));
+  return ((major ?? 0) << 8) | (minor ?? 0);
+}
+
+export function describeHolders(holders: readonly Holder[]): string {
+  return holders.map((holder) => `${holder.command} (pid ${holder.pid})`).join(', ');
+}
+
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function statOrNull(path: string): ReturnType<typeof statSync> | null {
+  try {
+    return statSync(path);
+  } catch {
+    return null;
+  }
+}
+
+export function readlinkOrNull(path: string): string | null {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return null;
+  }
+}
+
+// ---- the steps of a mount ----------------------------------------------------------------------
+
+/** Attaches a loop device to `file`; returns its path (/dev/loopN). */
+export async function attachLoop(
+  file: string,
+  options: { readOnly: boolean; directIo: boolean },
+): Promise<string> {
+  const args = ['--find', '--show'];
+  if (options.readOnly) args.push('--read-only');
+  if (options.directIo) args.push('--direct-io=on');
+  args.push(file);
+  const stdout = await runChecked('losetup', args, 'attaching a loop device');
+  const loopDevice = stdout.trim();
+  if (!/^\/dev\/loop\d+$/.test(loopDevice))
+    throw new VaultError('IO', `losetup printed no loop device (${loopDevice})`);
+  return loopDevice;
+}
+
+export async function detachLoop(loopDevice: string): Promise<boolean> {
+  const result = await run('losetup', ['--detach', loopDevice]);
+  return result.code === 0 || loopBackingFile(loopDevice) === null;
+}
+
+/** The filesystem type blkid finds on a device (ext4, vfat, exfat, ...), or null. */
+export async function detectFilesystem(device: string): Promise<string | null> {
+  const result = await run('blkid', ['-p', '-o', 'value', '-s', 'TYPE', device]);
+  const type = result.stdout.trim();
+  return result.code === 0 && /^[a-z0-9_.-]+$/i.test(type) ? type : null;
+}
+
+export async function mountFilesystem(
+  device: string,
+  mountpoint: string,
+  fsType: string,
+  options: { readOnly: boolean },
+): Promise<void> {
+  const mountOptions = options.readOnly ? ['ro'] : ['rw'];
+  // ext3/ext4 read-only on a read-only device: never replay the journal, nothing may be written.
+  if (options.readOnly && /^ext[34]$/.test(fsType)) mountOptions.push('noload');
+  const result = await run('mount', ['-t', fsType, '-o', mountOptions.join(','), device, mountpoint]);
+  if (result.code !== 0) {
+    throw new VaultError(
+      'IO',
+      `mounting the ${fsType} filesystem failed: ${firstLine(result.stderr)}`,
+      'check it with --no-filesystem and fsck on the printed block file',
+    );
+  }
+}
+
+/** Unmounts a filesystem; false when it is busy (non-lazy) or unmounting failed. */
+export async function unmountFilesystem(
+  mountpoint: string,
+  options: { lazy?: boolean } = {},
+): Promise<boolean> {
+  const result = await run('umount', options.lazy ? ['--lazy', mountpoint] : [mountpoint]);
+  return result.code === 0 || !isMountpoint(mountpoint);
+}

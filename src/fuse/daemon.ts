@@ -107,6 +107,13 @@ async function start(): Promise<void> {
     }
   }
   const unlockMs = Math.round(performance.now() - unlockStarted);
+  const timings = [`unlock ${unlockMs} ms`];
+  let stepStarted = performance.now();
+  const step = (name: string): void => {
+    const now = performance.now();
+    timings.push(`${name} ${Math.round(now - stepStarted)} ms`);
+    stepStarted = now;
+  };
   checkStop();
 
   const fuseDir = fuseDirOf(s.id);
@@ -116,13 +123,16 @@ async function start(): Promise<void> {
     onError: (message) => log(message),
   });
   await saveState({ blockFile: bridge.blockFile, unlockMs });
+  step('fuse');
   checkStop();
 
   if (!s.noFilesystem && s.mountpoint) {
     const loopDevice = await attachLoop(bridge.blockFile, { readOnly: s.readOnly, directIo: s.loopDirectIo });
     await saveState({ loopDevice });
+    step('loop');
     checkStop();
     const fsType = await detectFilesystem(loopDevice);
+    step('blkid');
     if (!fsType) {
       throw new VaultError(
         'USAGE',
@@ -132,10 +142,12 @@ async function start(): Promise<void> {
     }
     await mountFilesystem(loopDevice, s.mountpoint, fsType, { readOnly: s.readOnly });
     await saveState({ fsType });
+    step('mount');
   }
   await saveState({ phase: 'mounted' });
   started = true;
   log(`mounted: block file ${bridge.blockFile}${state?.loopDevice ? `, loop ${state.loopDevice}` : ''}`);
+  log(`timings: ${timings.join(', ')}`);
   await send({ type: 'ready', state: state as MountState, warnings });
   channel.end();
   channel.destroy();

@@ -1,4 +1,66 @@
+// `vault dismount <mountpoint|file>` and `--all`: unmount the filesystem (refusing while it is in use,
+// naming the processes), detach the loop device, stop the daemon (it flushes and wipes its keys), and
+// clean up what a crashed daemon left behind.
 import type { Command } from 'commander';
+import { isVaultError, VaultError } from '../../container/errors.js';
+import { allMounted, dismountVault, findMounted } from '../../fuse/lifecycle.js';
+import type { MountState } from '../../fuse/state.js';
+import { reportError, warn } from '../report.js';
 
-// Placeholder: the command arrives with its issue.
-export function register(_program: Command): void {}
+export function register(program: Command): void {
+  program
+    .command('dismount')
+    .alias('unmount')
+    .description('unmount a vault: filesystem, loop device, FUSE bridge; the daemon wipes its keys and exits')
+    .argument('[target]', 'the mountpoint, the vault file (any path to it) or the block file')
+    .option('-a, --all', 'dismount every mounted vault')
+    .option('-f, --force', 'dismount even while files are open: detach now, close when the last user lets go')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  sudo vault dismount /media/vault/secret\n  sudo vault dismount secret.vol\n  sudo vault dismount --all',
+    )
+    .action(async (target: string | undefined, options: { all?: boolean; force?: boolean }) => {
+      const force = options.force ?? false;
+      if (options.all) {
+        if (target !== undefined)
+          throw new VaultError('USAGE', 'give a target or --all, not both', 'see `vault dismount --help`');
+        await dismountAll(force);
+        return;
+      }
+      if (target === undefined) {
+        throw new VaultError('USAGE', 'missing the mountpoint or vault file to dismount', 'or use --all');
+      }
+      report(await dismountVault(await findMounted(target), { force }));
+    });
+}
+
+function report(result: Awaited<ReturnType<typeof dismountVault>>): void {
+  if (result.pendingHolders) {
+    warn(
+      `${result.state.mountpoint ?? result.state.blockFile} is detached but still used by ${result.pendingHolders}; ` +
+        'the vault is written back and closed when they exit (see `vault list`)',
+    );
+  }
+  process.stdout.write(`dismounted ${describe(result.state)}\n`);
+}
+
+function describe(state: MountState): string {
+  return state.mountpoint ? `${state.file} from ${state.mountpoint}` : state.file;
+}
+
+async function dismountAll(force: boolean): Promise<void> {
+  let firstError: unknown = null;
+  for (const state of await allMounted()) {
+    try {
+      report(await dismountVault(state, { force }));
+    } catch (error) {
+      // Go on with the others; the exit code is that of the first failure.
+      if (firstError === null) firstError = error;
+      else reportError(error);
+    }
+  }
+  if (firstError !== null) {
+    if (isVaultError(firstError)) throw firstError;
+    throw firstError;
+  }
+}

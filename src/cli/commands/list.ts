@@ -1,4 +1,45 @@
+// `vault list [--json]`: one row per mounted vault, from the state directories under /run/vault; a vault
+// whose daemon died (or whose FUSE endpoint is gone) shows as broken until `vault dismount` cleans it up.
 import type { Command } from 'commander';
+import { listVaults } from '../../fuse/lifecycle.js';
+import { printJson, printTable } from '../output.js';
 
-// Placeholder: the command arrives with its issue.
-export function register(_program: Command): void {}
+export function register(program: Command): void {
+  program
+    .command('list')
+    .description(
+      'list mounted vaults: file, mountpoint, block file, loop device, read-only, daemon pid, state',
+    )
+    .option('--json', 'print a JSON array (schema in docs/CLI.md)')
+    .action(async (options: { json?: boolean }) => {
+      const vaults = await listVaults();
+      if (options.json) {
+        printJson(vaults);
+        return;
+      }
+      if (vaults.length === 0) {
+        process.stdout.write('no vaults mounted\n');
+        return;
+      }
+      printTable(
+        vaults.map((vault) => ({
+          file: vault.file,
+          mountpoint: vault.mountpoint ?? '-',
+          blockFile: vault.blockFile,
+          loop: vault.loopDevice ?? '-',
+          ro: vault.readOnly ? 'yes' : 'no',
+          pid: String(vault.pid),
+          state: vault.state,
+        })),
+        [
+          'file',
+          'mountpoint',
+          { key: 'blockFile', header: 'BLOCK FILE' },
+          'loop',
+          'ro',
+          { key: 'pid', align: 'right' },
+          'state',
+        ],
+      );
+    });
+}

@@ -1,4 +1,60 @@
+// `vault mount <file> [mountpoint]`: checks first, then the secret, then the daemon (src/fuse) unlocks,
+// serves the cleartext block file, attaches a loop device and mounts the filesystem. Prints where.
 import type { Command } from 'commander';
+import { checkMount, mountVault } from '../../fuse/lifecycle.js';
+import { interruptSignal } from '../interrupt.js';
+import { warn } from '../report.js';
+import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
 
-// Placeholder: the command arrives with its issue.
-export function register(_program: Command): void {}
+interface MountCommandOptions extends SecretOptions {
+  readOnly?: boolean;
+  filesystem: boolean;
+  preserveTimestamps?: boolean;
+}
+
+export function register(program: Command): void {
+  const command = program
+    .command('mount')
+    .description('unlock a vault and mount the filesystem inside (default mountpoint: /media/vault/<name>)')
+    .argument('<file>', 'the vault file')
+    .argument('[mountpoint]', 'an empty directory; created under /media/vault when left out')
+    .option('-r, --read-only', 'mount read-only: nothing reaches the vault file')
+    .option('--no-filesystem', 'only expose the decrypted block file and print its path (for dd, mkfs, fsck)')
+    .option(
+      '--preserve-timestamps',
+      "keep the vault file's modification time unchanged (hides changes from backups)",
+    );
+  addSecretOptions(command);
+  addCostOption(command);
+  command.addHelpText(
+    'after',
+    `
+Examples:
+  sudo vault mount secret.vol                     # prints /media/vault/secret
+  sudo vault mount secret.vol /mnt/secret --read-only
+  sudo vault mount secret.vol --no-filesystem     # prints the block file, e.g. for fsck
+  printf '%s\\n' "$PASS" | sudo vault mount secret.vol /mnt/s --password-stdin --non-interactive`,
+  );
+  command.action(async (file: string, mountpoint: string | undefined, options: MountCommandOptions) => {
+    const costLevel = parseCost(options);
+    const noFilesystem = !options.filesystem;
+    const target = await checkMount(file, mountpoint, { noFilesystem });
+    const secret = await readSecret(options, { prompt: `Password for ${file}: ` });
+    let result: Awaited<ReturnType<typeof mountVault>>;
+    try {
+      result = await mountVault(target, {
+        readOnly: options.readOnly ?? false,
+        noFilesystem,
+        preserveTimestamps: options.preserveTimestamps ?? false,
+        costLevel,
+        secret,
+        signal: interruptSignal(),
+      });
+    } finally {
+      secret.wipe();
+    }
+    for (const warning of result.warnings) warn(warning);
+    const { state } = result;
+    process.stdout.write(`${noFilesystem ? state.blockFile : state.mountpoint}\n`);
+  });
+}

@@ -1,0 +1,267 @@
+// Shared end-to-end helpers: run the real bin/vault (piped stdin, exit code, stdout, stderr), temporary
+// directories, waiting for a condition, and checks that a test left no mount, loop device, daemon or
+// state directory behind. Generic on purpose: every e2e test file may use them.
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+export const VAULT_BIN = join(ROOT, 'bin/vault');
+export const RUN_DIR = '/run/vault';
+/** The cheapest Argon2id level: e2e tests are about mounting, not about the KDF. */
+export const FAST_COST = '1';
+
+/** True when this machine can run mount tests: root and /dev/fuse. Use with describe.skipIf(!canMount). */
+export const canMount = process.getuid?.() === 0 && existsSync('/dev/fuse');
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs bin/vault with `args`; `stdin` is piped (closed when absent). Never throws for a non-zero exit. */
+export function vault(
+  args: readonly string[],
+  options: { stdin?: string | Buffer; cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<RunResult> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, [VAULT_BIN, ...args], {
+      cwd: options.cwd ?? ROOT,
+      env: { ...process.env, ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8');
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolveRun({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+    });
+    child.stdin.on('error', () => {});
+    child.stdin.end(options.stdin ?? '');
+  });
+}
+
+/** Runs any command (no shell); resolves with its exit code and output. */
+export function sh(command: string, args: readonly string[], timeoutMs = 60_000): Promise<RunResult> {
+  return new Promise((resolveRun) => {
+    execFile(command, args as string[], { timeout: timeoutMs, encoding: 'utf8' }, (error, stdout, stderr) => {
+      const raw = (error as (NodeJS.ErrnoException & { code?: unknown }) | null)?.code;
+      resolveRun({ code: error ? (typeof raw === 'number' ? raw : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** Builds dist/ (bin/vault runs the compiled CLI). Call once per test file, in beforeAll. */
+export async function buildDist(): Promise<void> {
+  const result = await sh(
+    join(ROOT, 'node_modules/.bin/tsc'),
+    ['-p', join(ROOT, 'tsconfig.build.json')],
+    300_000,
+  );
+  if (!existsSync(join(ROOT, 'dist/cli/main.js')))
+    throw new Error(`build failed:\n${result.stdout}${result.stderr}`);
+}
+
+const tempDirs: string[] = [];
+
+/** A fresh temporary directory, removed by removeTempDirs(). */
+export async function makeTempDir(prefix = 'vault-e2e-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+/** Removes the temporary directories, refusing to descend into anything still mounted. */
+export async function removeTempDirs(): Promise<void> {
+  for (const dir of tempDirs.splice(0)) {
+    if (mountsUnder(dir).length > 0)
+      throw new Error(`still mounted under ${dir}: ${mountsUnder(dir).join(', ')}`);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await condition()) return;
+    await new Promise((resolveWait) => setTimeout(resolveWait, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+// ---- what is mounted -----------------------------------------------------------------------------
+
+interface MountLine {
+  source: string;
+  mountpoint: string;
+  fstype: string;
+  options: string;
+}
+
+function unescapeField(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
+}
+
+export function mounts(): MountLine[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [left = '', right = ''] = line.split(' - ');
+      const fields = left.split(' ');
+      const tail = right.split(' ');
+      return {
+        mountpoint: unescapeField(fields[4] ?? ''),
+        options: fields[5] ?? '',
+        fstype: tail[0] ?? '',
+        source: unescapeField(tail[1] ?? ''),
+      };
+    });
+}
+
+function under(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(`${dir}/`);
+}
+
+export function mountsUnder(dir: string): string[] {
+  return mounts()
+    .filter((entry) => under(entry.mountpoint, dir))
+    .map((entry) => entry.mountpoint);
+}
+
+export function isMounted(path: string): boolean {
+  return mounts().some((entry) => entry.mountpoint === path);
+}
+
+/** Loop devices and their backing files. */
+export function loopDevices(): Array<{ device: string; backingFile: string }> {
+  const found: Array<{ device: string; backingFile: string }> = [];
+  for (const name of readdirSync('/sys/block').filter((entry) => entry.startsWith('loop'))) {
+    try {
+      const backingFile = readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').trim();
+      found.push({ device: `/dev/${name}`, backingFile });
+    } catch {}
+  }
+  return found;
+}
+
+/** Processes (other than this one) with a file under `dir` open, or their cwd there. */
+export function processesUsing(dir: string): Array<{ pid: number; command: string }> {
+  const found: Array<{ pid: number; command: string }> = [];
+  for (const name of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
+    const pid = Number(name);
+    if (pid === process.pid) continue;
+    const links = [`/proc/${pid}/cwd`];
+    try {
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) links.push(`/proc/${pid}/fd/${fd}`);
+    } catch {}
+    for (const link of links) {
+      let target = '';
+      try {
+        target = readlinkSync(link);
+      } catch {
+        continue;
+      }
+      if (under(target.replace(/ \(deleted\)$/, ''), dir)) {
+        let command = '?';
+        try {
+          command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+        } catch {}
+        found.push({ pid, command });
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+/** Vault daemons alive on this machine (any vault). */
+export function vaultDaemons(): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('fuse/daemon.js');
+      } catch {
+        return false;
+      }
+    });
+}
+
+/** The /run/vault state directory name of a vault file (device-inode). */
+export function stateIdOf(file: string): string {
+  const info = statSync(file);
+  return `${info.dev}-${info.ino}`;
+}
+
+/**
+ * Everything a test under `dir` could have left behind: mounts under dir, processes holding files
+ * there (a daemon holds its vault file open), state directories of the vault files in dir, loop devices
+ * on their block files, and `extraPaths` (e.g. a /media/vault mountpoint). Empty when all is clean.
+ */
+export function leftovers(dir: string, extraPaths: readonly string[] = []): string[] {
+  const found: string[] = [];
+  for (const mountpoint of mountsUnder(dir)) found.push(`mount at ${mountpoint}`);
+  for (const holder of processesUsing(dir))
+    found.push(`process ${holder.pid} (${holder.command}) uses ${dir}`);
+  const ids: string[] = [];
+  try {
+    for (const name of readdirSync(dir)) {
+      try {
+        if (statSync(join(dir, name)).isFile()) ids.push(stateIdOf(join(dir, name)));
+      } catch {}
+    }
+  } catch {}
+  for (const id of ids) {
+    const stateDir = `${RUN_DIR}/${id}`;
+    if (existsSync(stateDir)) found.push(`state directory ${stateDir}`);
+    for (const entry of mounts())
+      if (under(entry.mountpoint, stateDir)) found.push(`mount at ${entry.mountpoint}`);
+    for (const loop of loopDevices()) {
+      if (under(loop.backingFile, stateDir)) found.push(`loop device ${loop.device} on ${loop.backingFile}`);
+    }
+  }
+  for (const path of extraPaths) if (existsSync(path)) found.push(`path ${path}`);
+  return found;
+}
+
+/**
+ * Best-effort clean-up after a failed test, so one failure does not cascade: dismount every vault of
+ * `dir` with --force, then kill what remains. Returns what had to be cleaned.
+ */
+export async function forceCleanup(dir: string): Promise<string[]> {
+  const before = leftovers(dir);
+  if (before.length === 0) return before;
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    try {
+      if (statSync(path).isFile() && existsSync(`${RUN_DIR}/${stateIdOf(path)}`)) {
+        await vault(['dismount', '--force', path], { timeoutMs: 30_000 });
+      }
+    } catch {}
+  }
+  for (const holder of processesUsing(dir)) {
+    try {
+      process.kill(holder.pid, 'SIGKILL');
+    } catch {}
+  }
+  for (const mountpoint of mountsUnder(dir).reverse()) await sh('umount', ['--lazy', mountpoint]);
+  return before;
+}

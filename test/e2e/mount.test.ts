@@ -1,0 +1,310 @@
+// vault mount / dismount / list as a user runs them: real bin/vault, FUSE, loop devices and ext4, as root.
+// Each test checks what a user would: file contents after remounting, exit codes, error text, and that
+// nothing (mount, loop device, daemon, state directory, created mountpoint) is left behind.
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, linkSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  buildDist,
+  canMount,
+  FAST_COST,
+  forceCleanup,
+  isMounted,
+  leftovers,
+  makeTempDir,
+  removeTempDirs,
+  sh,
+  vault,
+  vaultDaemons,
+  waitFor,
+} from './helpers.js';
+
+const PASSWORD = 'correct horse battery staple';
+const secretArgs = ['--password-stdin', '--non-interactive', '--cost', FAST_COST];
+
+let dir = '';
+const extraPaths: string[] = [];
+
+async function createVault(name: string, size = '64M'): Promise<string> {
+  const file = join(dir, name);
+  const result = await vault(['create', size, file, ...secretArgs], { stdin: `${PASSWORD}\n` });
+  expect(result.code, result.stderr).toBe(0);
+  return file;
+}
+
+function makeDir(name: string): string {
+  const path = join(dir, name);
+  mkdirSync(path);
+  return path;
+}
+
+async function mount(file: string, args: string[] = [], password = PASSWORD) {
+  return vault(['mount', file, ...args, ...secretArgs], { stdin: `${password}\n` });
+}
+
+async function expectMounted(file: string, args: string[] = []): Promise<string> {
+  const result = await mount(file, args);
+  expect(result.stderr).toBe('');
+  expect(result.code).toBe(0);
+  return result.stdout.trim();
+}
+
+async function dismount(target: string, args: string[] = []) {
+  return vault(['dismount', target, ...args]);
+}
+
+function sha256(file: string): string {
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
+}
+
+function expectClean(): void {
+  expect(leftovers(dir, extraPaths)).toEqual([]);
+}
+
+describe.skipIf(!canMount)('vault mount / dismount / list', () => {
+  beforeAll(async () => {
+    await buildDist();
+  });
+
+  afterEach(async () => {
+    const cleaned = await forceCleanup(dir);
+    for (const path of extraPaths.splice(0)) if (existsSync(path)) await sh('rmdir', [path]);
+    expect(cleaned, 'a test left these behind').toEqual([]);
+  });
+
+  afterAll(async () => {
+    await removeTempDirs();
+  });
+
+  it('keeps files across dismount and remount, and the container holds none of the cleartext', async () => {
+    dir = await makeTempDir();
+    const file = await createVault('secret.vol');
+    const mountpoint = makeDir('mnt');
+    expect(await expectMounted(file, [mountpoint])).toBe(mountpoint);
+    expect(isMounted(mountpoint)).toBe(true);
+
+    const marker = `CLEARTEXT-MARKER-${randomBytes(8).toString('hex')}`;
+    const big = Buffer.from(marker.repeat(Math.ceil((3 << 20) / marker.length)));
+    writeFileSync(join(mountpoint, 'notes.txt'), `${marker}\n`);
+    mkdirSync(join(mountpoint, 'sub'));
+    writeFileSync(join(mountpoint, 'sub', 'big.bin'), big);
+
+    const listed = JSON.parse((await vault(['list', '--json'])).stdout) as Array<Record<string, unknown>>;
+    expect(listed).toContainEqual(
+      expect.objectContaining({ file, mountpoint, readOnly: false, state: 'ok', pid: expect.any(Number) }),
+    );
+    const mtimeBefore = statSync(file).mtimeMs;
+
+    const result = await dismount(mountpoint);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expectClean();
+    expect(readFileSync(file).includes(marker)).toBe(false);
+    expect(statSync(file).mtimeMs).toBeGreaterThan(mtimeBefore - 1);
+
+    // Again, at the default mountpoint this time (created, printed, removed at dismount).
+    const mediaPoint = await expectMounted(file);
+    extraPaths.push(mediaPoint);
+    expect(mediaPoint).toMatch(/^\/media\/vault\/secret(-\d+)?$/);
+    expect(readFileSync(join(mediaPoint, 'notes.txt'), 'utf8')).toBe(`${marker}\n`);
+    expect(readFileSync(join(mediaPoint, 'sub', 'big.bin')).equals(big)).toBe(true);
+    expect((await dismount(file)).code).toBe(0);
+    expectClean();
+    expect(existsSync(mediaPoint)).toBe(false);
+  });
+
+  it('changes the container mtime when content changes, unless --preserve-timestamps', async () => {
+    dir = await makeTempDir();
+    const file = await createVault('times.vol');
+    const mountpoint = makeDir('mnt');
+    const old = new Date('2020-01-01T00:00:00Z');
+    await sh('touch', ['-d', old.toISOString(), file]);
+
+    await expectMounted(file, [mountpoint, '--preserve-timestamps']);
+    writeFileSync(join(mountpoint, 'a.txt'), 'one');
+    expect((await dismount(mountpoint)).code).toBe(0);
+    expect(statSync(file).mtimeMs).toBe(old.getTime());
+
+    await expectMounted(file, [mountpoint]);
+    writeFileSync(join(mountpoint, 'b.txt'), 'two');
+    expect((await dismount(mountpoint)).code).toBe(0);
+    expect(statSync(file).mtimeMs).toBeGreaterThan(old.getTime());
+    expectClean();
+  });
+
+  it('--read-only refuses writes and leaves the container byte-identical', async () => {
+    dir = await makeTempDir();
+    const file = await createVault('ro.vol');
+    const mountpoint = makeDir('mnt');
+    await expectMounted(file, [mountpoint]);
+    writeFileSync(join(mountpoint, 'kept.txt'), 'kept');
+    expect((await dismount(mountpoint)).code).toBe(0);
+    const hash = sha256(file);
+    const mtime = statSync(file).mtimeMs;
+
+    await expectMounted(file, [mountpoint, '--read-only']);
+    expect(readFileSync(join(mountpoint, 'kept.txt'), 'utf8')).toBe('kept');
+    expect(() => writeFileSync(join(mountpoint, 'new.txt'), 'no')).toThrow(/EROFS|read-only/);
+    const listed = JSON.parse((await vault(['list', '--json'])).stdout) as Array<Record<string, unknown>>;
+    expect(listed).toContainEqual(expect.objectContaining({ file, readOnly: true }));
+    expect((await dismount(mountpoint)).code).toBe(0);
+    expect(sha256(file)).toBe(hash);
+    expect(statSync(file).mtimeMs).toBe(mtime);
+    expectClean();
+  });
+
+  it('refuses to dismount a busy filesystem, naming the process, then --force detaches it', async () => {
+    dir = await makeTempDir();
+    const file = await createVault('busy.vol');
+    const mountpoint = makeDir('mnt');
+    await expectMounted(file, [mountpoint]);
+    writeFileSync(join(mountpoint, 'data.txt'), 'still here');
+    const holder = spawn('sleep', ['600'], { cwd: mountpoint, stdio: 'ignore' });
+    try {
+      await waitFor(() => existsSync(`/proc/${holder.pid}/cwd`), 'the holder to start');
+      const refused = await dismount(mountpoint);
+      expect(refused.code).toBe(5);
+      expect(refused.stderr).toContain(`sleep (pid ${holder.pid})`);
+      expect(refused.stderr).toMatch(/--force/);
+      expect(isMounted(mountpoint)).toBe(true);
+
+      const forced = await dismount(mountpoint, ['--force']);
+      expect(forced.code).toBe(0);
+      expect(isMounted(mountpoint)).toBe(false);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+    // The vault closes once the last holder is gone.
+    await waitFor(
+      () => leftovers(dir, extraPaths).length === 0,
+      'the vault to close after the holder exited',
+    );
+    await expectMounted(file, [mountpoint]);
+    expect(readFileSync(join(mountpoint, 'data.txt'), 'utf8')).toBe('still here');
+    expect((await dismount(mountpoint)).code).toBe(0);
+    expectClean();
+  });
+
+  it('after kill -9 of the daemon, list shows it broken and dismount cleans every remain', async () => {
+    dir = await makeTempDir();
+    const file = await createVault('killed.vol');
+    const mountpoint = makeDir('mnt');
+    await expectMounted(file, [mountpoint]);
+    const [entry] = (
+      JSON.parse((await vault(['list', '--json'])).stdout) as Array<{ file: string; pid: number }>
+    ).filter((item) => item.file === file);
+    expect(entry).toBeDefined();
+    process.kill(entry!.pid, 'SIGKILL');
+    await waitFor(() => !vaultDaemons().includes(entry!.pid), 'the daemon to die');
+
+    const listed = JSON.parse((await vault(['list', '--json'])).stdout) as Array<Record<string, unknown>>;
+    expect(listed).toContainEqual(expect.objectContaining({ file, state: 'broken' }));
+    const refused = await mount(file, [makeDir('other')]);
+    expect(refused.code).toBe(5);
+
+    const result = await dismount(file);
+    expect(result.code).toBe(0);
+    expect(isMounted(mountpoint)).toBe(false);
+    expectClean();
+    expect((await vault(['list', '--json'])).stdout).not.toContain(file);
+  });
+
+  it('SIGTERM to the daemon dismounts cleanly by itself', async () => {
+    dir = await makeTempDir();
+    const file = await createVault('term.vol');
+    const mountpoint = makeDir('mnt');
+    await expectMounted(file, [mountpoint]);
+    writeFileSync(join(mountpoint, 'flushed.txt'), 'flushed');
+    const listed = JSON.parse((await vault(['list', '--json'])).stdout) as Array<{
+      file: string;
+      pid: number;
+    }>;
+    const pid = listed.find((item) => item.file === file)?.pid ?? 0;
+    process.kill(pid, 'SIGTERM');
+    await waitFor(() => leftovers(dir, extraPaths).length === 0, 'the daemon to dismount everything');
+    await expectMounted(file, [mountpoint]);
+    expect(readFileSync(join(mountpoint, 'flushed.txt'), 'utf8')).toBe('flushed');
+    expect((await dismount(mountpoint)).code).toBe(0);
+    expectClean();
+  });
+
+  it('dismount --all dismounts every vault', async () => {
+    dir = await makeTempDir();
+    const first = await createVault('one.vol');
+    const second = await createVault('two.vol');
+    const mountFirst = makeDir('one');
+    const mountSecond = makeDir('two');
+    await expectMounted(first, [mountFirst]);
+    await expectMounted(second, [mountSecond, '--read-only']);
+    const result = await vault(['dismount', '--all']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(first);
+    expect(result.stdout).toContain(second);
+    expectClean();
+  });
+
+  it('refuses a second mount of the same vault, also through a hard link', async () => {
+    dir = await makeTempDir();
+    const file = await createVault('double.vol');
+    const link = join(dir, 'link.vol');
+    linkSync(file, link);
+    const mountpoint = makeDir('mnt');
+    const other = makeDir('other');
+    await expectMounted(file, [mountpoint]);
+
+    for (const path of [file, link]) {
+      const result = await mount(path, [other]);
+      expect(result.code).toBe(5);
+      expect(result.stderr).toContain('already mounted');
+      expect(isMounted(other)).toBe(false);
+    }
+    expect((await dismount(link)).code).toBe(0);
+    expectClean();
+  });
+
+  it('failed mounts leave nothing behind', async () => {
+    dir = await makeTempDir();
+    const file = await createVault('fail.vol');
+    const mountpoint = makeDir('mnt');
+
+    const wrong = await mount(file, [mountpoint], 'wrong password');
+    expect(wrong.code).toBe(3);
+    expect(wrong.stderr).toContain('cannot unlock');
+    expectClean();
+
+    const full = makeDir('full');
+    writeFileSync(join(full, 'existing.txt'), 'x');
+    const notEmpty = await mount(file, [full]);
+    expect(notEmpty.code).toBe(2);
+    expect(notEmpty.stderr).toContain('not empty');
+
+    const missing = await mount(file, [join(dir, 'nowhere')]);
+    expect(missing.code).toBe(4);
+
+    // A mountpoint that is in use: another vault is mounted there.
+    const other = await createVault('other.vol');
+    await expectMounted(other, [mountpoint]);
+    const busy = await mount(file, [mountpoint]);
+    expect(busy.code).toBe(5);
+    expect(busy.stderr).toContain('already mounted at');
+    expect((await dismount(mountpoint)).code).toBe(0);
+
+    const noFile = await mount(join(dir, 'absent.vol'), [mountpoint]);
+    expect(noFile.code).toBe(4);
+    expectClean();
+  });
+
+  it('--no-filesystem prints the block file, which holds the cleartext volume', async () => {
+    dir = await makeTempDir();
+    const file = await createVault('raw.vol');
+    const blockFile = await expectMounted(file, ['--no-filesystem']);
+    expect(blockFile).toMatch(/^\/run\/vault\/.+\/volume$/);
+    const probe = await sh('blkid', ['-p', '-o', 'value', '-s', 'TYPE', blockFile]);
+    expect(probe.stdout.trim()).toBe('ext4');
+    expect(statSync(blockFile).size).toBeGreaterThan(60 << 20);
+    expect((await dismount(file)).code).toBe(0);
+    expectClean();
+  });
+});

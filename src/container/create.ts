@@ -10,14 +10,23 @@ import { randomBytes, wipe } from '../crypto/random.js';
 import { createXts } from '../crypto/xts.js';
 import { isVaultError, VaultError } from './errors.js';
 import { type ContainerFile, fileError, type OpenContainerFile, openContainerFile } from './file.js';
-import { deriveHeaderKey, randomSlotTable, type SlotTable, wrapSlot } from './header.js';
-import { checkCostFits, deriveCopySlotKey, type HeaderState, sealHeaderPair } from './header-pair.js';
+import { deriveHeaderKey, randomSlotTable, type SlotTable } from './header.js';
+import {
+  checkCostFits,
+  type HeaderState,
+  sealHeaderPair,
+  wipeHeaderState,
+  wrapInBothCopies,
+  writeHeaderPair,
+} from './header-pair.js';
 import {
   BACKUP,
   DATA_OFFSET,
   HEADER_AREA_BYTES,
+  type HeaderKind,
   MASTER_KEY_BYTES,
   MAX_DATA_BYTES,
+  MIN_DATA_BYTES,
   MIN_FILE_BYTES,
   OVERHEAD_BYTES,
   PRIMARY,
@@ -39,7 +48,18 @@ export interface CreateOptions {
   signal?: AbortSignal;
   /** Runs on the finished vault before it is moved into place, e.g. to make a filesystem. */
   format?: (vault: Vault) => Promise<void>;
+  /** Also create a hidden vault in the tail of the outer data area (docs/FORMAT.md 8). */
+  hidden?: HiddenOptions;
   openFile?: OpenContainerFile;
+}
+
+export interface HiddenOptions {
+  /** Size of the hidden volume's data area in bytes (a multiple of 4096, at least 768 KiB). */
+  dataSize: number;
+  secret: Secret;
+  /** Cost level of the hidden secret; defaults to the outer one. */
+  costLevel?: number;
+  format?: (vault: Vault) => Promise<void>;
 }
 
 const FILL_CHUNK_BYTES = 1 << 20;
@@ -65,29 +85,52 @@ export async function createVault(path: string, options: CreateOptions): Promise
   const temporary = join(dirname(path), `.${basename(path)}.vault-tmp-${randomBytes(6).toString('hex')}`);
   const file = await (options.openFile ?? openContainerFile)(temporary, 'create');
   let keep = false;
+  let outer: HeaderState | null = null;
+  let hidden: HeaderState | null = null;
   try {
-    const state = await buildHeaders(options.secret, costLevel, fileSize);
+    outer = await newHeaderState('outer', options.secret, costLevel, {
+      fileSize,
+      dataOffset: DATA_OFFSET,
+      dataSize: fileSize - OVERHEAD_BYTES,
+    });
+    hidden = options.hidden ? await buildHidden(outer, options.hidden, costLevel) : null;
+    const identity = await file.identity();
+    const settings = { costLevel, readOnly: false, preserveTimestamps: false, identity };
     abortIfAsked(options.signal);
-    await writeLayout(file, state, options);
+    await writeLayout(file, outer, options);
     await file.sync();
-    const vault = new Vault(file, state, {
-      costLevel,
-      readOnly: false,
-      preserveTimestamps: false,
-      identity: await file.identity(),
+    if (hidden) await writeHeaderPair(file, hidden, sealHeaderPair(hidden, hidden.tables, 1, 1));
+    // The outer volume is formatted first, with the hidden area protected: a filesystem whose mkfs
+    // writes there (ext4 spreads metadata over the whole volume) is refused rather than overlapped.
+    const outerVault = new Vault(file, outer, {
+      ...settings,
+      ...(hidden ? { protectedRange: protectedRangeOf(hidden) } : {}),
+      keepFileOpen: true,
     });
     try {
-      if (options.format) await options.format(vault);
+      if (options.format) await options.format(outerVault);
       abortIfAsked(options.signal);
     } finally {
-      await vault.close(); // syncs, wipes the keys and closes the file
+      await outerVault.close(); // syncs and wipes the outer keys; the file stays open for the hidden part
     }
+    if (hidden && options.hidden) {
+      const hiddenVault = new Vault(file, hidden, { ...settings, keepFileOpen: true });
+      try {
+        if (options.hidden.format) await options.hidden.format(hiddenVault);
+        abortIfAsked(options.signal);
+      } finally {
+        await hiddenVault.close();
+      }
+    }
+    await file.close();
     await moveIntoPlace(temporary, path, options.force ?? false);
     keep = true;
   } catch (error) {
     if (isVaultError(error)) throw error;
     throw fileError(error, path);
   } finally {
+    if (outer) wipeHeaderState(outer);
+    if (hidden) wipeHeaderState(hidden);
     if (!keep) {
       await file.close().catch(() => {});
       await unlink(temporary).catch(() => {});
@@ -130,24 +173,27 @@ async function checkFreeSpace(path: string, fileSize: number, replacedBytes: num
   }
 }
 
-/** A fresh master key, both slot tables with slot 0 holding the secret, sequence 1. */
-async function buildHeaders(secret: Secret, costLevel: number, fileSize: number): Promise<HeaderState> {
+/**
+ * A fresh master key and both slot tables of one kind, slot 0 holding the secret, sequence 1. The KDF
+ * salts are the outer tables' own salts; a hidden header borrows them (docs/FORMAT.md 8).
+ */
+async function newHeaderState(
+  kind: HeaderKind,
+  secret: Secret,
+  costLevel: number,
+  layout: { fileSize: number; dataOffset: number; dataSize: number; kdfSalts?: [Uint8Array, Uint8Array] },
+): Promise<HeaderState> {
   const masterKey = newMasterKey();
   const tables: [SlotTable, SlotTable] = [randomSlotTable(), randomSlotTable()];
-  for (const copy of [PRIMARY, BACKUP] as const) {
-    const slotKey = await deriveCopySlotKey(secret, tables[copy].salt, costLevel);
-    try {
-      wrapSlot(tables[copy], copy, 0, slotKey, masterKey);
-    } finally {
-      wipe(slotKey);
-    }
-  }
-  return {
-    fileSize,
-    dataSize: fileSize - OVERHEAD_BYTES,
+  const state: HeaderState = {
+    kind,
+    fileSize: layout.fileSize,
+    dataOffset: layout.dataOffset,
+    dataSize: layout.dataSize,
     sequence: 1,
     slotMask: 1,
     tables,
+    kdfSalts: layout.kdfSalts ?? [tables[PRIMARY].salt, tables[BACKUP].salt],
     masterKey,
     headerKey: deriveHeaderKey(masterKey),
     openedSlot: 0,
@@ -157,6 +203,47 @@ async function buildHeaders(secret: Secret, costLevel: number, fileSize: number)
       { state: 'ok', sequence: 1 },
     ],
   };
+  try {
+    await wrapInBothCopies(state, tables, 0, secret, costLevel);
+  } catch (error) {
+    wipeHeaderState(state);
+    throw error;
+  }
+  return state;
+}
+
+async function buildHidden(
+  outer: HeaderState,
+  hidden: HiddenOptions,
+  costLevel: number,
+): Promise<HeaderState> {
+  const { dataSize } = hidden;
+  if (!Number.isSafeInteger(dataSize) || dataSize % SECTOR_BYTES !== 0 || dataSize < MIN_DATA_BYTES) {
+    throw new VaultError(
+      'USAGE',
+      `a hidden volume must be a multiple of 4 KiB and at least ${MIN_DATA_BYTES / 1024} KiB`,
+      'give a larger --hidden size, e.g. 64M',
+    );
+  }
+  if (dataSize > outer.dataSize - MIN_DATA_BYTES) {
+    throw new VaultError(
+      'USAGE',
+      'the hidden volume must be smaller than the outer volume, leaving it at least 768 KiB',
+      'give a smaller --hidden size or a larger vault',
+    );
+  }
+  return newHeaderState('hidden', hidden.secret, hidden.costLevel ?? costLevel, {
+    fileSize: outer.fileSize,
+    dataOffset: outer.dataOffset + outer.dataSize - dataSize,
+    dataSize,
+    kdfSalts: outer.kdfSalts,
+  });
+}
+
+/** The hidden volume's data area in the outer volume's cleartext byte offsets. */
+export function protectedRangeOf(hidden: HeaderState): { start: number; end: number } {
+  const start = hidden.dataOffset - DATA_OFFSET;
+  return { start, end: start + hidden.dataSize };
 }
 
 export function newMasterKey(): Buffer {

@@ -1,5 +1,6 @@
-// The two header copies together (docs/FORMAT.md 5.1 and 5.2): unlocking with one KDF run per copy,
-// deciding which copy is authoritative, and writing updates backup-first so a crash never loses the vault.
+// The two copies of a vault's header together (docs/FORMAT.md 5.1, 5.2 and 8): unlocking with one KDF
+// run per end of the file (that run tries the outer and the hidden keyslots), deciding which copy is
+// authoritative, and writing updates backup-first so a crash never loses the vault.
 import { costMemoryCheck, deriveKdf } from '../crypto/kdf.js';
 import { wipe } from '../crypto/random.js';
 import { cannotUnlock, VaultError } from './errors.js';
@@ -14,10 +15,16 @@ import {
   readSlotTable,
   type SlotTable,
   sealHeader,
+  wrapSlot,
 } from './header.js';
 import {
   BACKUP,
-  type CopyId,
+  BACKUP_AREA_BYTES,
+  copyId,
+  DATA_OFFSET,
+  type End,
+  FLAG_HIDDEN,
+  type HeaderKind,
   headerOffset,
   MIN_FILE_BYTES,
   OVERHEAD_BYTES,
@@ -28,28 +35,41 @@ import {
 import type { Secret } from './secret.js';
 
 export type CopyState = 'ok' | 'stale' | 'damaged';
+const ENDS = [PRIMARY, BACKUP] as const;
+
+/** The four header sectors of a file, as read: [front, back] for each kind. */
+export type HeaderSectors = Record<HeaderKind, [Buffer, Buffer]>;
 
 /** Everything known after an unlock. Holds key material: call wipeHeaderState when done. */
 export interface HeaderState {
+  kind: HeaderKind;
   fileSize: number;
+  dataOffset: number;
   dataSize: number;
   sequence: number;
   slotMask: number;
-  /** Both copies' salt and keyslot table as the authoritative body says they should be. */
+  /** Both copies' keyslot tables as the authoritative body says they should be. */
   tables: [SlotTable, SlotTable];
+  /** The Argon2id salt of each end: the outer copy's salt (a hidden header has none of its own). */
+  kdfSalts: [Uint8Array, Uint8Array];
   masterKey: Buffer;
   headerKey: Buffer;
   /** The slot the secret opens in the authoritative state; null if an interrupted update moved it. */
   openedSlot: number | null;
-  authoritative: CopyId;
+  authoritative: End;
   copies: [{ state: CopyState; sequence: number | null }, { state: CopyState; sequence: number | null }];
 }
 
-export async function readHeaderSectors(file: ContainerFile, fileSize: number): Promise<[Buffer, Buffer]> {
-  const sectors: [Buffer, Buffer] = [Buffer.alloc(SECTOR_BYTES), Buffer.alloc(SECTOR_BYTES)];
-  await file.read(sectors[PRIMARY], headerOffset(PRIMARY, fileSize));
-  await file.read(sectors[BACKUP], headerOffset(BACKUP, fileSize));
-  return sectors;
+export async function readHeaderSectors(file: ContainerFile, fileSize: number): Promise<HeaderSectors> {
+  const read = async (kind: HeaderKind, end: End) => {
+    const sector = Buffer.alloc(SECTOR_BYTES);
+    await file.read(sector, headerOffset(kind, end, fileSize));
+    return sector;
+  };
+  return {
+    outer: [await read('outer', PRIMARY), await read('outer', BACKUP)],
+    hidden: [await read('hidden', PRIMARY), await read('hidden', BACKUP)],
+  };
 }
 
 export function checkCostFits(level: number): void {
@@ -64,7 +84,7 @@ export function checkCostFits(level: number): void {
   }
 }
 
-/** Derives the slot key of one copy: the single Argon2id run per copy. */
+/** Derives the slot key of one end of the file: the single Argon2id run per end. */
 export async function deriveCopySlotKey(
   secret: Secret,
   salt: Uint8Array,
@@ -78,33 +98,39 @@ export async function deriveCopySlotKey(
   }
 }
 
-/** docs/FORMAT.md 5.1. Reads only; throws cannotUnlock() for every kind of failure to open. */
+/**
+ * docs/FORMAT.md 5.1. Reads only; throws cannotUnlock() for every kind of failure to open.
+ * `only` restricts the search to one kind (protect-hidden asks for the hidden one).
+ */
 export async function unlockHeaders(
   file: ContainerFile,
   secret: Secret,
   costLevel: number,
+  only?: HeaderKind,
 ): Promise<HeaderState> {
   const fileSize = await file.size();
   if (fileSize < MIN_FILE_BYTES || fileSize % SECTOR_BYTES !== 0) throw cannotUnlock();
   checkCostFits(costLevel);
   const sectors = await readHeaderSectors(file, fileSize);
-  for (const copy of [PRIMARY, BACKUP] as const) {
-    const table = readSlotTable(sectors[copy]);
-    const slotKey = await deriveCopySlotKey(secret, table.salt, costLevel);
+  const kinds: HeaderKind[] = only ? [only] : ['outer', 'hidden'];
+  for (const end of ENDS) {
+    const slotKey = await deriveCopySlotKey(secret, readSlotTable(sectors.outer[end]).salt, costLevel);
     try {
-      const opened = openSlots(table, copy, slotKey);
-      if (!opened) continue;
-      const state = stateFromMasterKey(sectors, fileSize, opened.masterKey);
-      if (!state) {
-        wipe(opened.masterKey);
-        continue;
+      for (const kind of kinds) {
+        const opened = openSlots(readSlotTable(sectors[kind][end]), copyId(kind, end), slotKey);
+        if (!opened) continue;
+        const state = stateFromMasterKey(kind, sectors, fileSize, opened.masterKey);
+        if (!state) {
+          wipe(opened.masterKey);
+          continue;
+        }
+        // Which slot does this secret hold in the authoritative view of the copy it opened?
+        state.openedSlot =
+          state.authoritative === end
+            ? opened.slot
+            : (openSlots(state.tables[end], copyId(kind, end), slotKey)?.slot ?? null);
+        return state;
       }
-      // Which slot does this secret hold in the authoritative view of the copy it opened?
-      state.openedSlot =
-        state.authoritative === copy
-          ? opened.slot
-          : (openSlots(state.tables[copy], copy, slotKey)?.slot ?? null);
-      return state;
     } finally {
       wipe(slotKey);
     }
@@ -112,22 +138,30 @@ export async function unlockHeaders(
   throw cannotUnlock();
 }
 
+function bodyFits(kind: HeaderKind, body: HeaderBody, fileSize: number): boolean {
+  if (kind === 'outer') {
+    return body.flags === 0 && body.dataOffset === DATA_OFFSET && body.dataSize + OVERHEAD_BYTES === fileSize;
+  }
+  return body.flags === FLAG_HIDDEN && body.dataOffset + body.dataSize <= fileSize - BACKUP_AREA_BYTES;
+}
+
 /**
- * With the master key known, opens both bodies (no KDF) and picks the newest that authenticates.
- * Returns null when neither body is valid for this file. Takes ownership of masterKey on success.
+ * With the master key known, opens both bodies of one kind (no KDF) and picks the newest that
+ * authenticates. Returns null when neither is valid for this file. Takes ownership of masterKey on success.
  */
 export function stateFromMasterKey(
-  sectors: [Uint8Array, Uint8Array],
+  kind: HeaderKind,
+  sectors: HeaderSectors,
   fileSize: number,
   masterKey: Buffer,
 ): HeaderState | null {
   const headerKey = deriveHeaderKey(masterKey);
-  const bodies = ([PRIMARY, BACKUP] as const).map((copy) => {
-    const body = openBody(copy, sectors[copy], headerKey);
-    return body && body.dataSize + OVERHEAD_BYTES === fileSize ? body : null;
+  const bodies = ENDS.map((end) => {
+    const body = openBody(copyId(kind, end), sectors[kind][end], headerKey);
+    return body && bodyFits(kind, body, fileSize) ? body : null;
   }) as [HeaderBody | null, HeaderBody | null];
   const [primary, backup] = bodies;
-  let authoritative: CopyId;
+  let authoritative: End;
   if (primary && (!backup || primary.sequence >= backup.sequence)) authoritative = PRIMARY;
   else if (backup) authoritative = BACKUP;
   else {
@@ -135,9 +169,13 @@ export function stateFromMasterKey(
     return null;
   }
   const body = bodies[authoritative] as HeaderBody;
-  const own = readSlotTable(sectors[authoritative]);
+  const own = readSlotTable(sectors[kind][authoritative]);
   const mirror: SlotTable = { salt: body.mirrorSalt, slots: body.mirrorSlots };
   const tables: [SlotTable, SlotTable] = authoritative === PRIMARY ? [own, mirror] : [mirror, own];
+  const kdfSalts: [Uint8Array, Uint8Array] =
+    kind === 'outer'
+      ? [tables[PRIMARY].salt, tables[BACKUP].salt]
+      : [readSlotTable(sectors.outer[PRIMARY]).salt, readSlotTable(sectors.outer[BACKUP]).salt];
   const copyState = (candidate: HeaderBody | null) =>
     candidate === null
       ? { state: 'damaged' as const, sequence: null }
@@ -146,11 +184,14 @@ export function stateFromMasterKey(
           sequence: candidate.sequence,
         };
   return {
+    kind,
     fileSize,
+    dataOffset: body.dataOffset,
     dataSize: body.dataSize,
     sequence: body.sequence,
     slotMask: body.slotMask,
     tables,
+    kdfSalts,
     masterKey,
     headerKey,
     openedSlot: null,
@@ -167,20 +208,34 @@ export function sealHeaderPair(
   sequence: number,
 ): [Buffer, Buffer] {
   const body = (other: SlotTable): HeaderBody => ({
+    flags: state.kind === 'outer' ? 0 : FLAG_HIDDEN,
     sequence,
+    dataOffset: state.dataOffset,
     dataSize: state.dataSize,
     slotMask,
     mirrorSalt: other.salt,
     mirrorSlots: other.slots,
   });
   return [
-    sealHeader(PRIMARY, tables[PRIMARY], body(tables[BACKUP]), state.headerKey),
-    sealHeader(BACKUP, tables[BACKUP], body(tables[PRIMARY]), state.headerKey),
+    sealHeader(copyId(state.kind, PRIMARY), tables[PRIMARY], body(tables[BACKUP]), state.headerKey),
+    sealHeader(copyId(state.kind, BACKUP), tables[BACKUP], body(tables[PRIMARY]), state.headerKey),
   ];
 }
 
+/** Writes both copies of a kind: the backup, sync, the primary, sync (docs/FORMAT.md 5.2). */
+export async function writeHeaderPair(
+  file: ContainerFile,
+  state: HeaderState,
+  sectors: [Buffer, Buffer],
+): Promise<void> {
+  await file.write(sectors[BACKUP], headerOffset(state.kind, BACKUP, state.fileSize));
+  await file.sync();
+  await file.write(sectors[PRIMARY], headerOffset(state.kind, PRIMARY, state.fileSize));
+  await file.sync();
+}
+
 /**
- * docs/FORMAT.md 5.2: writes the backup, syncs, writes the primary, syncs. Updates `state` to match.
+ * docs/FORMAT.md 5.2: seals and writes both copies, then updates `state` to match.
  * `change` edits copies of both tables (the same slot index in each) and returns the new slot mask.
  */
 export async function updateHeaders(
@@ -195,11 +250,7 @@ export async function updateHeaders(
   ];
   const slotMask = await change(tables);
   if (slotMask === 0 || slotMask >= 1 << SLOT_COUNT) throw new Error('invalid keyslot mask');
-  const sectors = sealHeaderPair(state, tables, slotMask, sequence);
-  await file.write(sectors[BACKUP], headerOffset(BACKUP, state.fileSize));
-  await file.sync();
-  await file.write(sectors[PRIMARY], headerOffset(PRIMARY, state.fileSize));
-  await file.sync();
+  await writeHeaderPair(file, state, sealHeaderPair(state, tables, slotMask, sequence));
   state.tables = tables;
   state.slotMask = slotMask;
   state.sequence = sequence;
@@ -208,6 +259,25 @@ export async function updateHeaders(
     { state: 'ok', sequence },
     { state: 'ok', sequence },
   ];
+}
+
+/** Wraps the master key for `secret` into `slot` of both tables, each with its end's KDF salt. */
+export async function wrapInBothCopies(
+  state: HeaderState,
+  tables: [SlotTable, SlotTable],
+  slot: number,
+  secret: Secret,
+  costLevel: number,
+): Promise<void> {
+  checkCostFits(costLevel);
+  for (const end of ENDS) {
+    const slotKey = await deriveCopySlotKey(secret, state.kdfSalts[end], costLevel);
+    try {
+      wrapSlot(tables[end], copyId(state.kind, end), slot, slotKey, state.masterKey);
+    } finally {
+      wipe(slotKey);
+    }
+  }
 }
 
 export function wipeHeaderState(state: HeaderState): void {

@@ -11,6 +11,7 @@ import {
   CIPHER_AES_256_XTS,
   type CopyId,
   DATA_OFFSET,
+  FLAG_HIDDEN,
   FORMAT_VERSION,
   HEADER_KEY_LABEL,
   KDF_ARGON2ID_V1,
@@ -36,7 +37,11 @@ const AEAD_NONCE_BYTES = 24;
 
 /** The decoded body of one copy (docs/FORMAT.md 3.2); constant fields are checked, not kept. */
 export interface HeaderBody {
+  /** 0 for an outer vault, FLAG_HIDDEN for a hidden one. */
+  flags: number;
   sequence: number;
+  /** Byte offset of this vault's data area in the file. */
+  dataOffset: number;
   dataSize: number;
   slotMask: number;
   /** The other copy's salt and keyslot table (the mirror). */
@@ -151,10 +156,10 @@ export function openBody(copy: CopyId, sector: Uint8Array, headerKey: Uint8Array
 function encodeBody(body: HeaderBody): Buffer {
   const plain = Buffer.alloc(BODY_BYTES);
   plain.writeUInt16BE(FORMAT_VERSION, BODY.version);
-  plain.writeUInt16BE(0, BODY.flags);
+  plain.writeUInt16BE(body.flags, BODY.flags);
   plain.writeUInt32BE(SECTOR_BYTES, BODY.sectorSize);
   plain.writeBigUInt64BE(BigInt(body.sequence), BODY.sequence);
-  plain.writeBigUInt64BE(BigInt(DATA_OFFSET), BODY.dataOffset);
+  plain.writeBigUInt64BE(BigInt(body.dataOffset), BODY.dataOffset);
   plain.writeBigUInt64BE(BigInt(body.dataSize), BODY.dataSize);
   plain.writeUInt32BE(body.slotMask, BODY.slotMask);
   plain.writeUInt16BE(CIPHER_AES_256_XTS, BODY.cipher);
@@ -169,9 +174,12 @@ function decodeBody(plain: Uint8Array): HeaderBody | null {
   const view = Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength);
   if (view.length !== BODY_BYTES) return null;
   if (view.readUInt16BE(BODY.version) !== FORMAT_VERSION) return null;
-  if (view.readUInt16BE(BODY.flags) !== 0) return null;
+  const flags = view.readUInt16BE(BODY.flags);
+  if (flags !== 0 && flags !== FLAG_HIDDEN) return null;
   if (view.readUInt32BE(BODY.sectorSize) !== SECTOR_BYTES) return null;
-  if (view.readBigUInt64BE(BODY.dataOffset) !== BigInt(DATA_OFFSET)) return null;
+  const dataOffset = view.readBigUInt64BE(BODY.dataOffset);
+  if (dataOffset < BigInt(DATA_OFFSET) || dataOffset > BigInt(MAX_DATA_BYTES)) return null;
+  if (dataOffset % BigInt(SECTOR_BYTES) !== 0n) return null;
   if (view.readUInt16BE(BODY.cipher) !== CIPHER_AES_256_XTS) return null;
   if (view.readUInt16BE(BODY.kdf) !== KDF_ARGON2ID_V1) return null;
   if (!isZero(view.subarray(BODY.reserved1, BODY.reserved1 + RESERVED1_BYTES))) return null;
@@ -184,7 +192,9 @@ function decodeBody(plain: Uint8Array): HeaderBody | null {
   if (dataSize < BigInt(MIN_DATA_BYTES) || dataSize > BigInt(MAX_DATA_BYTES)) return null;
   if (slotMask === 0 || slotMask >= 1 << SLOT_COUNT) return null;
   return {
+    flags,
     sequence: Number(sequence),
+    dataOffset: Number(dataOffset),
     dataSize: Number(dataSize),
     slotMask,
     mirrorSalt: Uint8Array.from(view.subarray(BODY.mirrorSalt, BODY.mirrorSalt + SALT_BYTES)),

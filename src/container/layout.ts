@@ -52,9 +52,20 @@ export const RESERVED2_BYTES = 600;
 export const CIPHER_AES_256_XTS = 1;
 export const KDF_ARGON2ID_V1 = 1;
 
-export type CopyId = 0 | 1;
-export const PRIMARY: CopyId = 0;
-export const BACKUP: CopyId = 1;
+/** Which end of the file a header copy lives at: the front (primary) or the back (backup). */
+export type End = 0 | 1;
+export const PRIMARY: End = 0;
+export const BACKUP: End = 1;
+
+/** Outer: the ordinary vault. Hidden: a vault inside the tail of the outer data area (docs/FORMAT.md 8). */
+export type HeaderKind = 'outer' | 'hidden';
+/** The copy id bound into every AEAD: outer primary 0, outer backup 1, hidden primary 2, hidden backup 3. */
+export type CopyId = 0 | 1 | 2 | 3;
+export const FLAG_HIDDEN = 1;
+
+export function copyId(kind: HeaderKind, end: End): CopyId {
+  return (kind === 'outer' ? end : end + 2) as CopyId;
+}
 
 export const SLOT_AD_LABEL = 'vault-v1-keyslot';
 export const BODY_AD_LABEL = 'vault-v1-header';
@@ -65,6 +76,7 @@ export function backupHeaderOffset(fileSize: number): number {
   return fileSize - BACKUP_AREA_BYTES;
 }
 
-export function headerOffset(copy: CopyId, fileSize: number): number {
-  return copy === PRIMARY ? PRIMARY_HEADER_OFFSET : backupHeaderOffset(fileSize);
+export function headerOffset(kind: HeaderKind, end: End, fileSize: number): number {
+  if (kind === 'outer') return end === PRIMARY ? PRIMARY_HEADER_OFFSET : backupHeaderOffset(fileSize);
+  return end === PRIMARY ? HIDDEN_AREA_OFFSET : fileSize - HEADER_AREA_BYTES;
 }

@@ -5,10 +5,11 @@ import { DEFAULT_COST_LEVEL } from '../crypto/kdf.js';
 import { wipe } from '../crypto/random.js';
 import { cannotUnlock, VaultError } from './errors.js';
 import { type ContainerFile, fileError, type OpenContainerFile, openContainerFile } from './file.js';
-import { clearSlot, openSlots, readSlotTable, type SlotTable, wrapSlot } from './header.js';
+import { clearSlot, openSlots, readSlotTable } from './header.js';
 import {
   checkCostFits,
   deriveCopySlotKey,
+  type HeaderSectors,
   type HeaderState,
   readHeaderSectors,
   sealHeaderPair,
@@ -16,8 +17,21 @@ import {
   unlockHeaders,
   updateHeaders,
   wipeHeaderState,
+  wrapInBothCopies,
 } from './header-pair.js';
-import { BACKUP, type CopyId, OVERHEAD_BYTES, PRIMARY, SECTOR_BYTES, SLOT_COUNT } from './layout.js';
+import {
+  BACKUP,
+  copyId,
+  type HeaderKind,
+  MIN_FILE_BYTES,
+  PRIMARY,
+  SECTOR_BYTES,
+  SLOT_COUNT,
+} from './layout.js';
+
+/** A header backup file: the outer front header sector, then the hidden-area front sector. */
+export const HEADER_BACKUP_BYTES = 2 * SECTOR_BYTES;
+
 import type { Secret } from './secret.js';
 
 export interface ManageOptions {
@@ -42,7 +56,7 @@ export async function changeSecret(
   return withUnlocked(path, current, options, async (file, state) => {
     const slot = requireOpenedSlot(state);
     await updateHeaders(file, state, async (tables) => {
-      await wrapInBothCopies(tables, slot, next, newCost(options), state.masterKey);
+      await wrapInBothCopies(state, tables, slot, next, newCost(options));
       return state.slotMask;
     });
     return slot;
@@ -67,7 +81,7 @@ export async function addKey(
       );
     }
     await updateHeaders(file, state, async (tables) => {
-      await wrapInBothCopies(tables, slot, added, newCost(options), state.masterKey);
+      await wrapInBothCopies(state, tables, slot, added, newCost(options));
       return state.slotMask | (1 << slot);
     });
     return slot;
@@ -109,21 +123,28 @@ export async function repairHeaders(
   });
 }
 
-/** `vault header backup`: one 4096-byte sector, a primary-style copy with fresh nonces (FORMAT.md 5.3). */
+/**
+ * `vault header backup`: 8192 bytes, the front header sector of each kind (outer, then hidden area), as
+ * opaque as the vault (docs/FORMAT.md 5.3). The kind the secret opens is written from its authoritative
+ * state with fresh nonces; the other sector is copied as it is on disk (it may be random bytes).
+ */
 export async function backupHeader(
   path: string,
   secret: Secret,
   target: string,
   options: ManageOptions = {},
 ): Promise<void> {
-  const sector = await withUnlocked(path, secret, { ...options, readOnly: true }, async (_file, state) => {
-    const [primary] = sealHeaderPair(state, state.tables, state.slotMask, state.sequence);
-    return primary;
+  const backup = await withUnlocked(path, secret, { ...options, readOnly: true }, async (file, state) => {
+    const sectors = await readHeaderSectors(file, state.fileSize);
+    const [front] = sealHeaderPair(state, state.tables, state.slotMask, state.sequence);
+    return state.kind === 'outer'
+      ? Buffer.concat([front, sectors.hidden[PRIMARY]])
+      : Buffer.concat([sectors.outer[PRIMARY], front]);
   });
   let handle: Awaited<ReturnType<typeof openFile>> | undefined;
   try {
     handle = await openFile(target, 'wx', 0o600);
-    await handle.writeFile(sector);
+    await handle.writeFile(backup);
     await handle.datasync();
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
@@ -140,49 +161,73 @@ export async function backupHeader(
 }
 
 /**
- * `vault header restore`: opens the backup file with the secret, checks it belongs to this vault (its
- * master key opens one of the vault's header bodies; `force` skips that when both are unreadable),
- * then writes both copies with a sequence number above every copy seen.
+ * `vault header restore`: opens the backup file with the secret (outer or hidden), checks it belongs to
+ * this vault (its master key opens one of the vault's header bodies of that kind; `force` skips that
+ * when both are unreadable), then writes both copies of that kind with a sequence number above every
+ * copy seen. The other kind is left as it is.
  */
 export async function restoreHeader(
   path: string,
   secret: Secret,
   source: string,
   options: ManageOptions & { force?: boolean } = {},
-): Promise<void> {
+): Promise<HeaderKind> {
   const costLevel = options.costLevel ?? DEFAULT_COST_LEVEL;
   checkCostFits(costLevel);
-  let backupSector: Buffer;
+  let backup: Buffer;
   try {
-    backupSector = await readFile(source);
+    backup = await readFile(source);
   } catch (error) {
     throw fileError(error, source);
   }
-  if (backupSector.length !== SECTOR_BYTES) throw cannotUnlock();
+  if (backup.length !== HEADER_BACKUP_BYTES) throw cannotUnlock();
   const file = await (options.openFile ?? openContainerFile)(path, 'write');
   let state: HeaderState | null = null;
   try {
     const fileSize = await file.size();
-    const table = readSlotTable(backupSector);
-    const slotKey = await deriveCopySlotKey(secret, table.salt, costLevel);
-    const opened = openSlots(table, PRIMARY, slotKey);
-    wipe(slotKey);
-    if (!opened) throw cannotUnlock();
-    // Read the backup file as if it were this vault's primary copy, with no backup copy.
-    const random = Buffer.alloc(SECTOR_BYTES, 0xff);
-    state = stateFromMasterKey([backupSector, random], fileSize, opened.masterKey);
+    if (fileSize < MIN_FILE_BYTES || fileSize % SECTOR_BYTES !== 0) {
+      throw new VaultError(
+        'USAGE',
+        `${path} is too short to be a vault`,
+        'name the vault file the backup was made from',
+      );
+    }
+    const fromBackup: HeaderSectors = {
+      outer: [backup.subarray(0, SECTOR_BYTES), Buffer.alloc(SECTOR_BYTES)],
+      hidden: [backup.subarray(SECTOR_BYTES), Buffer.alloc(SECTOR_BYTES)],
+    };
+    const slotKey = await deriveCopySlotKey(secret, readSlotTable(fromBackup.outer[PRIMARY]).salt, costLevel);
+    let kind: HeaderKind | null = null;
+    let masterKey: Buffer | null = null;
+    try {
+      for (const candidate of ['outer', 'hidden'] as const) {
+        const opened = openSlots(
+          readSlotTable(fromBackup[candidate][PRIMARY]),
+          copyId(candidate, PRIMARY),
+          slotKey,
+        );
+        if (opened) {
+          kind = candidate;
+          masterKey = opened.masterKey;
+          break;
+        }
+      }
+    } finally {
+      wipe(slotKey);
+    }
+    if (!kind || !masterKey) throw cannotUnlock();
+    state = stateFromMasterKey(kind, fromBackup, fileSize, masterKey);
     if (!state) {
-      wipe(opened.masterKey);
+      wipe(masterKey);
       throw new VaultError(
         'USAGE',
         'this header backup does not fit the vault (another size, or a damaged backup file)',
         'restore the backup of this vault',
       );
     }
-    const current =
-      fileSize >= OVERHEAD_BYTES + SECTOR_BYTES ? await readHeaderSectors(file, fileSize) : null;
+    const current = await readHeaderSectors(file, fileSize);
     const keyCopy = Buffer.from(state.masterKey);
-    const seen = current ? stateFromMasterKey(current, fileSize, keyCopy) : null;
+    const seen = stateFromMasterKey(kind, current, fileSize, keyCopy);
     if (!seen) wipe(keyCopy);
     if (!seen && !options.force) {
       throw new VaultError(
@@ -194,7 +239,16 @@ export async function restoreHeader(
     const sequence =
       Math.max(state.sequence, seen?.copies[PRIMARY].sequence ?? 0, seen?.copies[BACKUP].sequence ?? 0) + 1;
     if (seen) wipeHeaderState(seen);
-    await updateHeaders(file, state, () => state?.slotMask ?? 0, sequence);
+    if (kind === 'hidden') {
+      // The hidden header borrows the vault's outer salts, which the backup cannot vouch for: use the vault's.
+      state.kdfSalts = [
+        readSlotTable(current.outer[PRIMARY]).salt,
+        readSlotTable(current.outer[BACKUP]).salt,
+      ];
+    }
+    const restored = state;
+    await updateHeaders(file, restored, () => restored.slotMask, sequence);
+    return kind;
   } finally {
     if (state) wipeHeaderState(state);
     await file.close();
@@ -217,25 +271,6 @@ async function withUnlocked<T>(
     }
   } finally {
     await file.close();
-  }
-}
-
-async function wrapInBothCopies(
-  tables: [SlotTable, SlotTable],
-  slot: number,
-  secret: Secret,
-  costLevel: number,
-  masterKey: Buffer,
-): Promise<void> {
-  checkCostFits(costLevel);
-  for (const copy of [PRIMARY, BACKUP] as CopyId[]) {
-    const table = tables[copy];
-    const slotKey = await deriveCopySlotKey(secret, table.salt, costLevel);
-    try {
-      wrapSlot(table, copy, slot, slotKey, masterKey);
-    } finally {
-      wipe(slotKey);
-    }
   }
 }
 

@@ -4,7 +4,7 @@
 import { costParams, DEFAULT_COST_LEVEL } from '../crypto/kdf.js';
 import { activeXtsImplementation, createXts, type XtsCipher, type XtsImplementation } from '../crypto/xts.js';
 import type { BlockDevice } from './block-device.js';
-import { VaultError } from './errors.js';
+import { isVaultError, VaultError } from './errors.js';
 import { type ContainerFile, type OpenContainerFile, openContainerFile } from './file.js';
 import {
   type CopyState,
@@ -22,6 +22,13 @@ export interface OpenOptions {
   readOnly?: boolean;
   /** Put the container's access and modification times back on close (VeraCrypt's default). */
   preserveTimestamps?: boolean;
+  /**
+   * The hidden volume's secret, to mount the outer volume with the hidden one protected: every write
+   * that would land in the hidden volume is refused, and the outer volume turns read-only.
+   */
+  protectHidden?: Secret;
+  /** Cost level of the protectHidden secret; defaults to costLevel. */
+  protectHiddenCostLevel?: number;
   /** Fault injection and tests: how the container file is opened. */
   openFile?: OpenContainerFile;
 }
@@ -40,6 +47,8 @@ export interface VaultInfo {
   kdfMemoryKiB: number;
   kdfIterations: number;
   kdfParallelism: number;
+  /** 'hidden' when the secret opened the hidden volume of this file. */
+  kind: 'outer' | 'hidden';
   keyslots: { total: number; used: number[]; opened: number | null };
   headers: {
     authoritative: 'primary' | 'backup';
@@ -57,23 +66,72 @@ export async function openVault(path: string, secret: Secret, options: OpenOptio
   try {
     const identity = await file.identity();
     const state = await unlockHeaders(file, secret, costLevel);
-    return new Vault(file, state, {
+    const settings: VaultSettings = {
       costLevel,
       readOnly,
       preserveTimestamps: options.preserveTimestamps ?? false,
       identity,
-    });
+    };
+    if (options.protectHidden) {
+      try {
+        if (state.kind !== 'outer') {
+          throw new VaultError(
+            'USAGE',
+            'the first secret opens a hidden volume; protection is for mounting the outer volume',
+            'give the outer volume secret first, then the hidden one',
+          );
+        }
+        settings.protectedRange = await hiddenRange(
+          file,
+          options.protectHidden,
+          options.protectHiddenCostLevel ?? costLevel,
+        );
+      } catch (error) {
+        wipeHeaderState(state);
+        throw error;
+      }
+    }
+    return new Vault(file, state, settings);
   } catch (error) {
     await file.close();
     throw error;
   }
 }
 
-interface VaultSettings {
+/** Unlocks the hidden header with its secret and returns its data area in outer cleartext offsets. */
+async function hiddenRange(
+  file: ContainerFile,
+  secret: Secret,
+  costLevel: number,
+): Promise<{ start: number; end: number }> {
+  let hidden: HeaderState;
+  try {
+    hidden = await unlockHeaders(file, secret, costLevel, 'hidden');
+  } catch (error) {
+    if (isVaultError(error, 'CANNOT_UNLOCK')) {
+      throw new VaultError(
+        'CANNOT_UNLOCK',
+        'cannot unlock the hidden volume to protect it: wrong hidden password, keyfile or cost level, or no hidden volume',
+        'give the hidden volume secret as the second secret, or mount without --protect-hidden',
+      );
+    }
+    throw error;
+  }
+  const start = hidden.dataOffset - DATA_OFFSET;
+  const range = { start, end: start + hidden.dataSize };
+  wipeHeaderState(hidden);
+  return range;
+}
+
+export interface VaultSettings {
   costLevel: number;
   readOnly: boolean;
   preserveTimestamps: boolean;
   identity: { dev: number; ino: number; atimeMs: number; mtimeMs: number };
+  /** Outer cleartext byte range [start, end) that writes must never touch (the hidden volume). */
+  protectedRange?: { start: number; end: number };
+  /** close() leaves the container file open (createVault formats the outer, then the hidden vault). */
+  keepFileOpen?: boolean;
 }
 
 export class Vault implements BlockDevice {
@@ -86,6 +144,7 @@ export class Vault implements BlockDevice {
   readonly identity: { dev: number; ino: number };
   #xts: XtsCipher | null;
   #closed = false;
+  #protectionTripped = false;
   #writesInFlight: Array<{ first: number; last: number; done: Promise<void> }> = [];
 
   /** @internal Use openVault or createVault. Takes ownership of state's keys. */
@@ -112,14 +171,14 @@ export class Vault implements BlockDevice {
     if (plain.length === 0) return;
     if (offset % SECTOR_BYTES === 0 && plain.length % SECTOR_BYTES === 0) {
       // Fast path: read the ciphertext straight into the caller's buffer and decrypt in place.
-      await this.file.read(plain, DATA_OFFSET + offset);
+      await this.file.read(plain, this.state.dataOffset + offset);
       xts.decrypt(plain, offset / SECTOR_BYTES);
       return;
     }
     const first = Math.floor(offset / SECTOR_BYTES);
     const last = Math.floor((offset + plain.length - 1) / SECTOR_BYTES);
     const sectors = Buffer.alloc((last - first + 1) * SECTOR_BYTES);
-    await this.file.read(sectors, DATA_OFFSET + first * SECTOR_BYTES);
+    await this.file.read(sectors, this.state.dataOffset + first * SECTOR_BYTES);
     xts.decrypt(sectors, first);
     const start = offset - first * SECTOR_BYTES;
     plain.set(sectors.subarray(start, start + plain.length));
@@ -132,6 +191,7 @@ export class Vault implements BlockDevice {
       throw new VaultError('IO', 'the vault is open read-only', 'open it without --read-only');
     this.#checkRange(plain.length, offset);
     if (plain.length === 0) return;
+    this.#checkProtection(plain.length, offset);
     const first = Math.floor(offset / SECTOR_BYTES);
     const last = Math.floor((offset + plain.length - 1) / SECTOR_BYTES);
     // Writes that share a sector run in arrival order, so a read-modify-write never undoes another write.
@@ -163,11 +223,11 @@ export class Vault implements BlockDevice {
     }
     sectors.set(plain, start);
     xts.encrypt(sectors, first);
-    await this.file.write(sectors, DATA_OFFSET + first * SECTOR_BYTES);
+    await this.file.write(sectors, this.state.dataOffset + first * SECTOR_BYTES);
   }
 
   async #readSectorPlain(into: Buffer, sector: number): Promise<void> {
-    await this.file.read(into, DATA_OFFSET + sector * SECTOR_BYTES);
+    await this.file.read(into, this.state.dataOffset + sector * SECTOR_BYTES);
     this.#cipher().decrypt(into, sector);
   }
 
@@ -189,7 +249,7 @@ export class Vault implements BlockDevice {
       this.#xts?.destroy();
       this.#xts = null;
       wipeHeaderState(this.state);
-      await this.file.close();
+      if (!this.settings.keepFileOpen) await this.file.close();
     }
   }
 
@@ -200,12 +260,13 @@ export class Vault implements BlockDevice {
       path: this.path,
       formatVersion: FORMAT_VERSION,
       fileSize: this.state.fileSize,
-      dataOffset: DATA_OFFSET,
+      dataOffset: this.state.dataOffset,
       dataSize: this.state.dataSize,
       sectorSize: SECTOR_BYTES,
       cipher: 'aes-256-xts',
       xtsImplementation: this.#xts?.implementation ?? activeXtsImplementation(),
       kdf: 'argon2id',
+      kind: this.state.kind,
       costLevel: this.settings.costLevel,
       kdfMemoryKiB: params.memoryKiB,
       kdfIterations: params.iterations,
@@ -228,6 +289,29 @@ export class Vault implements BlockDevice {
   #cipher(): XtsCipher {
     if (this.#closed || !this.#xts) throw new VaultError('IO', 'the vault is closed', 'open it again');
     return this.#xts;
+  }
+
+  /** True once a write aimed at the protected hidden volume was refused: every write is refused since. */
+  get protectionTripped(): boolean {
+    return this.#protectionTripped;
+  }
+
+  #checkProtection(length: number, offset: number): void {
+    const range = this.settings.protectedRange;
+    if (!range) return;
+    if (!this.#protectionTripped && offset < range.end && range.start < offset + length) {
+      this.#protectionTripped = true;
+      this.warnings.push(
+        'a write to the outer volume would have damaged the hidden volume; the outer volume is now read-only',
+      );
+    }
+    if (this.#protectionTripped) {
+      throw new VaultError(
+        'IO',
+        'write refused to protect the hidden volume; the outer volume is read-only until dismounted',
+        'copy what you need from the outer volume, dismount it, and keep less data on it',
+      );
+    }
   }
 
   #checkRange(length: number, offset: number): void {

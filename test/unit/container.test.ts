@@ -260,7 +260,7 @@ describe('header maintenance', () => {
     const path = await newVault('restore.vol', 'before');
     const backup = join(dir, 'restore.hdr');
     await backupHeader(path, await password('before'), backup, { costLevel });
-    expect((await stat(backup)).size).toBe(4096);
+    expect((await stat(backup)).size).toBe(8192);
     await changeSecret(path, await password('before'), await password('after'), { costLevel });
     await expectCannotUnlock(restoreHeader(path, await password('after'), backup, { costLevel }));
     await restoreHeader(path, await password('before'), backup, { costLevel });

@@ -19,6 +19,10 @@
 // 2^53: the largest integer a JS number holds exactly together with all smaller ones.
 #define MAX_EXACT_NUMBER 9007199254740992.0
 
+// Marks our objects, so a method called on some other addon's wrapped object throws instead of
+// reinterpreting that object's pointer.
+static const napi_type_tag XTS_CONTEXT_TAG = {0x7661756c74787473ULL, 0x4f70656e53534c31ULL};
+
 typedef struct {
   EVP_CIPHER_CTX *encrypt;
   EVP_CIPHER_CTX *decrypt;
@@ -98,6 +102,12 @@ static napi_value context_new(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   napi_value self;
   CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
+  napi_value new_target = NULL;
+  CHECK_NAPI(env, napi_get_new_target(env, info, &new_target));
+  if (new_target == NULL) {
+    napi_throw_type_error(env, NULL, "XtsContext must be called with new");
+    return NULL;
+  }
   if (argc < 2) {
     napi_throw_type_error(env, NULL, "XtsContext(key, sectorSize) needs two arguments");
     return NULL;
@@ -146,16 +156,24 @@ static napi_value context_new(napi_env env, napi_callback_info info) {
     throw_pending_or_generic(env, "cannot wrap XtsContext");
     return NULL;
   }
+  CHECK_NAPI(env, napi_type_tag_object(env, self, &XTS_CONTEXT_TAG));
   return self;
 }
 
-static XtsContext *unwrap(napi_env env, napi_value self) {
+static XtsContext *unwrap_any(napi_env env, napi_value self) {
+  bool tagged = false;
   void *data = NULL;
-  if (napi_unwrap(env, self, &data) != napi_ok || data == NULL) {
+  if (napi_check_object_type_tag(env, self, &XTS_CONTEXT_TAG, &tagged) != napi_ok || !tagged ||
+      napi_unwrap(env, self, &data) != napi_ok || data == NULL) {
     throw_pending_or_generic(env, "not an XtsContext");
     return NULL;
   }
-  XtsContext *xts = data;
+  return data;
+}
+
+static XtsContext *unwrap(napi_env env, napi_value self) {
+  XtsContext *xts = unwrap_any(env, self);
+  if (xts == NULL) return NULL;
   if (xts->encrypt == NULL) {
     napi_throw_error(env, NULL, "XTS cipher was destroyed");
     return NULL;
@@ -270,12 +288,9 @@ static napi_value context_decrypt(napi_env env, napi_callback_info info) { retur
 static napi_value context_destroy(napi_env env, napi_callback_info info) {
   napi_value self;
   CHECK_NAPI(env, napi_get_cb_info(env, info, NULL, NULL, &self, NULL));
-  void *data = NULL;
-  if (napi_unwrap(env, self, &data) != napi_ok || data == NULL) {
-    throw_pending_or_generic(env, "not an XtsContext");
-    return NULL;
-  }
-  free_contexts(data); // the struct itself goes with the finalizer; later calls see NULL contexts
+  XtsContext *xts = unwrap_any(env, self);
+  if (xts == NULL) return NULL;
+  free_contexts(xts); // the struct itself goes with the finalizer; later calls see NULL contexts
   return NULL;
 }
 

@@ -328,6 +328,11 @@ describe.runIf(implementations.includes('openssl-addon'))('the native addon on i
     expect(() => new native.XtsContext(sameHalves, 4096)).toThrow(RangeError);
     expect(() => new native.XtsContext([...key], 4096)).toThrow(TypeError);
     expect(() => new native.XtsContext(key, '4096')).toThrow(TypeError);
+    const callWithoutNew = native.XtsContext as unknown as (key: unknown, sectorSize: unknown) => unknown;
+    expect(() => callWithoutNew(key, 4096)).toThrow(TypeError);
+    const context = new native.XtsContext(key, 4096);
+    expect(() => context.encrypt.call({}, Buffer.alloc(4096), 0)).toThrow(TypeError);
+    context.destroy();
     for (const sectorSize of [0, 8, 4100, 16.5, -4096, Number.POSITIVE_INFINITY, 2 ** 25]) {
       expect(() => new native.XtsContext(key, sectorSize), String(sectorSize)).toThrow(RangeError);
     }

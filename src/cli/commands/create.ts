@@ -3,6 +3,7 @@
 import { accessSync, constants } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
+import type { BlockDevice } from '../../container/block-device.js';
 import { createVault } from '../../container/create.js';
 import { VaultError } from '../../container/errors.js';
 import { withBridge } from '../../fuse/bridge.js';
@@ -29,6 +30,9 @@ interface CreateCommandOptions extends SecretOptions {
   filesystem: string;
   quick?: boolean;
   force?: boolean;
+  hidden?: string;
+  hiddenFilesystem: string;
+  hiddenKeyfile?: string[];
 }
 
 export function register(program: Command): void {
@@ -39,7 +43,14 @@ export function register(program: Command): void {
     .argument('<file>', 'the vault file to create')
     .option('--filesystem <type>', `filesystem inside: ${FILESYSTEMS.join(', ')}`, 'ext4')
     .option('--quick', 'do not fill the data area with random-looking data (faster; reveals usage, see docs)')
-    .option('-f, --force', 'replace an existing file');
+    .option('-f, --force', 'replace an existing file')
+    .option('--hidden <size>', 'also create a hidden volume of <size> in the tail (asks for a second secret)')
+    .option('--hidden-filesystem <type>', 'filesystem inside the hidden volume', 'ext4')
+    .option(
+      '--hidden-keyfile <path>',
+      'keyfile for the hidden volume (repeatable)',
+      (path: string, previous: string[] | undefined) => [...(previous ?? []), path],
+    );
   addSecretOptions(command);
   addCostOption(command);
   command.addHelpText(
@@ -49,13 +60,32 @@ Examples:
   vault create 2G secret.vol                          # asks for a password twice, formats ext4
   vault create 512M usb.vol --filesystem exfat
   vault create 64M ci.vol -k key.bin --non-interactive
-  printf '%s\\n' "$PASS" | vault create 1G a.vol --password-stdin`,
+  printf '%s\\n' "$PASS" | vault create 1G a.vol --password-stdin
+  vault create 1G deniable.vol --hidden 300M          # outer (exfat) password, then hidden (ext4) password
+  printf '%s\\n%s\\n' "$OUTER" "$HIDDEN" | vault create 1G d.vol --hidden 300M --password-stdin
+
+With --hidden, the outer volume gets exfat unless --filesystem says otherwise (its metadata stays at the
+start, away from the hidden volume); ext4 is refused for it. See SECURITY.md on what deniability gives.`,
   );
   command.action(async (sizeText: string, file: string, options: CreateCommandOptions) => {
     const fileSize = parseSize(sizeText);
-    const filesystem = parseFilesystem(options.filesystem);
+    const hiddenSize = options.hidden === undefined ? null : parseSize(options.hidden);
+    const filesystemChosen = command.getOptionValueSource('filesystem') !== 'default';
+    const filesystem = parseFilesystem(
+      hiddenSize !== null && !filesystemChosen ? 'exfat' : options.filesystem,
+    );
+    const hiddenFilesystem = parseFilesystem(options.hiddenFilesystem);
     const costLevel = parseCost(options);
-    if (filesystem !== 'none') checkFormatTools(filesystem);
+    if (hiddenSize !== null && filesystem === 'ext4') {
+      throw new VaultError(
+        'USAGE',
+        'ext4 cannot be the outer filesystem of a vault with a hidden volume: it writes metadata over the whole volume',
+        'use --filesystem exfat (the default with --hidden) or vfat, or none',
+      );
+    }
+    for (const chosen of [filesystem, hiddenSize === null ? 'none' : hiddenFilesystem] as const) {
+      if (chosen !== 'none') checkFormatTools(chosen);
+    }
     // Fail before asking for a password when the target is obviously wrong.
     const existing = await stat(file).catch(() => null);
     if (existing?.isDirectory())
@@ -68,9 +98,24 @@ Examples:
       );
     }
     const secret = await readSecret(options, {
-      prompt: `Password for the new vault ${file}: `,
+      prompt:
+        hiddenSize === null
+          ? `Password for the new vault ${file}: `
+          : `Password for the OUTER volume of ${file}: `,
       confirm: true,
     });
+    const hiddenSecret =
+      hiddenSize === null
+        ? null
+        : await readSecret(options, {
+            prompt: `Password for the HIDDEN volume of ${file} (must differ): `,
+            confirm: true,
+            stdinLine: 1,
+            keyfiles: options.hiddenKeyfile ?? [],
+          }).catch((error: unknown) => {
+            secret.wipe();
+            throw error;
+          });
     const progress = createProgress(options.quick ? 'Allocating' : 'Filling', fileSize);
     try {
       await createVault(file, {
@@ -81,18 +126,36 @@ Examples:
         force: options.force ?? false,
         signal: interruptSignal(),
         onProgress: (done) => progress.update(done),
-        ...(filesystem === 'none'
+        ...(filesystem === 'none' ? {} : { format: formatter(filesystem) }),
+        ...(hiddenSize === null || !hiddenSecret
           ? {}
-          : { format: (vault) => withBridge(vault, (blockFile) => makeFilesystem(filesystem, blockFile)) }),
+          : {
+              hidden: {
+                dataSize: hiddenSize,
+                secret: hiddenSecret,
+                ...(hiddenFilesystem === 'none' ? {} : { format: formatter(hiddenFilesystem) }),
+              },
+            }),
       });
     } finally {
       progress.done();
       secret.wipe();
+      hiddenSecret?.wipe();
     }
     const inside = filesystem === 'none' ? 'no filesystem' : filesystem;
     process.stdout.write(`Created ${file}: ${formatSize(fileSize)}, ${inside}.\n`);
+    if (hiddenSize !== null) {
+      process.stdout.write(
+        `It holds a hidden volume of ${formatSize(hiddenSize)} (${hiddenFilesystem}); its password mounts it.\n` +
+          'Mount the outer volume with --protect-hidden until you are done writing to it.\n',
+      );
+    }
     if (filesystem !== 'none') process.stdout.write(`Mount it with: vault mount ${file} <mountpoint>\n`);
   });
+}
+
+function formatter(filesystem: Exclude<Filesystem, 'none'>): (vault: BlockDevice) => Promise<void> {
+  return (vault) => withBridge(vault, (blockFile) => makeFilesystem(filesystem, blockFile));
 }
 
 function parseFilesystem(text: string): Filesystem {

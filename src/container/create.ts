@@ -2,6 +2,7 @@
 // (headers, random areas, the data area filled with XTS ciphertext of zeros under a throwaway key),
 // synced, optionally formatted, then moved into place. Any failure or abort removes the temporary file.
 import { execFile } from 'node:child_process';
+import { timingSafeEqual } from 'node:crypto';
 import { link, rename, stat, statfs, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -93,7 +94,7 @@ export async function createVault(path: string, options: CreateOptions): Promise
       dataOffset: DATA_OFFSET,
       dataSize: fileSize - OVERHEAD_BYTES,
     });
-    hidden = options.hidden ? await buildHidden(outer, options.hidden, costLevel) : null;
+    hidden = options.hidden ? await buildHidden(outer, options.hidden, costLevel, options.secret) : null;
     const identity = await file.identity();
     const settings = { costLevel, readOnly: false, preserveTimestamps: false, identity };
     abortIfAsked(options.signal);
@@ -216,8 +217,16 @@ async function buildHidden(
   outer: HeaderState,
   hidden: HiddenOptions,
   costLevel: number,
+  outerSecret: Secret,
 ): Promise<HeaderState> {
   const { dataSize } = hidden;
+  if (timingSafeEqualBytes(hidden.secret.material, outerSecret.material)) {
+    throw new VaultError(
+      'USAGE',
+      'the hidden volume needs a secret different from the outer one',
+      'choose another password or keyfile for the hidden volume',
+    );
+  }
   if (!Number.isSafeInteger(dataSize) || dataSize % SECTOR_BYTES !== 0 || dataSize < MIN_DATA_BYTES) {
     throw new VaultError(
       'USAGE',
@@ -244,6 +253,10 @@ async function buildHidden(
 export function protectedRangeOf(hidden: HeaderState): { start: number; end: number } {
   const start = hidden.dataOffset - DATA_OFFSET;
   return { start, end: start + hidden.dataSize };
+}
+
+function timingSafeEqualBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 export function newMasterKey(): Buffer {

@@ -2,7 +2,7 @@
 // daemon started with its settings and secret over a pipe, and clean-up of every remain when a daemon
 // died (kill -9, crash). The daemon itself does the mounting, so each step is undone in one place.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, statSync } from 'node:fs';
 import { mkdir, readdir, realpath, rmdir, stat } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { basename, extname, resolve } from 'node:path';
@@ -47,7 +47,7 @@ const MOUNT_TOOLS = ['losetup', 'mount', 'umount', 'blkid', 'fusermount'];
  * filesystem above the loop device and one for the FUSE file below; writes still reach the daemon
  * synchronously (FUSE without writeback cache is write-through) and flushes become fdatasync.
  */
-export const DEFAULT_LOOP_DIRECT_IO = false;
+export const DEFAULT_LOOP_DIRECT_IO = true;
 
 export interface MountTarget {
   file: string;
@@ -184,7 +184,13 @@ export async function mountVault(target: MountTarget, request: MountRequest): Pr
       createdMountpoint = true;
     }
     const daemonPath = fileURLToPath(new URL('./daemon.js', import.meta.url));
-    const log = openSync(logFileOf(target.id), 'a', 0o600);
+    const logFile = logFileOf(target.id);
+    // Appended per mount (a failed mount can point to it); started afresh once it grows past 1 MiB.
+    const log = openSync(
+      logFile,
+      (statSync(logFile, { throwIfNoEntry: false })?.size ?? 0) > 1 << 20 ? 'w' : 'a',
+      0o600,
+    );
     try {
       child = spawn(process.execPath, [daemonPath], { detached: true, stdio: ['ignore', log, log, 'pipe'] });
     } finally {
@@ -234,7 +240,7 @@ export async function mountVault(target: MountTarget, request: MountRequest): Pr
       throw new VaultError(
         'INTERNAL',
         'the mount daemon stopped without saying why',
-        `its log was ${logFileOf(target.id)}; run again with VAULT_DEBUG=1`,
+        `see its log, ${logFileOf(target.id)}`,
       );
     } finally {
       request.signal?.removeEventListener('abort', onAbort);

@@ -46,8 +46,11 @@ export function fuseDirOf(id: string): string {
   return `${stateDirOf(id)}/fuse`;
 }
 
+/** Daemon logs outlive the mount (so a failed mount can point to one); /run is emptied at boot. */
+export const LOG_DIR = `${RUN_DIR}/log`;
+
 export function logFileOf(id: string): string {
-  return `${stateDirOf(id)}/daemon.log`;
+  return `${LOG_DIR}/${id}.log`;
 }
 
 /**
@@ -55,7 +58,7 @@ export function logFileOf(id: string): string {
  * or remains of a crashed daemon). mkdir is atomic, so two concurrent mounts cannot both win.
  */
 export async function claimStateDir(id: string): Promise<boolean> {
-  await mkdir(RUN_DIR, { recursive: true, mode: 0o700 });
+  await mkdir(LOG_DIR, { recursive: true, mode: 0o700 });
   try {
     await mkdir(stateDirOf(id), { mode: 0o700 });
     return true;

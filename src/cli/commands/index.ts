@@ -4,7 +4,9 @@ import * as benchmark from './benchmark.js';
 import * as completion from './completion.js';
 import * as create from './create.js';
 import * as dismount from './dismount.js';
+import * as exportImage from './export.js';
 import * as header from './header.js';
+import * as importImage from './import.js';
 import * as info from './info.js';
 import * as key from './key.js';
 import * as keyfile from './keyfile.js';
@@ -12,6 +14,7 @@ import * as list from './list.js';
 import * as mount from './mount.js';
 import * as passwd from './passwd.js';
 import * as repair from './repair.js';
+import * as resize from './resize.js';
 
 const commands: ReadonlyArray<{ register(program: Command): void }> = [
   create,
@@ -24,6 +27,9 @@ const commands: ReadonlyArray<{ register(program: Command): void }> = [
   keyfile,
   header,
   repair,
+  resize,
+  importImage,
+  exportImage,
   benchmark,
   completion,
 ];

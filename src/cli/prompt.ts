@@ -1,0 +1,154 @@
+// The no-echo password prompt. The terminal goes into raw mode so typed bytes are never echoed and go
+// straight into a buffer we allocate and wipe; we handle Enter, Backspace, Ctrl-U, Ctrl-C and Ctrl-D
+// ourselves. The prompt text goes to stderr so stdout stays clean for --json.
+import { isatty } from 'node:tty';
+import { VaultError } from '../container/errors.js';
+
+/** Longest password accepted at the prompt, in UTF-8 bytes; more is ignored (and rung as a bell). */
+export const MAX_PASSWORD_BYTES = 4096;
+
+interface RawInput {
+  readonly isTTY?: boolean;
+  setRawMode(mode: boolean): unknown;
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'end' | 'error', listener: (error?: Error) => void): unknown;
+  removeListener(event: string, listener: (...args: never[]) => void): unknown;
+  resume(): unknown;
+  pause(): unknown;
+}
+
+interface PromptStreams {
+  input?: RawInput;
+  output?: { write(text: string): unknown };
+}
+
+/** True when stdin is a terminal, i.e. a person can answer a prompt. */
+export function stdinIsTerminal(): boolean {
+  return isatty(0);
+}
+
+let rawInputInUse: RawInput | null = null;
+let exitHookInstalled = false;
+
+/**
+ * Writes `prompt` to stderr and reads one line from the terminal without echo. Resolves with a new
+ * Buffer (Buffer.alloc'd, exactly the typed bytes, UTF-8); the caller wipes it. Rejects with
+ * VaultError INTERRUPTED on Ctrl-C and MISSING_SECRET on Ctrl-D at an empty line.
+ */
+export function promptHidden(prompt: string, streams: PromptStreams = {}): Promise<Buffer> {
+  const input = streams.input ?? (process.stdin as unknown as RawInput);
+  const output = streams.output ?? process.stderr;
+  if (!input.isTTY) {
+    return Promise.reject(
+      new VaultError('MISSING_SECRET', 'cannot prompt for a password: stdin is not a terminal', NO_TTY_HINT),
+    );
+  }
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    // If anything ends the process mid-prompt, give the terminal back in its normal (echoing) mode.
+    process.on('exit', () => rawInputInUse?.setRawMode(false));
+  }
+
+  const typed = Buffer.alloc(MAX_PASSWORD_BYTES);
+  let length = 0;
+  output.write(prompt);
+  input.setRawMode(true);
+  rawInputInUse = input;
+
+  return new Promise<Buffer>((resolve, reject) => {
+    let settled = false;
+    const finish = (error: Error | null): void => {
+      if (settled) return;
+      settled = true;
+      input.removeListener('data', onData);
+      input.removeListener('end', onEnd);
+      input.removeListener('error', onError);
+      input.setRawMode(false);
+      rawInputInUse = null;
+      input.pause(); // lets the process exit once the command is done
+      output.write('\n');
+      if (error) {
+        typed.fill(0);
+        reject(error);
+        return;
+      }
+      const password = Buffer.alloc(length);
+      typed.copy(password, 0, 0, length);
+      typed.fill(0);
+      resolve(password);
+    };
+
+    const onData = (chunk: Buffer): void => {
+      try {
+        // An escape sequence (arrow keys, function keys) is one chunk: ignore it whole.
+        if (chunk[0] === 0x1b) return;
+        for (const byte of chunk) {
+          if (byte === 0x0d || byte === 0x0a) {
+            // Enter; anything typed after it is dropped
+            finish(null);
+            return;
+          }
+          if (byte === 0x03) {
+            // Ctrl-C: raw mode turns it into a byte instead of SIGINT
+            finish(interruptedAtPrompt());
+            return;
+          }
+          if (byte === 0x04) {
+            // Ctrl-D: end of input on an empty line, ignored otherwise (as a shell does)
+            if (length === 0) {
+              finish(endOfInputAtPrompt());
+              return;
+            }
+            continue;
+          }
+          if (byte === 0x7f || byte === 0x08) {
+            // Backspace: drop one whole UTF-8 character (its continuation bytes, then the lead byte).
+            while (length > 0 && ((typed[length - 1] ?? 0) & 0xc0) === 0x80) typed[--length] = 0;
+            if (length > 0) typed[--length] = 0;
+            continue;
+          }
+          if (byte === 0x15) {
+            // Ctrl-U: start over.
+            typed.fill(0, 0, length);
+            length = 0;
+            continue;
+          }
+          if (byte < 0x20) continue; // other control characters are not part of a password
+          if (length === MAX_PASSWORD_BYTES) {
+            output.write('\x07');
+            continue;
+          }
+          typed[length++] = byte;
+        }
+      } finally {
+        chunk.fill(0);
+      }
+    };
+    const onEnd = (): void => finish(endOfInputAtPrompt());
+    const onError = (error?: Error): void =>
+      finish(new VaultError('IO', `cannot read from the terminal: ${error?.message ?? 'unknown error'}`));
+
+    input.on('data', onData);
+    input.on('end', onEnd);
+    input.on('error', onError);
+    input.resume();
+  });
+}
+
+const NO_TTY_HINT = 'pipe the password with --password-stdin, or give a keyfile with -k <path>';
+
+function interruptedAtPrompt(): VaultError {
+  return new VaultError(
+    'INTERRUPTED',
+    'interrupted at the password prompt; nothing was changed',
+    'run the command again when ready',
+  );
+}
+
+function endOfInputAtPrompt(): VaultError {
+  return new VaultError(
+    'MISSING_SECRET',
+    'no password entered (end of input at the prompt)',
+    'type a password and press Enter, or give a keyfile with -k <path>',
+  );
+}

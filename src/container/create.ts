@@ -279,31 +279,43 @@ async function writeLayout(file: ContainerFile, state: HeaderState, options: Cre
     options.onProgress?.(fileSize, fileSize);
     return;
   }
-  await fillDataArea(file, state.dataSize, options);
+  await fillWithCiphertext(file, DATA_OFFSET, state.dataSize, {
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
 }
 
-/** Encrypts zeros under a throwaway key: ciphertext indistinguishable from real data, at XTS speed. */
-async function fillDataArea(file: ContainerFile, dataSize: number, options: CreateOptions): Promise<void> {
+/**
+ * Writes `length` bytes at `start` that look like vault data: XTS ciphertext of zeros under a
+ * throwaway key, at crypto speed. Used for the data area at creation and for the new area of a resize.
+ */
+export async function fillWithCiphertext(
+  file: ContainerFile,
+  start: number,
+  length: number,
+  options: { onProgress?: (doneBytes: number, totalBytes: number) => void; signal?: AbortSignal } = {},
+): Promise<void> {
   const throwawayKey = newMasterKey();
   const xts = createXts(throwawayKey);
   wipe(throwawayKey);
   const zeros = Buffer.alloc(FILL_CHUNK_BYTES);
   // Two buffers: one is being written while the next is encrypted.
   const buffers = [Buffer.alloc(FILL_CHUNK_BYTES), Buffer.alloc(FILL_CHUNK_BYTES)];
+  let pending: Promise<void> = Promise.resolve();
   try {
-    let pending: Promise<void> = Promise.resolve();
-    for (let done = 0, turn = 0; done < dataSize; done += FILL_CHUNK_BYTES, turn ^= 1) {
+    for (let done = 0, turn = 0; done < length; done += FILL_CHUNK_BYTES, turn ^= 1) {
       abortIfAsked(options.signal);
-      const length = Math.min(FILL_CHUNK_BYTES, dataSize - done);
-      const buffer = (buffers[turn] as Buffer).subarray(0, length);
-      xts.encrypt(zeros.subarray(0, length), done / SECTOR_BYTES, buffer);
+      const size = Math.min(FILL_CHUNK_BYTES, length - done);
+      const buffer = (buffers[turn] as Buffer).subarray(0, size);
+      xts.encrypt(zeros.subarray(0, size), done / SECTOR_BYTES, buffer);
       await pending;
-      options.onProgress?.(done, dataSize);
-      pending = file.write(buffer, DATA_OFFSET + done);
+      options.onProgress?.(done, length);
+      pending = file.write(buffer, start + done);
     }
     await pending;
-    options.onProgress?.(dataSize, dataSize);
+    options.onProgress?.(length, length);
   } finally {
+    await pending.catch(() => {});
     xts.destroy();
   }
 }
@@ -329,7 +341,7 @@ async function moveIntoPlace(temporary: string, path: string, force: boolean): P
   await unlink(temporary);
 }
 
-function abortIfAsked(signal: AbortSignal | undefined): void {
+export function abortIfAsked(signal: AbortSignal | undefined): void {
   if (signal?.aborted) {
     throw new VaultError(
       'INTERRUPTED',

@@ -109,7 +109,8 @@ export async function unlockHeaders(
   only?: HeaderKind,
 ): Promise<HeaderState> {
   const fileSize = await file.size();
-  if (fileSize < MIN_FILE_BYTES || fileSize % SECTOR_BYTES !== 0) throw cannotUnlock();
+  // A size that is not a multiple of 4096 can only come from an interrupted resize (5.4): the primary decides.
+  if (fileSize < MIN_FILE_BYTES) throw cannotUnlock();
   checkCostFits(costLevel);
   const sectors = await readHeaderSectors(file, fileSize);
   const kinds: HeaderKind[] = only ? [only] : ['outer', 'hidden'];
@@ -119,7 +120,13 @@ export async function unlockHeaders(
       for (const kind of kinds) {
         const opened = openSlots(readSlotTable(sectors[kind][end]), copyId(kind, end), slotKey);
         if (!opened) continue;
-        const state = stateFromMasterKey(kind, sectors, fileSize, opened.masterKey);
+        const state = await withInterruptedResize(
+          file,
+          kind,
+          sectors,
+          fileSize,
+          stateFromMasterKey(kind, sectors, fileSize, opened.masterKey),
+        );
         if (!state) {
           wipe(opened.masterKey);
           continue;
@@ -138,11 +145,23 @@ export async function unlockHeaders(
   throw cannotUnlock();
 }
 
-function bodyFits(kind: HeaderKind, body: HeaderBody, fileSize: number): boolean {
-  if (kind === 'outer') {
-    return body.flags === 0 && body.dataOffset === DATA_OFFSET && body.dataSize + OVERHEAD_BYTES === fileSize;
+/**
+ * docs/FORMAT.md 3.2 and 5.4: an outer primary may describe a file shorter than the one on disk (an
+ * interrupted resize); an outer backup must sit right after the data area it describes.
+ */
+function bodyFits(
+  kind: HeaderKind,
+  end: End,
+  body: HeaderBody,
+  fileSize: number,
+  backupOffset: number,
+): boolean {
+  if (kind === 'hidden') {
+    return body.flags === FLAG_HIDDEN && body.dataOffset + body.dataSize <= fileSize - BACKUP_AREA_BYTES;
   }
-  return body.flags === FLAG_HIDDEN && body.dataOffset + body.dataSize <= fileSize - BACKUP_AREA_BYTES;
+  if (body.flags !== 0 || body.dataOffset !== DATA_OFFSET) return false;
+  if (body.dataSize + OVERHEAD_BYTES > fileSize) return false;
+  return end === PRIMARY || DATA_OFFSET + body.dataSize === backupOffset;
 }
 
 /**
@@ -154,11 +173,12 @@ export function stateFromMasterKey(
   sectors: HeaderSectors,
   fileSize: number,
   masterKey: Buffer,
+  backupOffset = headerOffset(kind, BACKUP, fileSize),
 ): HeaderState | null {
   const headerKey = deriveHeaderKey(masterKey);
   const bodies = ENDS.map((end) => {
     const body = openBody(copyId(kind, end), sectors[kind][end], headerKey);
-    return body && bodyFits(kind, body, fileSize) ? body : null;
+    return body && bodyFits(kind, end, body, fileSize, backupOffset) ? body : null;
   }) as [HeaderBody | null, HeaderBody | null];
   const [primary, backup] = bodies;
   let authoritative: End;
@@ -198,6 +218,42 @@ export function stateFromMasterKey(
     authoritative,
     copies: [copyState(primary), copyState(backup)],
   };
+}
+
+/**
+ * A file longer than the outer layout is an interrupted resize (5.4): the backup copy is then still at
+ * its old place right after the data area. Looks there when the end of the file has no valid backup.
+ */
+async function withInterruptedResize(
+  file: ContainerFile,
+  kind: HeaderKind,
+  sectors: HeaderSectors,
+  fileSize: number,
+  state: HeaderState | null,
+): Promise<HeaderState | null> {
+  if (!state || !layoutIncomplete(state) || state.copies[BACKUP].state !== 'damaged') return state;
+  const oldBackupOffset = DATA_OFFSET + state.dataSize;
+  const oldBackup = Buffer.alloc(SECTOR_BYTES);
+  await file.read(oldBackup, oldBackupOffset);
+  const masterKey = Buffer.from(state.masterKey);
+  const relocated = stateFromMasterKey(
+    kind,
+    { ...sectors, outer: [sectors.outer[PRIMARY], oldBackup] },
+    fileSize,
+    masterKey,
+    oldBackupOffset,
+  );
+  if (!relocated) {
+    wipe(masterKey);
+    return state;
+  }
+  wipeHeaderState(state);
+  return relocated;
+}
+
+/** True when the file is longer than the outer layout describes (an interrupted resize). */
+export function layoutIncomplete(state: HeaderState): boolean {
+  return state.kind === 'outer' && state.dataSize + OVERHEAD_BYTES !== state.fileSize;
 }
 
 /** The two sectors of an update (5.2): each copy's body mirrors the other copy's table. */
@@ -244,6 +300,13 @@ export async function updateHeaders(
   change: (tables: [SlotTable, SlotTable]) => Promise<number> | number,
   sequence = state.sequence + 1,
 ): Promise<void> {
+  if (layoutIncomplete(state)) {
+    throw new VaultError(
+      'USAGE',
+      'the vault file is longer than its volume: an earlier `vault resize` was interrupted',
+      'run `vault resize` again with the size you wanted; it finishes the job',
+    );
+  }
   const tables: [SlotTable, SlotTable] = [
     copySlotTable(state.tables[PRIMARY]),
     copySlotTable(state.tables[BACKUP]),

@@ -1,7 +1,7 @@
 // The public library API: embed vaults in an application without the CLI or FUSE.
 // See README.md "Library" and docs/FORMAT.md.
 export type { BlockDevice } from './block-device.js';
-export { type CreateOptions, createVault } from './create.js';
+export { type CreateOptions, createVault, type HiddenOptions } from './create.js';
 export { cannotUnlock, isVaultError, VaultError, type VaultErrorCode } from './errors.js';
 export type { ContainerFile, OpenContainerFile } from './file.js';
 export { MIN_FILE_BYTES, OVERHEAD_BYTES, SECTOR_BYTES } from './layout.js';
@@ -15,5 +15,6 @@ export {
   repairHeaders,
   restoreHeader,
 } from './manage.js';
+export { type ResizeOptions, type ResizeResult, resizeVault } from './resize.js';
 export { Secret, type SecretInputs } from './secret.js';
 export { type OpenOptions, openVault, Vault, type VaultInfo } from './vault.js';

@@ -9,6 +9,7 @@ import { type ContainerFile, type OpenContainerFile, openContainerFile } from '.
 import {
   type CopyState,
   type HeaderState,
+  layoutIncomplete,
   unlockHeaders,
   usedSlots,
   wipeHeaderState,
@@ -162,6 +163,11 @@ export class Vault implements BlockDevice {
       this.warnings.push('primary header damaged, using the backup; run vault repair');
     } else if (state.copies[PRIMARY].state === 'stale') {
       this.warnings.push('primary header is out of date (an update was interrupted); run vault repair');
+    }
+    if (layoutIncomplete(state)) {
+      this.warnings.push(
+        'the vault file is longer than its volume (an interrupted resize); run vault resize again',
+      );
     }
   }
 

@@ -31,7 +31,7 @@ interface FailureCase {
   truncate?: number;
   zero?: number;
   random?: number;
-  expect: 'cannot_unlock' | 'opens' | 'backup' | 'opens_backup_damaged';
+  expect: 'cannot_unlock' | 'opens' | 'backup' | 'opens_backup_damaged' | 'opens_resize_interrupted';
 }
 
 const vectors = new URL('../vectors/', import.meta.url);
@@ -127,6 +127,10 @@ describe('failure cases', () => {
         await vault.close();
         if (failure.expect === 'backup') {
           expect(vault.warnings).toEqual(['primary header damaged, using the backup; run vault repair']);
+        } else if (failure.expect === 'opens_resize_interrupted') {
+          expect(vault.warnings).toEqual([
+            'the vault file is longer than its volume (an interrupted resize); run vault resize again',
+          ]);
         } else {
           expect(vault.warnings).toEqual([]);
         }

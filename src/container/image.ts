@@ -1,0 +1,411 @@
+// Raw disk images in and out of vaults: importImage encrypts an image (file or block device) sector by
+// sector into a new vault, created like any other (temporary file, moved into place only when complete);
+// exportImage writes a vault's cleartext volume back out as a raw image (temporary file + rename).
+import { execFile } from 'node:child_process';
+import { type FileHandle, link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { randomBytes } from '../crypto/random.js';
+import { createVault } from './create.js';
+import { VaultError } from './errors.js';
+import { fileError } from './file.js';
+import { MAX_DATA_BYTES, MIN_DATA_BYTES, OVERHEAD_BYTES, SECTOR_BYTES } from './layout.js';
+import type { Secret } from './secret.js';
+import { openVault, type Vault } from './vault.js';
+
+/** Bytes per read and write while copying: big enough for full-speed I/O, small enough to stop quickly. */
+export const IMAGE_CHUNK_BYTES = 1 << 20;
+
+const execFileAsync = promisify(execFile);
+
+export interface ImageSource {
+  /** Bytes the image holds (a block device's whole size). */
+  size: number;
+  kind: 'file' | 'block-device';
+}
+
+export interface ImportOptions {
+  secret: Secret;
+  costLevel?: number;
+  /** Replace an existing target (only once the new vault is complete). */
+  force?: boolean;
+  /** Bytes of the new volume written so far, of the whole volume (image plus zero padding). */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface ImportResult {
+  imageSize: number;
+  /** Volume size of the new vault: the image size rounded up to 4 KiB (at least 768 KiB). */
+  dataSize: number;
+  fileSize: number;
+}
+
+export interface ExportOptions {
+  costLevel?: number;
+  /** Replace an existing file; required to write onto a block device. */
+  force?: boolean;
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface ExportResult {
+  /** Bytes of cleartext written: the vault's volume size. */
+  size: number;
+  /** Bytes left as holes in a regular output file (all-zero chunks are not written). */
+  sparseBytes: number;
+}
+
+/** The volume size a vault needs to hold an image of `imageSize` bytes. */
+export function dataSizeForImage(imageSize: number): number {
+  const rounded = Math.ceil(imageSize / SECTOR_BYTES) * SECTOR_BYTES;
+  return Math.max(rounded, MIN_DATA_BYTES);
+}
+
+/** Size and kind of an image to import; refuses empty files, directories and character devices. */
+export async function inspectImage(path: string): Promise<ImageSource> {
+  const info = await stat(path).catch((error: unknown) => {
+    throw fileError(error, path);
+  });
+  let source: ImageSource;
+  if (info.isFile()) source = { size: info.size, kind: 'file' };
+  else if (info.isBlockDevice())
+    source = { size: await blockDeviceSize(path, info.rdev), kind: 'block-device' };
+  else {
+    throw new VaultError(
+      'USAGE',
+      `not a disk image or block device: ${path}`,
+      'give a raw image file (e.g. made with dd) or a block device such as /dev/sdb1',
+    );
+  }
+  if (source.size === 0) {
+    throw new VaultError('USAGE', `the image is empty: ${path}`, 'give a raw image that holds a volume');
+  }
+  if (dataSizeForImage(source.size) > MAX_DATA_BYTES) {
+    throw new VaultError('USAGE', `the image is larger than a vault can be (8 PiB): ${path}`);
+  }
+  return source;
+}
+
+/**
+ * fstat reports 0 bytes for a block device. The kernel publishes its size in 512-byte units under
+ * /sys/dev/block/<major>:<minor>/size; `blockdev --getsize64` is the fallback.
+ */
+async function blockDeviceSize(path: string, rdev: number): Promise<number> {
+  const major = (rdev >>> 8) & 0xfff;
+  const minor = (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
+  try {
+    const sectors = Number((await readFile(`/sys/dev/block/${major}:${minor}/size`, 'utf8')).trim());
+    if (Number.isSafeInteger(sectors) && sectors > 0) return sectors * 512;
+  } catch {}
+  try {
+    const { stdout } = await execFileAsync('blockdev', ['--getsize64', path]);
+    const bytes = Number(stdout.trim());
+    if (Number.isSafeInteger(bytes)) return bytes;
+  } catch {}
+  throw new VaultError(
+    'IO',
+    `cannot find the size of the block device ${path}`,
+    'run as root, or copy the device to an image file with dd first',
+  );
+}
+
+/**
+ * Creates the vault `target` holding the image `source`: every sector of the new volume is written
+ * (the image, then zeros up to the 4 KiB boundary), so no sector is left as bare allocated space and
+ * the vault needs no fill pass first. Sparse images are read sequentially too: the holes come from the
+ * page cache as zeros without disk I/O. On any failure or abort no target file is left behind.
+ */
+export async function importImage(
+  source: string,
+  target: string,
+  options: ImportOptions,
+): Promise<ImportResult> {
+  const image = await inspectImage(source);
+  const dataSize = dataSizeForImage(image.size);
+  const fileSize = dataSize + OVERHEAD_BYTES;
+  let input: FileHandle;
+  try {
+    input = await open(source, 'r');
+  } catch (error) {
+    throw fileError(error, source);
+  }
+  try {
+    await createVault(target, {
+      fileSize,
+      secret: options.secret,
+      ...(options.costLevel === undefined ? {} : { costLevel: options.costLevel }),
+      // Every data sector is written below; filling it with ciphertext first would only double the work.
+      quick: true,
+      force: options.force ?? false,
+      ...(options.signal ? { signal: options.signal } : {}),
+      format: (vault) => copyIn(input, source, image.size, vault, options),
+    });
+  } finally {
+    await input.close().catch(() => {});
+  }
+  return { imageSize: image.size, dataSize, fileSize };
+}
+
+async function copyIn(
+  input: FileHandle,
+  source: string,
+  imageSize: number,
+  vault: Vault,
+  options: ImportOptions,
+): Promise<void> {
+  const total = vault.size;
+  // Two buffers: the next chunk is read while the previous one is encrypted and written.
+  const buffers = [Buffer.alloc(IMAGE_CHUNK_BYTES), Buffer.alloc(IMAGE_CHUNK_BYTES)];
+  const readChunk = async (buffer: Buffer, offset: number): Promise<Buffer> => {
+    const length = Math.min(IMAGE_CHUNK_BYTES, total - offset);
+    const chunk = buffer.subarray(0, length);
+    const wanted = Math.max(0, Math.min(length, imageSize - offset));
+    await readFully(input, chunk.subarray(0, wanted), offset, source);
+    // Past the end of the image (the last partial sector, or up to the minimum size): zeros.
+    chunk.fill(0, wanted);
+    return chunk;
+  };
+  let next: Promise<Buffer> | null = null;
+  try {
+    options.onProgress?.(0, total);
+    next = readChunk(buffers[0] as Buffer, 0);
+    for (let offset = 0, turn = 0; next; turn ^= 1) {
+      throwIfAborted(options.signal, 'the partial vault was removed');
+      const chunk: Buffer = await next;
+      const following = offset + chunk.length;
+      next = following < total ? readChunk(buffers[turn ^ 1] as Buffer, following) : null;
+      await vault.writeAt(chunk, offset);
+      offset = following;
+      options.onProgress?.(offset, total);
+    }
+    throwIfAborted(options.signal, 'the partial vault was removed');
+  } finally {
+    // A read still in flight must finish before its buffer is wiped; the image may be secret too.
+    await next?.catch(() => {});
+    for (const buffer of buffers) buffer.fill(0);
+  }
+}
+
+async function readFully(input: FileHandle, into: Buffer, position: number, path: string): Promise<void> {
+  let done = 0;
+  while (done < into.length) {
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await input.read(into, done, into.length - done, position + done));
+    } catch (error) {
+      throw fileError(error, path);
+    }
+    if (bytesRead === 0) {
+      throw new VaultError(
+        'IO',
+        `the image ${path} ended early (at ${position + done} bytes): it changed while being imported`,
+        'make sure nothing writes to the image, then run the command again',
+      );
+    }
+    done += bytesRead;
+  }
+}
+
+/**
+ * Writes the cleartext volume of the vault `path` to `target` (opened read-only, so the vault is not
+ * touched). A regular file is written to a temporary file next to it (mode 0600, all-zero chunks left
+ * as holes), synced, then moved into place; a block device is written in place (needs force).
+ */
+export async function exportImage(
+  path: string,
+  secret: Secret,
+  target: string,
+  options: ExportOptions = {},
+): Promise<ExportResult> {
+  const existing = await stat(target).catch(() => null);
+  if (existing?.isDirectory())
+    throw new VaultError('USAGE', `is a directory: ${target}`, 'name a file to write');
+  if (existing && !existing.isFile() && !existing.isBlockDevice()) {
+    throw new VaultError(
+      'USAGE',
+      `not a file or block device: ${target}`,
+      'give a file name, or - to write to stdout and redirect it',
+    );
+  }
+  if (existing && !options.force) {
+    throw new VaultError(
+      'EXISTS',
+      `file exists: ${target}`,
+      'choose another name, or pass --force to replace it',
+    );
+  }
+  const vault = await openVault(path, secret, {
+    ...(options.costLevel === undefined ? {} : { costLevel: options.costLevel }),
+    readOnly: true,
+  });
+  try {
+    if (existing?.isBlockDevice()) return await exportToDevice(vault, target, options);
+    return await exportToFile(vault, target, options);
+  } finally {
+    await vault.close();
+  }
+}
+
+/**
+ * Streams the cleartext volume through `write` (e.g. to stdout), chunk by chunk. `write` must be done
+ * with the chunk when its promise resolves: the buffer is reused and wiped.
+ */
+export async function streamImage(
+  path: string,
+  secret: Secret,
+  write: (chunk: Buffer) => Promise<void>,
+  options: Omit<ExportOptions, 'force'> = {},
+): Promise<ExportResult> {
+  const vault = await openVault(path, secret, {
+    ...(options.costLevel === undefined ? {} : { costLevel: options.costLevel }),
+    readOnly: true,
+  });
+  try {
+    await copyOut(vault, write, options, 'the output is incomplete');
+    return { size: vault.size, sparseBytes: 0 };
+  } finally {
+    await vault.close();
+  }
+}
+
+async function exportToFile(vault: Vault, target: string, options: ExportOptions): Promise<ExportResult> {
+  const temporary = join(dirname(target), `.${basename(target)}.vault-tmp-${randomBytes(6).toString('hex')}`);
+  let output: FileHandle;
+  try {
+    // 0600: the image is cleartext; whoever reads it reads the volume.
+    output = await open(temporary, 'wx', 0o600);
+  } catch (error) {
+    throw fileError(error, target);
+  }
+  let keep = false;
+  let sparseBytes = 0;
+  try {
+    const zeros = Buffer.alloc(IMAGE_CHUNK_BYTES);
+    let position = 0;
+    await copyOut(
+      vault,
+      async (chunk) => {
+        // Leave all-zero chunks as holes: an empty volume exports as a small sparse file, like cp --sparse.
+        if (chunk.equals(zeros.subarray(0, chunk.length))) sparseBytes += chunk.length;
+        else await writeFully(output, chunk, position, target);
+        position += chunk.length;
+      },
+      options,
+      'the partial image was removed',
+    );
+    try {
+      await output.truncate(vault.size);
+      await output.datasync();
+      await output.close();
+    } catch (error) {
+      throw fileError(error, target);
+    }
+    try {
+      if (options.force) await rename(temporary, target);
+      else {
+        // link() fails if the target appeared meanwhile: never overwrite without force.
+        await link(temporary, target);
+        await unlink(temporary);
+      }
+    } catch (error) {
+      throw fileError(error, target);
+    }
+    keep = true;
+    return { size: vault.size, sparseBytes };
+  } finally {
+    if (!keep) {
+      await output.close().catch(() => {});
+      await unlink(temporary).catch(() => {});
+    }
+  }
+}
+
+async function exportToDevice(vault: Vault, target: string, options: ExportOptions): Promise<ExportResult> {
+  const info = await stat(target);
+  const deviceSize = await blockDeviceSize(target, info.rdev);
+  if (deviceSize < vault.size) {
+    throw new VaultError(
+      'USAGE',
+      `the device ${target} (${deviceSize} bytes) is smaller than the volume (${vault.size} bytes)`,
+      'choose a larger device, or export to a file',
+    );
+  }
+  let output: FileHandle;
+  try {
+    output = await open(target, 'r+');
+  } catch (error) {
+    throw fileError(error, target);
+  }
+  try {
+    let position = 0;
+    await copyOut(
+      vault,
+      async (chunk) => {
+        await writeFully(output, chunk, position, target);
+        position += chunk.length;
+      },
+      options,
+      `${target} holds a partial image`,
+    );
+    await output.datasync().catch((error: unknown) => {
+      throw fileError(error, target);
+    });
+    return { size: vault.size, sparseBytes: 0 };
+  } finally {
+    await output.close().catch(() => {});
+  }
+}
+
+async function copyOut(
+  vault: Vault,
+  write: (chunk: Buffer) => Promise<void>,
+  options: { onProgress?: (doneBytes: number, totalBytes: number) => void; signal?: AbortSignal },
+  onAbort: string,
+): Promise<void> {
+  const total = vault.size;
+  // Two buffers: the next chunk is read and decrypted while the previous one is written.
+  const buffers = [Buffer.alloc(IMAGE_CHUNK_BYTES), Buffer.alloc(IMAGE_CHUNK_BYTES)];
+  const readChunk = async (buffer: Buffer, offset: number): Promise<Buffer> => {
+    const chunk = buffer.subarray(0, Math.min(IMAGE_CHUNK_BYTES, total - offset));
+    await vault.readAt(chunk, offset);
+    return chunk;
+  };
+  let next: Promise<Buffer> | null = null;
+  try {
+    options.onProgress?.(0, total);
+    next = readChunk(buffers[0] as Buffer, 0);
+    for (let offset = 0, turn = 0; next; turn ^= 1) {
+      throwIfAborted(options.signal, onAbort);
+      const chunk: Buffer = await next;
+      const following = offset + chunk.length;
+      next = following < total ? readChunk(buffers[turn ^ 1] as Buffer, following) : null;
+      await write(chunk);
+      offset = following;
+      options.onProgress?.(offset, total);
+    }
+    throwIfAborted(options.signal, onAbort);
+  } finally {
+    // A read still in flight must finish before its buffer is wiped and the vault closed.
+    await next?.catch(() => {});
+    for (const buffer of buffers) buffer.fill(0);
+  }
+}
+
+async function writeFully(output: FileHandle, chunk: Buffer, position: number, path: string): Promise<void> {
+  let done = 0;
+  while (done < chunk.length) {
+    try {
+      const { bytesWritten } = await output.write(chunk, done, chunk.length - done, position + done);
+      done += bytesWritten;
+    } catch (error) {
+      throw fileError(error, path);
+    }
+  }
+}
+
+function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) {
+    throw new VaultError('INTERRUPTED', `interrupted; ${what}`, 'run the command again');
+  }
+}

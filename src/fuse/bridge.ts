@@ -23,6 +23,8 @@ export interface Bridge {
   readonly blockFile: string;
   /** Request sizes seen so far, for checking that big requests arrive (size -> count). */
   readonly requestSizes: { read: Map<number, number>; write: Map<number, number> };
+  /** Most requests that were ever being served at once (the kernel's parallelism). */
+  readonly maxInFlight: number;
   /** Resolves when no request is in flight (used before flushing and unmounting). */
   idle(): Promise<void>;
   /**
@@ -46,9 +48,11 @@ export async function mountBridge(
     map.set(size, (map.get(size) ?? 0) + 1);
   };
   let inFlight = 0;
+  let maxInFlight = 0;
   let idleWaiters: Array<() => void> = [];
   const begin = (): void => {
     inFlight++;
+    if (inFlight > maxInFlight) maxInFlight = inFlight;
   };
   const end = (): void => {
     inFlight--;
@@ -204,6 +208,9 @@ export async function mountBridge(
     dir,
     blockFile: `${dir}/${VOLUME_NAME}`,
     requestSizes,
+    get maxInFlight() {
+      return maxInFlight;
+    },
     idle() {
       if (inFlight === 0) return Promise.resolve();
       return new Promise((resolve) => idleWaiters.push(resolve));

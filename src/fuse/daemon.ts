@@ -9,6 +9,7 @@ import { isVaultError, VaultError } from '../container/errors.js';
 import { Secret } from '../container/secret.js';
 import { openVault } from '../container/vault.js';
 import { type Bridge, mountBridge } from './bridge.js';
+import { openHostFile } from './host-file.js';
 import { openPassthroughDevice } from './passthrough-device.js';
 import { type DaemonMessage, type DaemonSettings, readSettingsAndSecret } from './protocol.js';
 import { fuseDirOf, type MountState, removeStateDir, writeState } from './state.js';
@@ -95,6 +96,7 @@ async function start(): Promise<void> {
         costLevel: s.costLevel,
         readOnly: s.readOnly,
         preserveTimestamps: s.preserveTimestamps,
+        openFile: openHostFile,
       });
       device = vault;
       if (vault.identity.dev !== s.dev || vault.identity.ino !== s.ino) {
@@ -176,7 +178,7 @@ async function doStop(why: string): Promise<void> {
   }
   if (bridge) {
     log(
-      `requests served: ${describeSizes('read', bridge.requestSizes.read)}; ${describeSizes('write', bridge.requestSizes.write)}`,
+      `requests served: ${describeSizes('read', bridge.requestSizes.read)}; ${describeSizes('write', bridge.requestSizes.write)}; at most ${bridge.maxInFlight} at once`,
     );
     await bridge.idle();
     if (device && !device.readOnly)

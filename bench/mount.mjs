@@ -1,0 +1,216 @@
+// `npm run bench -- mount` (or `node bench/mount.mjs` after a build): 1 GiB sequential write
+// (dd bs=1M conv=fsync) and cold-cache read inside the mounted filesystem, for a vault, for the same
+// bridge and daemon without encryption (bench-only passthrough device) and for gocryptfs, on the same
+// disk, rounds interleaved, medians of ROUNDS. Also `vault mount` time minus its KDF time, and the
+// daemon's peak RSS. Needs root and FUSE. Prints a table, then as its LAST line one JSON object.
+// MB = 10^6 bytes. BENCH_DIR picks the directory (default: the system temp dir), BENCH_ROUNDS the rounds.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const vaultBin = join(root, 'bin/vault');
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const MOUNT_SAMPLES = 5;
+const SIZE = '1600M'; // room for a 1 GiB file in ext4
+const PASSWORD = 'bench password\n';
+const COST = '1'; // the lowest level: the KDF is subtracted anyway, and it keeps the bench quick
+
+const log = (line) => process.stderr.write(`${line}\n`);
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+const round1 = (value) => Math.round(value * 10) / 10;
+
+function run(command, args, options = {}) {
+  const result = spawnSync(command, args, { encoding: 'utf8', ...options });
+  if (result.status !== 0 && !options.allowFailure) {
+    throw new Error(
+      `${command} ${args.join(' ')} failed (${result.status}): ${result.stderr || result.stdout}`,
+    );
+  }
+  return result;
+}
+
+function vault(args) {
+  return run(process.execPath, [vaultBin, ...args], { input: PASSWORD });
+}
+
+function dropCaches() {
+  execFileSync('sync');
+  writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+}
+
+/** dd's own figure would be in SI units with 2 digits; time it ourselves instead. */
+function ddMBps(args) {
+  const started = process.hrtime.bigint();
+  run('dd', [...args, 'status=none']);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return 1073741824 / 1e6 / seconds;
+}
+
+function throughput(directory) {
+  const file = join(directory, 'bench.bin');
+  dropCaches();
+  const write = ddMBps(['if=/dev/zero', `of=${file}`, 'bs=1M', 'count=1024', 'conv=fsync']);
+  dropCaches();
+  const read = ddMBps([`if=${file}`, 'of=/dev/null', 'bs=1M']);
+  rmSync(file);
+  execFileSync('sync');
+  return { write, read };
+}
+
+function ensureGocryptfs() {
+  if (spawnSync('gocryptfs', ['-version']).status === 0) return;
+  log('installing gocryptfs (apt-get)...');
+  run('apt-get', ['install', '-y', '-qq', 'gocryptfs'], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+function stateOf(file) {
+  const info = statSync(file);
+  return JSON.parse(readFileSync(`/run/vault/${info.dev}-${info.ino}/state.json`, 'utf8'));
+}
+
+function peakRssMiB(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = /^VmHWM:\s+(\d+) kB/m.exec(status);
+  return match ? Number(match[1]) / 1024 : Number.NaN;
+}
+
+if (process.getuid?.() !== 0 || !existsSync('/dev/fuse')) {
+  log('bench mount: needs root and /dev/fuse');
+  process.exit(1);
+}
+if (!existsSync(join(root, 'dist/fuse/daemon.js'))) {
+  log('bench mount: build first (npx tsc -p tsconfig.build.json)');
+  process.exit(1);
+}
+ensureGocryptfs();
+const { checkMount, mountVault, findMounted, dismountVault } = await import('../dist/fuse/lifecycle.js');
+
+const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'vault-bench-mount-'));
+const paths = {
+  vault: join(work, 'bench.vol'),
+  plain: join(work, 'plain.img'),
+  gocryptfsCipher: join(work, 'gocryptfs.cipher'),
+  passfile: join(work, 'gocryptfs.pass'),
+};
+const mountpoints = {
+  vault: join(work, 'vault'),
+  passthrough: join(work, 'passthrough'),
+  gocryptfs: join(work, 'gocryptfs'),
+};
+for (const dir of Object.values(mountpoints)) mkdirSync(dir);
+const mounted = new Set();
+
+async function mountAll() {
+  vault(['mount', paths.vault, mountpoints.vault, '--password-stdin', '--cost', COST]);
+  mounted.add('vault');
+  const target = await checkMount(paths.plain, mountpoints.passthrough, { noFilesystem: false });
+  await mountVault(target, {
+    readOnly: false,
+    noFilesystem: false,
+    preserveTimestamps: false,
+    costLevel: 1,
+    secret: null,
+    device: 'passthrough',
+  });
+  mounted.add('passthrough');
+  run('gocryptfs', ['-q', '-passfile', paths.passfile, paths.gocryptfsCipher, mountpoints.gocryptfs]);
+  mounted.add('gocryptfs');
+}
+
+async function unmountAll() {
+  if (mounted.delete('vault')) vault(['dismount', mountpoints.vault]);
+  if (mounted.delete('passthrough'))
+    await dismountVault(await findMounted(mountpoints.passthrough), { force: false });
+  if (mounted.delete('gocryptfs')) run('fusermount', ['-u', mountpoints.gocryptfs]);
+}
+
+try {
+  log(`bench mount: preparing in ${work}`);
+  vault(['create', SIZE, paths.vault, '--quick', '--password-stdin', '--cost', COST]);
+  run('truncate', ['-s', SIZE, paths.plain]);
+  run('mkfs.ext4', ['-q', '-F', '-E', 'nodiscard', paths.plain]);
+  mkdirSync(paths.gocryptfsCipher);
+  writeFileSync(paths.passfile, PASSWORD, { mode: 0o600 });
+  run('gocryptfs', ['-init', '-q', '-scryptn', '10', '-passfile', paths.passfile, paths.gocryptfsCipher]);
+
+  // Mount time minus KDF time: the daemon reports how long unlocking took (state.json unlockMs).
+  const overheads = [];
+  const mountTimes = [];
+  for (let i = 0; i < MOUNT_SAMPLES; i++) {
+    const started = process.hrtime.bigint();
+    vault(['mount', paths.vault, mountpoints.vault, '--password-stdin', '--cost', COST]);
+    const elapsed = Number(process.hrtime.bigint() - started) / 1e6;
+    const { unlockMs } = stateOf(paths.vault);
+    vault(['dismount', mountpoints.vault]);
+    mountTimes.push(elapsed);
+    overheads.push(elapsed - unlockMs);
+  }
+
+  await mountAll();
+  const daemonPid = stateOf(paths.vault).pid;
+  const results = { vault: [], passthrough: [], gocryptfs: [] };
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const name of Object.keys(results)) {
+      const figures = throughput(mountpoints[name]);
+      results[name].push(figures);
+      log(
+        `round ${round} ${name.padEnd(12)} write ${figures.write.toFixed(0).padStart(5)} MB/s  read ${figures.read.toFixed(0).padStart(5)} MB/s`,
+      );
+    }
+  }
+  const rss = peakRssMiB(daemonPid);
+  await unmountAll();
+
+  const summary = Object.fromEntries(
+    Object.entries(results).map(([name, list]) => [
+      name,
+      {
+        write: median(list.map((figures) => figures.write)),
+        read: median(list.map((figures) => figures.read)),
+      },
+    ]),
+  );
+  log('');
+  log(`medians of ${ROUNDS} (1 GiB, dd bs=1M conv=fsync; read after drop_caches):`);
+  for (const [name, { write, read }] of Object.entries(summary)) {
+    log(
+      `  ${name.padEnd(12)} write ${write.toFixed(0).padStart(5)} MB/s  read ${read.toFixed(0).padStart(5)} MB/s`,
+    );
+  }
+  log(
+    `  vault / passthrough: write ${((100 * summary.vault.write) / summary.passthrough.write).toFixed(0)}%, read ${((100 * summary.vault.read) / summary.passthrough.read).toFixed(0)}%`,
+  );
+  log(
+    `  vault mount: median ${median(mountTimes).toFixed(0)} ms, minus KDF ${median(overheads).toFixed(0)} ms (${MOUNT_SAMPLES} samples)`,
+  );
+  log(`  daemon peak RSS: ${rss.toFixed(1)} MiB`);
+  process.stdout.write(
+    `${JSON.stringify({
+      bench: 'mount',
+      vault_write_MBps: round1(summary.vault.write),
+      vault_read_MBps: round1(summary.vault.read),
+      passthrough_write_MBps: round1(summary.passthrough.write),
+      passthrough_read_MBps: round1(summary.passthrough.read),
+      gocryptfs_write_MBps: round1(summary.gocryptfs.write),
+      gocryptfs_read_MBps: round1(summary.gocryptfs.read),
+      mount_overhead_ms: Math.round(median(overheads)),
+      daemon_rss_MiB: round1(rss),
+    })}\n`,
+  );
+} finally {
+  await unmountAll().catch((error) => log(`bench mount: cleanup: ${error.message}`));
+  // Whatever a failure left mounted: never delete through a live mount.
+  if (existsSync(paths.vault)) spawnSync(process.execPath, [vaultBin, 'dismount', '--force', paths.vault]);
+  if (existsSync(paths.plain)) spawnSync(process.execPath, [vaultBin, 'dismount', '--force', paths.plain]);
+  spawnSync('fusermount', ['-u', '-z', mountpoints.gocryptfs]);
+  const stillMounted = readFileSync('/proc/self/mounts', 'utf8').includes(work);
+  if (stillMounted) log(`bench mount: something is still mounted under ${work}; not removing it`);
+  else rmSync(work, { recursive: true, force: true });
+}

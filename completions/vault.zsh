@@ -3,6 +3,10 @@
 #   source <(vault completion zsh)
 autoload -U +X compinit && compinit
 autoload -U +X bashcompinit && bashcompinit
+_vault_files() {
+  local IFS=$'\n' # file names may contain spaces: split compgen's output on lines only
+  COMPREPLY=($(compgen -f -- "$cur"))
+}
 _vault() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
   local path='' word i subcommands='' options=''
@@ -21,7 +25,9 @@ _vault() {
       ':keyfile') path='keyfile' ;;
       ':header') path='header' ;;
       ':repair') path='repair' ;;
+      ':resize') path='resize' ;;
       ':import') path='import' ;;
+      ':export') path='export' ;;
       ':benchmark') path='benchmark' ;;
       ':completion') path='completion' ;;
       'key:add') path='key add' ;;
@@ -35,37 +41,41 @@ _vault() {
   done
   # The value of an option that takes one.
   case "$path:$prev" in
-    'create:--filesystem') mapfile -t COMPREPLY < <(compgen -W 'ext4 vfat exfat none' -- "$cur"); return ;;
-    'create:--hidden') mapfile -t COMPREPLY < <(compgen -W '' -- "$cur"); return ;;
-    'create:--hidden-filesystem') mapfile -t COMPREPLY < <(compgen -W 'ext4 vfat exfat none' -- "$cur"); return ;;
-    'create:--hidden-keyfile') mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-    'create:-k'|'create:--keyfile') mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-    'create:--cost') mapfile -t COMPREPLY < <(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur"); return ;;
-    'mount:-k'|'mount:--keyfile') mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-    'mount:--cost') mapfile -t COMPREPLY < <(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur"); return ;;
-    'info:-k'|'info:--keyfile') mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-    'info:--cost') mapfile -t COMPREPLY < <(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur"); return ;;
-    'passwd:-k'|'passwd:--keyfile') mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-    'passwd:--cost') mapfile -t COMPREPLY < <(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur"); return ;;
-    'passwd:--new-keyfile') mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-    'passwd:--new-cost') mapfile -t COMPREPLY < <(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur"); return ;;
-    'key add:-k'|'key add:--keyfile') mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-    'key add:--cost') mapfile -t COMPREPLY < <(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur"); return ;;
-    'key add:--new-keyfile') mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-    'key add:--new-cost') mapfile -t COMPREPLY < <(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur"); return ;;
-    'key remove:-k'|'key remove:--keyfile') mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-    'key remove:--cost') mapfile -t COMPREPLY < <(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur"); return ;;
-    'header backup:-k'|'header backup:--keyfile') mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-    'header backup:--cost') mapfile -t COMPREPLY < <(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur"); return ;;
-    'header restore:-k'|'header restore:--keyfile') mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-    'header restore:--cost') mapfile -t COMPREPLY < <(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur"); return ;;
-    'repair:-k'|'repair:--keyfile') mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-    'repair:--cost') mapfile -t COMPREPLY < <(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur"); return ;;
-    'import:-k'|'import:--keyfile') mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-    'import:--cost') mapfile -t COMPREPLY < <(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur"); return ;;
+    'create:--filesystem') COMPREPLY=($(compgen -W 'ext4 vfat exfat none' -- "$cur")); return ;;
+    'create:--hidden') COMPREPLY=($(compgen -W '' -- "$cur")); return ;;
+    'create:--hidden-filesystem') COMPREPLY=($(compgen -W 'ext4 vfat exfat none' -- "$cur")); return ;;
+    'create:--hidden-keyfile') _vault_files; return ;;
+    'create:-k'|'create:--keyfile') _vault_files; return ;;
+    'create:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
+    'mount:-k'|'mount:--keyfile') _vault_files; return ;;
+    'mount:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
+    'info:-k'|'info:--keyfile') _vault_files; return ;;
+    'info:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
+    'passwd:-k'|'passwd:--keyfile') _vault_files; return ;;
+    'passwd:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
+    'passwd:--new-keyfile') _vault_files; return ;;
+    'passwd:--new-cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
+    'key add:-k'|'key add:--keyfile') _vault_files; return ;;
+    'key add:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
+    'key add:--new-keyfile') _vault_files; return ;;
+    'key add:--new-cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
+    'key remove:-k'|'key remove:--keyfile') _vault_files; return ;;
+    'key remove:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
+    'header backup:-k'|'header backup:--keyfile') _vault_files; return ;;
+    'header backup:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
+    'header restore:-k'|'header restore:--keyfile') _vault_files; return ;;
+    'header restore:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
+    'repair:-k'|'repair:--keyfile') _vault_files; return ;;
+    'repair:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
+    'resize:-k'|'resize:--keyfile') _vault_files; return ;;
+    'resize:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
+    'import:-k'|'import:--keyfile') _vault_files; return ;;
+    'import:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
+    'export:-k'|'export:--keyfile') _vault_files; return ;;
+    'export:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
   esac
   case "$path" in
-    '') subcommands='create mount dismount list info passwd key keyfile header repair import benchmark completion'; options='-h --help -V --version' ;;
+    '') subcommands='create mount dismount list info passwd key keyfile header repair resize import export benchmark completion'; options='-h --help -V --version' ;;
     'create') subcommands=''; options='-h --help --filesystem --quick -f --force --hidden --hidden-filesystem --hidden-keyfile -k --keyfile --password-stdin --non-interactive --cost' ;;
     'mount') subcommands=''; options='-h --help -r --read-only --no-filesystem --preserve-timestamps -k --keyfile --password-stdin --non-interactive --cost' ;;
     'dismount') subcommands=''; options='-h --help -a --all -f --force' ;;
@@ -81,17 +91,19 @@ _vault() {
     'header backup') subcommands=''; options='-h --help -k --keyfile --password-stdin --non-interactive --cost' ;;
     'header restore') subcommands=''; options='-h --help -f --force -k --keyfile --password-stdin --non-interactive --cost' ;;
     'repair') subcommands=''; options='-h --help -k --keyfile --password-stdin --non-interactive --cost' ;;
+    'resize') subcommands=''; options='-h --help --no-filesystem -k --keyfile --password-stdin --non-interactive --cost' ;;
     'import') subcommands=''; options='-h --help -f --force -k --keyfile --password-stdin --non-interactive --cost' ;;
+    'export') subcommands=''; options='-h --help -f --force -k --keyfile --password-stdin --non-interactive --cost' ;;
     'benchmark') subcommands=''; options='-h --help --json' ;;
     'completion') subcommands='bash zsh'; options='-h --help' ;;
   esac
   if [[ $cur == -* ]]; then
-    mapfile -t COMPREPLY < <(compgen -W "$options" -- "$cur")
+    COMPREPLY=($(compgen -W "$options" -- "$cur"))
   elif [[ -n $subcommands ]]; then
-    mapfile -t COMPREPLY < <(compgen -W "$subcommands" -- "$cur")
+    COMPREPLY=($(compgen -W "$subcommands" -- "$cur"))
   else
     # Arguments are vault files, keyfiles, mountpoints and sizes: offer file names.
-    mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+    _vault_files
   fi
 }
 complete -o filenames -o bashdefault -F _vault vault

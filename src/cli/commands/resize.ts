@@ -1,4 +1,212 @@
+// `vault resize <file> <new-size>`: grows a dismounted vault (src/container/resize.ts: new area filled,
+// backup headers moved, crash-safe), then grows the filesystem inside through the bridge: e2fsck -fy and
+// resize2fs for ext2/3/4; other filesystems are left as they are. Shrinking is refused.
+import { spawn } from 'node:child_process';
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { isVaultError, VaultError } from '../../container/errors.js';
+import { resizeVault } from '../../container/resize.js';
+import type { Secret } from '../../container/secret.js';
+import { openVault } from '../../container/vault.js';
+import { withBridge } from '../../fuse/bridge.js';
+import { readState, stateId, statusOf } from '../../fuse/state.js';
+import { checkSystem, detectFilesystem, findTool, firstLine } from '../../fuse/system.js';
+import { interruptSignal } from '../interrupt.js';
+import { createProgress } from '../progress.js';
+import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
+import { formatSize, parseSize } from '../size.js';
 
-// Placeholder: the command arrives with its issue.
-export function register(_program: Command): void {}
+interface ResizeCommandOptions extends SecretOptions {
+  filesystem: boolean;
+}
+
+export function register(program: Command): void {
+  const command = program
+    .command('resize')
+    .description('grow a dismounted vault to <new-size> and grow the ext4 filesystem inside')
+    .argument('<file>', 'the vault file')
+    .argument('<new-size>', 'the new size of the vault FILE (64M, 2G, 1.5T), or +<size> to grow by that much')
+    .option('--no-filesystem', 'only grow the volume; leave the filesystem inside as it is (no root needed)');
+  addSecretOptions(command);
+  addCostOption(command);
+  command.addHelpText(
+    'after',
+    `
+Examples:
+  sudo vault resize secret.vol 4G                 # the file becomes 4 GiB; ext4 inside grows too
+  sudo vault resize secret.vol +512M
+  printf '%s\\n' "$PASS" | sudo vault resize secret.vol 2G --password-stdin
+
+The vault must be dismounted. Shrinking is not supported. ext2/3/4 filesystems are checked (e2fsck -fy)
+and grown (resize2fs); vfat and exfat cannot be grown offline here and keep their size. If the command is
+interrupted or the machine crashes, the vault still opens with the same secrets: run the same command
+again (with the absolute size) to finish.`,
+  );
+  command.action(async (file: string, sizeText: string, options: ResizeCommandOptions) => {
+    const costLevel = parseCost(options);
+    const info = await stat(file).catch(() => null);
+    if (!info?.isFile())
+      throw new VaultError('NOT_FOUND', `no such file: ${file}`, 'check the path of the vault');
+    const growBy = sizeText.trim().startsWith('+');
+    const newFileSize = growBy ? info.size + parseSize(sizeText.trim().slice(1)) : parseSize(sizeText);
+    if (newFileSize < info.size) {
+      throw new VaultError(
+        'USAGE',
+        `shrinking a vault is not supported: ${file} is ${formatSize(info.size)} (${info.size} bytes), ` +
+          `${formatSize(newFileSize)} was asked for`,
+        'give a larger size, or copy the files into a new, smaller vault',
+      );
+    }
+    await refuseIfMounted(file, { allowReadOnly: false });
+    if (options.filesystem) checkSystem(['blkid', 'fusermount']);
+    const secret = await readSecret(options, { prompt: `Password for ${file}: ` });
+    try {
+      const grown = await growVolume(file, secret, newFileSize, costLevel);
+      const fileText = `${formatSize(newFileSize)} (${newFileSize} bytes)`;
+      if (grown.newDataSize === grown.oldDataSize) {
+        process.stdout.write(`${file} is already ${fileText}; the volume keeps its size.\n`);
+      } else {
+        process.stdout.write(
+          `Grew ${file} to ${fileText}: volume ${formatSize(grown.oldDataSize)} -> ${formatSize(grown.newDataSize)}.\n`,
+        );
+      }
+      if (!options.filesystem) {
+        process.stdout.write('The filesystem inside was left as it is (--no-filesystem).\n');
+        return;
+      }
+      process.stdout.write(`${await growFilesystem(file, secret, costLevel)}\n`);
+    } finally {
+      secret.wipe();
+    }
+  });
+}
+
+async function growVolume(
+  file: string,
+  secret: Secret,
+  newFileSize: number,
+  costLevel: number,
+): Promise<{ oldDataSize: number; newDataSize: number }> {
+  let progress = createProgress('Growing', 0);
+  try {
+    return await resizeVault(file, secret, newFileSize, {
+      costLevel,
+      signal: interruptSignal(),
+      onProgress: (done, total) => {
+        // The size of the new area is known once the vault is unlocked.
+        if (done === 0) progress = createProgress('Growing', total);
+        progress.update(done);
+      },
+    });
+  } catch (error) {
+    if (isVaultError(error, 'INTERRUPTED')) {
+      throw new VaultError(
+        'INTERRUPTED',
+        'interrupted; the vault was not grown and opens as before (the file may already be longer)',
+        `run the same command again to finish: vault resize ${file} ${newFileSize}`,
+      );
+    }
+    throw error;
+  } finally {
+    progress.done();
+  }
+}
+
+/** Grows an ext2/3/4 filesystem to fill the volume; returns the line to print. */
+async function growFilesystem(file: string, secret: Secret, costLevel: number): Promise<string> {
+  const vault = await openVault(file, secret, { costLevel });
+  try {
+    return await withBridge(vault, async (blockFile) => {
+      const type = await detectFilesystem(blockFile);
+      if (type === null) return 'No filesystem recognised inside; nothing else to grow.';
+      if (!/^ext[234]$/.test(type)) {
+        return (
+          `The ${type} filesystem inside keeps its old size: ${type} cannot be grown offline by vault. ` +
+          'Copy the files out, reformat (vault mount --no-filesystem, then mkfs on the block file), copy back.'
+        );
+      }
+      for (const tool of ['e2fsck', 'resize2fs']) {
+        if (!findTool(tool)) {
+          throw new VaultError(
+            'NEEDS_SYSTEM',
+            `${tool} is missing; the volume grew but the ${type} filesystem did not`,
+            'install the Debian package e2fsprogs, then run the same vault resize command again',
+          );
+        }
+      }
+      // resize2fs insists on a freshly checked filesystem. 1 = errors corrected, 2 = corrected (reboot).
+      const check = await runUninterrupted('e2fsck', ['-f', '-y', blockFile]);
+      if (check.code < 0 || check.code >= 4) {
+        throw new VaultError(
+          'IO',
+          `e2fsck found errors it could not correct (exit ${check.code}): ${firstLine(check.stderr) || firstLine(check.stdout)}`,
+          `the volume grew but the filesystem did not; run vault mount ${file} --no-filesystem, then e2fsck on the block file`,
+        );
+      }
+      const resized = await runUninterrupted('resize2fs', [blockFile]);
+      if (resized.code !== 0) {
+        throw new VaultError(
+          'IO',
+          `resize2fs failed: ${firstLine(resized.stderr) || `exit ${resized.code}`}`,
+          `the volume grew but the filesystem did not; run the same vault resize command again`,
+        );
+      }
+      const corrected = check.code > 0 ? ' (e2fsck corrected errors on the way)' : '';
+      return `The ${type} filesystem now fills the volume${corrected}.`;
+    });
+  } finally {
+    await vault.close();
+  }
+}
+
+/**
+ * Runs a tool in its own process group: a Ctrl-C in the terminal reaches only vault, which lets
+ * e2fsck/resize2fs finish (stopping resize2fs half-way can damage the filesystem) and then stops.
+ */
+function runUninterrupted(
+  command: string,
+  args: readonly string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolveRun) => {
+    const child = spawn(command, args, {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LC_ALL: 'C' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8');
+    });
+    child.on('error', (error) => resolveRun({ code: -1, stdout, stderr: error.message }));
+    child.on('close', (code) => resolveRun({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/**
+ * Refuses (BUSY) when the vault is mounted, or has remains of a mount, by the state the FUSE daemon
+ * keeps under /run/vault. A read-only mount is fine for readers such as export.
+ */
+export async function refuseIfMounted(file: string, options: { allowReadOnly: boolean }): Promise<void> {
+  const info = await stat(resolve(file));
+  const state = await readState(stateId(info.dev, info.ino));
+  if (!state) return;
+  if (statusOf(state) === 'broken') {
+    throw new VaultError(
+      'BUSY',
+      'this vault has remains of an earlier mount whose daemon is gone',
+      `clean them up with: vault dismount ${file}`,
+    );
+  }
+  if (options.allowReadOnly && state.readOnly) return;
+  const where = state.mountpoint ?? state.blockFile;
+  throw new VaultError(
+    'BUSY',
+    `this vault is mounted${state.readOnly ? ' read-only' : ''} at ${where}`,
+    `dismount it first: vault dismount ${where}`,
+  );
+}

@@ -4,7 +4,8 @@
 import { formatSize } from './size.js';
 
 export interface Progress {
-  update(doneBytes: number): void;
+  /** `totalBytes` replaces the total given at creation (e.g. when the work turns out smaller). */
+  update(doneBytes: number, totalBytes?: number): void;
   /** Draws the final state and ends the line. Safe to call more than once, and after an error. */
   done(): void;
 }
@@ -45,15 +46,17 @@ export function createProgress(label: string, totalBytes: number, options: Progr
       parts.push(`${current}/${totalBytes}`);
       if (final) parts.push(`in ${formatDuration(elapsedSeconds)}`);
     }
-    const width = Math.max((stream.columns ?? 80) - 1, 20);
+    // A pty nobody sized reports 0 columns.
+    const width = Math.max((stream.columns || 80) - 1, 20);
     const line = parts.join('  ').slice(0, width);
     // \r back to column 0, \x1b[K clears whatever a longer previous line left.
     stream.write(`\r${line}\x1b[K${final ? '\n' : ''}`);
   };
 
   return {
-    update(doneBytes: number): void {
+    update(doneBytes: number, newTotal?: number): void {
       if (finished) return;
+      if (newTotal !== undefined && newTotal >= 0) totalBytes = newTotal;
       current = Math.max(0, Math.min(doneBytes, totalBytes));
       const time = now();
       if (time - lastDraw < REDRAW_INTERVAL_MS) return;

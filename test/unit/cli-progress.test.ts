@@ -30,7 +30,7 @@ describe('createProgress', () => {
     const progress = createProgress('Filling', 100 * MiB, { stream, now: () => now });
     now = 1000;
     progress.update(25 * MiB);
-    expect(writes.at(-1)).toMatch(/^\rFilling\s+25%.*25 MiB of 100 MiB {2}25 MiB\/s {2}0:03 left\x1b\[K$/);
+    expect(last(writes)).toMatch(/^\rFilling\s+25%.*25 MiB of 100 MiB {2}25 MiB\/s {2}0:03 left<clear>$/);
     now = 2000;
     progress.done();
     expect(last(writes)).toMatch(/in 0:02<clear>\n$/);

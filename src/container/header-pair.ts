@@ -26,6 +26,7 @@ import {
   FLAG_HIDDEN,
   type HeaderKind,
   headerOffset,
+  MASTER_KEY_BYTES,
   MIN_FILE_BYTES,
   OVERHEAD_BYTES,
   PRIMARY,
@@ -175,6 +176,9 @@ export function stateFromMasterKey(
   masterKey: Buffer,
   backupOffset = headerOffset(kind, BACKUP, fileSize),
 ): HeaderState | null {
+  // FORMAT.md 2.3: the halves MUST differ (XTS refuses equal ones); only a forged header holds such a key.
+  if (masterKey.subarray(0, MASTER_KEY_BYTES / 2).equals(masterKey.subarray(MASTER_KEY_BYTES / 2)))
+    return null;
   const headerKey = deriveHeaderKey(masterKey);
   const bodies = ENDS.map((end) => {
     const body = openBody(copyId(kind, end), sectors[kind][end], headerKey);

@@ -62,7 +62,8 @@ again (with the absolute size) to finish.`,
     if (options.filesystem) checkSystem(['blkid', 'fusermount']);
     const secret = await readSecret(options, { prompt: `Password for ${file}: ` });
     try {
-      const grown = await growVolume(file, secret, newFileSize, costLevel);
+      const rerun = growBy ? String(newFileSize) : sizeText.trim();
+      const grown = await growVolume(file, secret, newFileSize, costLevel, rerun);
       const fileText = `${formatSize(newFileSize)} (${newFileSize} bytes)`;
       if (grown.newDataSize === grown.oldDataSize) {
         process.stdout.write(`${file} is already ${fileText}; the volume keeps its size.\n`);
@@ -87,6 +88,7 @@ async function growVolume(
   secret: Secret,
   newFileSize: number,
   costLevel: number,
+  rerunSize: string,
 ): Promise<{ oldDataSize: number; newDataSize: number }> {
   let progress = createProgress('Growing', 0);
   try {
@@ -104,7 +106,7 @@ async function growVolume(
       throw new VaultError(
         'INTERRUPTED',
         'interrupted; the vault was not grown and opens as before (the file may already be longer)',
-        `run the same command again to finish: vault resize ${file} ${newFileSize}`,
+        `run it again to finish: vault resize ${file} ${rerunSize}`,
       );
     }
     throw error;

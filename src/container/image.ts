@@ -110,6 +110,14 @@ async function blockDeviceSize(path: string, rdev: number): Promise<number> {
   );
 }
 
+/** Replacing the source with its own copy (with force) would silently destroy it: refuse (USAGE). */
+export async function refuseSameFile(source: string, target: string, message: string): Promise<void> {
+  const [a, b] = await Promise.all([stat(source).catch(() => null), stat(target).catch(() => null)]);
+  if (a && b && a.dev === b.dev && a.ino === b.ino) {
+    throw new VaultError('USAGE', `${message}: ${target}`, 'give another output name');
+  }
+}
+
 /**
  * Creates the vault `target` holding the image `source`: every sector of the new volume is written
  * (the image, then zeros up to the 4 KiB boundary), so no sector is left as bare allocated space and
@@ -122,6 +130,7 @@ export async function importImage(
   options: ImportOptions,
 ): Promise<ImportResult> {
   const image = await inspectImage(source);
+  await refuseSameFile(source, target, 'the image and the new vault must be different files');
   const dataSize = dataSizeForImage(image.size);
   const fileSize = dataSize + OVERHEAD_BYTES;
   let input: FileHandle;
@@ -235,6 +244,7 @@ export async function exportImage(
       'choose another name, or pass --force to replace it',
     );
   }
+  await refuseSameFile(path, target, 'the vault and the image must be different files');
   const vault = await openVault(path, secret, {
     ...(options.costLevel === undefined ? {} : { costLevel: options.costLevel }),
     readOnly: true,

@@ -126,6 +126,11 @@ describe('importImage', () => {
     await importImage(path, target, { secret: await password(), costLevel, force: true });
     expect((await stat(target)).size).toBe(MIN_DATA_BYTES + OVERHEAD_BYTES);
 
+    // Not even with force may the target be the image itself (it would be destroyed).
+    const same = await errorOf(importImage(path, path, { secret: await password(), costLevel, force: true }));
+    expect(isVaultError(same, 'USAGE')).toBe(true);
+    expect((await stat(path)).size).toBe(100_000);
+
     const empty = join(dir, 'empty.img');
     await writeFile(empty, '');
     expect(isVaultError(await errorOf(inspectImage(empty)), 'USAGE')).toBe(true);
@@ -212,6 +217,12 @@ describe('exportImage', () => {
     );
     expect(isVaultError(aborted, 'INTERRUPTED')).toBe(true);
     expect(await readdir(dir)).toEqual(before);
+
+    const onto = await errorOf(
+      exportImage(vaultPath, await password(), vaultPath, { costLevel, force: true }),
+    );
+    expect(isVaultError(onto, 'USAGE')).toBe(true);
+    await openVault(vaultPath, await password(), { costLevel }).then((vault) => vault.close());
 
     await exportImage(vaultPath, await password(), out, { costLevel, force: true });
     expect((await readFile(out)).equals(await readFile(path))).toBe(true);

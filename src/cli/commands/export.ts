@@ -6,7 +6,7 @@ import { stat } from 'node:fs/promises';
 import { isatty } from 'node:tty';
 import type { Command } from 'commander';
 import { VaultError } from '../../container/errors.js';
-import { exportImage, streamImage } from '../../container/image.js';
+import { exportImage, refuseSameFile, streamImage } from '../../container/image.js';
 import { interruptSignal } from '../interrupt.js';
 import { createProgress } from '../progress.js';
 import { warn } from '../report.js';
@@ -54,6 +54,7 @@ holes in a file. Anyone who can read the image can read everything in the vault.
     if (!info?.isFile())
       throw new VaultError('NOT_FOUND', `no such file: ${file}`, 'check the path of the vault');
     await refuseIfMounted(file, { allowReadOnly: true });
+    if (!toStdout) await refuseSameFile(file, out, 'the vault and the image must be different files');
     if (!toStdout && !options.force) {
       const existing = await stat(out).catch(() => null);
       if (existing && !existing.isDirectory()) {

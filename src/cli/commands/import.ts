@@ -1,10 +1,10 @@
 // `vault import <image> <file>`: encrypts a raw disk image or a block device, sector by sector, into a
 // new vault whose volume is the image (rounded up to 4 KiB). The vault appears only when complete.
-import { stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { VaultError } from '../../container/errors.js';
-import { dataSizeForImage, importImage, inspectImage } from '../../container/image.js';
-import { detectFilesystem } from '../../fuse/system.js';
+import { dataSizeForImage, importImage, inspectImage, refuseSameFile } from '../../container/image.js';
+import { detectFilesystem, loopsOfFile, mountTable } from '../../fuse/system.js';
 import { interruptSignal } from '../interrupt.js';
 import { createProgress } from '../progress.js';
 import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
@@ -49,6 +49,8 @@ vault behind. The original image is not changed or removed: delete it securely y
         'choose another name, or pass --force to replace it',
       );
     }
+    await refuseSameFile(image, file, 'the image and the new vault must be different files');
+    await refuseMountedReadWrite(image);
     const filesystem = await detectFilesystem(image);
     const secret = await readSecret(options, {
       prompt: `Password for the new vault ${file}: `,
@@ -83,4 +85,24 @@ vault behind. The original image is not changed or removed: delete it securely y
     );
     process.stdout.write(`The original ${image} is unencrypted and still there.\n`);
   });
+}
+
+/**
+ * A filesystem mounted read-write changes while it is copied: the vault would hold an inconsistent
+ * image. Refuses when the device, or a loop device over the image file, is mounted read-write.
+ */
+async function refuseMountedReadWrite(image: string): Promise<void> {
+  const real = await realpath(image);
+  const info = await stat(real);
+  const devices = info.isBlockDevice() ? [real] : loopsOfFile(real);
+  for (const entry of mountTable()) {
+    const source = await realpath(entry.source).catch(() => entry.source);
+    if (devices.includes(source) && entry.options.split(',').includes('rw')) {
+      throw new VaultError(
+        'BUSY',
+        `${image} is mounted read-write at ${entry.mountpoint}${source === real ? '' : ` (through ${source})`}`,
+        `unmount it first (umount ${entry.mountpoint}), or remount it read-only`,
+      );
+    }
+  }
 }

@@ -12,7 +12,8 @@ interface RawInput {
   setRawMode(mode: boolean): unknown;
   on(event: 'data', listener: (chunk: Buffer) => void): unknown;
   on(event: 'end' | 'error', listener: (error?: Error) => void): unknown;
-  removeListener(event: string, listener: (...args: never[]) => void): unknown;
+  removeListener(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  removeListener(event: 'end' | 'error', listener: (error?: Error) => void): unknown;
   resume(): unknown;
   pause(): unknown;
 }
@@ -51,9 +52,10 @@ export function promptHidden(prompt: string, streams: PromptStreams = {}): Promi
 
   const typed = Buffer.alloc(MAX_PASSWORD_BYTES);
   let length = 0;
-  output.write(prompt);
+  // Raw mode before the prompt shows: keys typed as soon as it appears must not be echoed.
   input.setRawMode(true);
   rawInputInUse = input;
+  output.write(prompt);
 
   return new Promise<Buffer>((resolve, reject) => {
     let settled = false;

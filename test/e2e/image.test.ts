@@ -151,6 +151,23 @@ describe.skipIf(!canMount)('vault import / export', () => {
     expect(leftovers(dir)).toEqual([]);
   });
 
+  it('import refuses an image whose filesystem is mounted read-write (exit 5)', async () => {
+    dir = await makeTempDir('vault-e2e-image-');
+    const { path: image } = await makeExt4Image('busy.img', 8 * 2 ** 20);
+    const mountpoint = join(dir, 'busy.img.mnt'); // made (and left empty) by makeExt4Image
+    expect((await sh('mount', ['-o', 'loop', image, mountpoint])).code).toBe(0);
+    try {
+      const refused = await vault(['import', image, join(dir, 'busy.vol'), ...secretArgs], {
+        stdin: `${PASSWORD}\n`,
+      });
+      expect(refused.code).toBe(5);
+      expect(refused.stderr).toContain(`mounted read-write at ${mountpoint}`);
+    } finally {
+      expect((await sh('umount', [mountpoint])).code).toBe(0);
+    }
+    expect(readdirSync(dir).sort()).toEqual(['busy.img', 'busy.img.mnt']);
+  });
+
   it('export refuses a terminal as output (exit 2), before asking for a password', async () => {
     dir = await makeTempDir('vault-e2e-image-');
     const file = join(dir, 'tty.vol');

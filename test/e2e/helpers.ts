@@ -265,3 +265,20 @@ export async function forceCleanup(dir: string): Promise<string[]> {
   for (const mountpoint of mountsUnder(dir).reverse()) await sh('umount', ['--lazy', mountpoint]);
   return before;
 }
+
+/** The `vault list --json` entry of a vault file, or undefined when it is not mounted. */
+export async function listedVault(
+  file: string,
+): Promise<
+  { file: string; pid: number; state: string; mountpoint: string | null; blockFile: string } | undefined
+> {
+  const result = await vault(['list', '--json']);
+  const entries = JSON.parse(result.stdout || '[]') as Array<{
+    file: string;
+    pid: number;
+    state: string;
+    mountpoint: string | null;
+    blockFile: string;
+  }>;
+  return entries.find((entry) => entry.file === resolve(file));
+}

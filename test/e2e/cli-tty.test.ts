@@ -1,0 +1,212 @@
+// bin/vault under a real pseudo-terminal (util-linux `script`), as a person at a keyboard meets it: the
+// prompt appears, typed passwords are not echoed and are exactly what unlocks the vault later, and
+// Ctrl-C at a prompt or during the fill exits 130 leaving no file behind.
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXIT_CODES } from '../../src/cli/exit-codes.js';
+import { buildDist, FAST_COST, makeTempDir, removeTempDirs, VAULT_BIN, vault, waitFor } from './helpers.js';
+
+const hasScript = existsSync('/usr/bin/script');
+const COST = ['--cost', FAST_COST];
+let dir = '';
+
+beforeAll(async () => {
+  await buildDist();
+  dir = await makeTempDir('vault-cli-tty-');
+});
+afterAll(removeTempDirs);
+
+/** One run of bin/vault with a pty as its stdin/stdout/stderr; we type into it and read the screen. */
+class Terminal {
+  readonly child: ChildProcessWithoutNullStreams;
+  screen = '';
+  readonly exitCode: Promise<number>;
+
+  constructor(args: readonly string[]) {
+    const command = ['exec', process.execPath, VAULT_BIN, ...args].map(shellQuote).join(' ');
+    // script -e: exit with the child's code; -q: no banner; the log goes to /dev/null.
+    this.child = spawn('/usr/bin/script', ['-qec', command, '/dev/null'], {
+      cwd: dir,
+      env: { ...process.env, SHELL: '/bin/sh', TERM: 'dumb' },
+    });
+    this.child.stdout.on('data', (chunk: Buffer) => {
+      this.screen += chunk.toString('utf8');
+    });
+    this.exitCode = new Promise((resolveExit) => this.child.on('close', (code) => resolveExit(code ?? -1)));
+  }
+
+  async waitFor(text: string, from = 0): Promise<number> {
+    await waitFor(
+      () => this.screen.indexOf(text, from) >= 0,
+      `"${text}" on the terminal; it shows:\n${this.screen}`,
+    );
+    return this.screen.indexOf(text, from) + text.length;
+  }
+
+  type(keys: string): void {
+    this.child.stdin.write(keys);
+  }
+
+  /** Waits for the prompt `text`, then types `keys` (after the prompt, as a person would). */
+  async answer(text: string, keys: string, from = 0): Promise<number> {
+    const after = await this.waitFor(text, from);
+    this.type(keys);
+    return after;
+  }
+
+  /** Ends the run if it is still going (after a failed expectation), so nothing outlives the test. */
+  kill(): void {
+    const children = childPids(this.child.pid);
+    if (this.child.exitCode === null) this.child.kill('SIGKILL');
+    for (const pid of children) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+  }
+
+  async exit(): Promise<number> {
+    const code = await this.exitCode;
+    this.child.stdin.end();
+    return code;
+  }
+}
+
+function childPids(parent: number | undefined): number[] {
+  try {
+    return readFileSync(`/proc/${parent}/task/${parent}/children`, 'utf8')
+      .split(' ')
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function shellQuote(word: string): string {
+  return /^[\w./=-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
+async function opensWith(file: string, password: string): Promise<boolean> {
+  return (await vault(['info', file, '--password-stdin', ...COST], { stdin: `${password}\n` })).code === 0;
+}
+
+describe.skipIf(!hasScript)('prompts on a terminal', () => {
+  it('create asks twice without echo; what was typed (after editing) is the password', async () => {
+    const file = join(dir, 'typed.vol');
+    const terminal = new Terminal(['create', '2M', 'typed.vol', '--filesystem', 'none', ...COST]);
+    // Typo fixed with Backspace, a line restarted with Ctrl-U: the password is "correct horse battery".
+    const first = await terminal.answer(
+      'Password for the new vault typed.vol: ',
+      'correct horsX\x7fe battery\r',
+    );
+    await terminal.answer('Repeat the password: ', 'oops\x15correct horse battery\r', first);
+    expect(await terminal.exit()).toBe(EXIT_CODES.OK);
+    expect(terminal.screen).not.toMatch(/correct|horse|battery|oops|\*\*\*/);
+    expect(terminal.screen).toContain('Created typed.vol');
+    expect(await opensWith(file, 'correct horse battery')).toBe(true);
+  });
+
+  it('a short password is accepted with a warning', async () => {
+    const terminal = new Terminal(['create', '2M', 'short.vol', '--filesystem', 'none', ...COST]);
+    const first = await terminal.answer('Password for the new vault short.vol: ', 'abc123\r');
+    await terminal.answer('Repeat the password: ', 'abc123\r', first);
+    expect(await terminal.exit()).toBe(EXIT_CODES.OK);
+    expect(terminal.screen).toMatch(/vault: warning: this password has only 6 characters/);
+    expect(terminal.screen).not.toContain('abc123');
+  });
+
+  it('exit code 2 when the two passwords differ; no file is created', async () => {
+    const terminal = new Terminal(['create', '2M', 'mismatch.vol', '--filesystem', 'none', ...COST]);
+    const first = await terminal.answer('Password for the new vault mismatch.vol: ', 'first password\r');
+    await terminal.answer('Repeat the password: ', 'second password\r', first);
+    expect(await terminal.exit()).toBe(EXIT_CODES.USAGE);
+    expect(terminal.screen).toMatch(/vault: error: passwords do not match/);
+    expect(existsSync(join(dir, 'mismatch.vol'))).toBe(false);
+  });
+
+  it('with a keyfile, an empty answer means "keyfile only"', async () => {
+    const key = join(dir, 'tty.key');
+    expect((await vault(['keyfile', 'generate', key])).code).toBe(0);
+    const terminal = new Terminal([
+      'create',
+      '2M',
+      'keyonly.vol',
+      '--filesystem',
+      'none',
+      '-k',
+      key,
+      ...COST,
+    ]);
+    const first = await terminal.answer('(Enter for none, keyfiles only): ', '\r');
+    await terminal.answer('Repeat the password (Enter for none): ', '\r', first);
+    expect(await terminal.exit()).toBe(EXIT_CODES.OK);
+    const opened = await vault(['info', join(dir, 'keyonly.vol'), '-k', key, '--non-interactive', ...COST]);
+    expect(opened.code).toBe(EXIT_CODES.OK);
+  });
+
+  it('--non-interactive never prompts, even on a terminal (exit code 7)', async () => {
+    const terminal = new Terminal(['create', '2M', 'never.vol', '--filesystem', 'none', '--non-interactive']);
+    expect(await terminal.exit()).toBe(EXIT_CODES.MISSING_SECRET);
+    expect(terminal.screen).not.toContain('Password');
+    expect(existsSync(join(dir, 'never.vol'))).toBe(false);
+  });
+
+  it('the prompt of an unlocking command opens the vault with the typed password', async () => {
+    const file = join(dir, 'typed.vol');
+    const terminal = new Terminal(['info', file, ...COST]);
+    await terminal.answer(`Password for ${file}: `, 'correct horse battery\r');
+    expect(await terminal.exit()).toBe(EXIT_CODES.OK);
+    expect(terminal.screen).toMatch(/keyslots: +1 of \d+ used/);
+    expect(terminal.screen).not.toContain('horse');
+  });
+});
+
+describe.skipIf(!hasScript)('Ctrl-C', () => {
+  it('at the first or second prompt: exit code 130, the terminal shows no password, nothing is left', async () => {
+    for (const second of [false, true]) {
+      const before = readdirSync(dir).sort();
+      const terminal = new Terminal(['create', '2M', 'cancelled.vol', '--filesystem', 'none', ...COST]);
+      if (second) {
+        const first = await terminal.answer('Password for the new vault cancelled.vol: ', 'half typed\r');
+        await terminal.answer('Repeat the password: ', 'half\x03', first);
+      } else {
+        await terminal.answer('Password for the new vault cancelled.vol: ', 'half\x03');
+      }
+      expect(await terminal.exit()).toBe(EXIT_CODES.INTERRUPTED);
+      expect(terminal.screen).toMatch(
+        /vault: error: interrupted at the password prompt; nothing was changed/,
+      );
+      expect(terminal.screen).not.toContain('half');
+      expect(readdirSync(dir).sort()).toEqual(before);
+    }
+  });
+
+  it('during the fill: exit code 130 and the partial vault file is removed', async () => {
+    const before = readdirSync(dir).sort();
+    // Big enough that the fill is still running when Ctrl-C arrives (it stops at once).
+    const terminal = new Terminal([
+      'create',
+      '16G',
+      'big.vol',
+      '--filesystem',
+      'none',
+      '--password-stdin',
+      ...COST,
+    ]);
+    try {
+      terminal.type('a long enough password\r');
+      await terminal.waitFor('Filling');
+      // The file being filled (under a temporary name until it is complete).
+      await waitFor(() => readdirSync(dir).length > before.length, 'the vault file to appear');
+      terminal.type('\x03'); // the terminal turns this into SIGINT for vault
+      expect(await terminal.exit()).toBe(EXIT_CODES.INTERRUPTED);
+    } finally {
+      terminal.kill();
+    }
+    expect(terminal.screen).toMatch(/vault: error: .*interrupted/i);
+    expect(readdirSync(dir).sort()).toEqual(before);
+  });
+});

@@ -293,7 +293,12 @@ export async function fillWithCiphertext(
   file: ContainerFile,
   start: number,
   length: number,
-  options: { onProgress?: (doneBytes: number, totalBytes: number) => void; signal?: AbortSignal } = {},
+  options: {
+    onProgress?: (doneBytes: number, totalBytes: number) => void;
+    signal?: AbortSignal;
+    /** What an interruption leaves behind, for the error message. */
+    interruptedOutcome?: string;
+  } = {},
 ): Promise<void> {
   const throwawayKey = newMasterKey();
   const xts = createXts(throwawayKey);
@@ -304,7 +309,7 @@ export async function fillWithCiphertext(
   let pending: Promise<void> = Promise.resolve();
   try {
     for (let done = 0, turn = 0; done < length; done += FILL_CHUNK_BYTES, turn ^= 1) {
-      abortIfAsked(options.signal);
+      abortIfAsked(options.signal, options.interruptedOutcome);
       const size = Math.min(FILL_CHUNK_BYTES, length - done);
       const buffer = (buffers[turn] as Buffer).subarray(0, size);
       xts.encrypt(zeros.subarray(0, size), done / SECTOR_BYTES, buffer);
@@ -341,12 +346,11 @@ async function moveIntoPlace(temporary: string, path: string, force: boolean): P
   await unlink(temporary);
 }
 
-export function abortIfAsked(signal: AbortSignal | undefined): void {
+export function abortIfAsked(
+  signal: AbortSignal | undefined,
+  outcome = 'the partial vault was removed',
+): void {
   if (signal?.aborted) {
-    throw new VaultError(
-      'INTERRUPTED',
-      'interrupted; the partial vault was removed',
-      'run the command again',
-    );
+    throw new VaultError('INTERRUPTED', `interrupted; ${outcome}`, 'run the command again');
   }
 }

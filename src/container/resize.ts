@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import { DEFAULT_COST_LEVEL } from '../crypto/kdf.js';
 import { abortIfAsked, checkFileSize, fillWithCiphertext } from './create.js';
 import { VaultError } from './errors.js';
-import { type OpenContainerFile, openContainerFile } from './file.js';
+import { type ContainerFile, type OpenContainerFile, openContainerFile } from './file.js';
 import {
   type HeaderState,
   sealHeaderPair,
@@ -16,12 +16,33 @@ import {
 } from './header-pair.js';
 import { BACKUP_AREA_BYTES, DATA_OFFSET, HEADER_AREA_BYTES, OVERHEAD_BYTES, SECTOR_BYTES } from './layout.js';
 import type { Secret } from './secret.js';
+import { Vault } from './vault.js';
 
 export interface ResizeOptions {
   costLevel?: number;
+  /**
+   * Runs on the grown vault (also when it already had the size), e.g. to grow the filesystem inside,
+   * without a second KDF run.
+   */
+  afterGrow?: (vault: Vault) => Promise<void>;
   onProgress?: (doneBytes: number, totalBytes: number) => void;
   signal?: AbortSignal;
   openFile?: OpenContainerFile;
+}
+
+async function runAfterGrow(file: ContainerFile, state: HeaderState, options: ResizeOptions): Promise<void> {
+  const vault = new Vault(file, state, {
+    costLevel: options.costLevel ?? DEFAULT_COST_LEVEL,
+    readOnly: false,
+    preserveTimestamps: false,
+    identity: await file.identity(),
+    keepFileOpen: true,
+  });
+  try {
+    await options.afterGrow?.(vault);
+  } finally {
+    await vault.close();
+  }
 }
 
 export interface ResizeResult {
@@ -91,6 +112,8 @@ export async function resizeVault(
       const unlocked = state;
       if (unlocked.copies.some((copy) => copy.state !== 'ok'))
         await updateHeaders(file, unlocked, () => unlocked.slotMask);
+      await runAfterGrow(file, state, options);
+      state = null; // the vault handle owned and wiped the keys
       return { oldDataSize, newDataSize: oldDataSize };
     }
     const fs = await statfs(dirname(path));
@@ -106,13 +129,15 @@ export async function resizeVault(
     const hiddenBackup = Buffer.alloc(SECTOR_BYTES);
     await file.read(hiddenBackup, oldBackupOffset + HEADER_AREA_BYTES);
     // 1. The new area, then the hidden backup sector at its new place.
+    const interruptedOutcome = 'the vault was not grown and opens as before; run the same resize again';
     await fillWithCiphertext(file, oldFileSize, newFileSize - oldFileSize, {
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
+      interruptedOutcome,
     });
     await file.write(hiddenBackup, newFileSize - HEADER_AREA_BYTES);
     await file.sync();
-    abortIfAsked(options.signal);
+    abortIfAsked(options.signal, interruptedOutcome);
 
     const newDataSize = newFileSize - OVERHEAD_BYTES;
     const sequence = state.sequence + 1;
@@ -128,6 +153,17 @@ export async function resizeVault(
     // 4. The primary header.
     await file.write(primary, 0);
     await file.sync();
+    const done: HeaderState = {
+      ...grown,
+      sequence,
+      authoritative: 0,
+      copies: [
+        { state: 'ok', sequence },
+        { state: 'ok', sequence },
+      ],
+    };
+    await runAfterGrow(file, done, options);
+    state = null; // the vault handle owned and wiped the keys
     return { oldDataSize, newDataSize };
   } finally {
     if (state) wipeHeaderState(state);

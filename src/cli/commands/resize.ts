@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { isVaultError, VaultError } from '../../container/errors.js';
 import { resizeVault } from '../../container/resize.js';
 import type { Secret } from '../../container/secret.js';
-import { openVault } from '../../container/vault.js';
+import type { Vault } from '../../container/vault.js';
 import { withBridge } from '../../fuse/bridge.js';
 import { readState, stateId, statusOf } from '../../fuse/state.js';
 import { checkSystem, detectFilesystem, findTool, firstLine } from '../../fuse/system.js';
@@ -63,7 +63,11 @@ again (with the absolute size) to finish.`,
     const secret = await readSecret(options, { prompt: `Password for ${file}: ` });
     try {
       const rerun = growBy ? String(newFileSize) : sizeText.trim();
-      const grown = await growVolume(file, secret, newFileSize, costLevel, rerun);
+      let filesystemOutcome = 'The filesystem inside was left as it is (--no-filesystem).';
+      // The filesystem grows on the vault resize already unlocked: one KDF run for the whole command.
+      const grown = await growVolume(file, secret, newFileSize, costLevel, rerun, async (vault) => {
+        if (options.filesystem) filesystemOutcome = await growFilesystem(vault);
+      });
       const fileText = `${formatSize(newFileSize)} (${newFileSize} bytes)`;
       if (grown.newDataSize === grown.oldDataSize) {
         process.stdout.write(`${file} is already ${fileText}; the volume keeps its size.\n`);
@@ -72,11 +76,7 @@ again (with the absolute size) to finish.`,
           `Grew ${file} to ${fileText}: volume ${formatSize(grown.oldDataSize)} -> ${formatSize(grown.newDataSize)}.\n`,
         );
       }
-      if (!options.filesystem) {
-        process.stdout.write('The filesystem inside was left as it is (--no-filesystem).\n');
-        return;
-      }
-      process.stdout.write(`${await growFilesystem(file, secret, costLevel)}\n`);
+      process.stdout.write(`${filesystemOutcome}\n`);
     } finally {
       secret.wipe();
     }
@@ -89,11 +89,16 @@ async function growVolume(
   newFileSize: number,
   costLevel: number,
   rerunSize: string,
+  afterGrow: (vault: Vault) => Promise<void>,
 ): Promise<{ oldDataSize: number; newDataSize: number }> {
   let progress = createProgress('Growing', 0);
   try {
     return await resizeVault(file, secret, newFileSize, {
       costLevel,
+      afterGrow: async (vault) => {
+        progress.done();
+        await afterGrow(vault);
+      },
       signal: interruptSignal(),
       onProgress: (done, total) => {
         // The size of the new area is known once the vault is unlocked.
@@ -116,50 +121,45 @@ async function growVolume(
 }
 
 /** Grows an ext2/3/4 filesystem to fill the volume; returns the line to print. */
-async function growFilesystem(file: string, secret: Secret, costLevel: number): Promise<string> {
-  const vault = await openVault(file, secret, { costLevel });
-  try {
-    return await withBridge(vault, async (blockFile) => {
-      const type = await detectFilesystem(blockFile);
-      if (type === null) return 'No filesystem recognised inside; nothing else to grow.';
-      if (!/^ext[234]$/.test(type)) {
-        return (
-          `The ${type} filesystem inside keeps its old size: ${type} cannot be grown offline by vault. ` +
-          'Copy the files out, reformat (vault mount --no-filesystem, then mkfs on the block file), copy back.'
-        );
-      }
-      for (const tool of ['e2fsck', 'resize2fs']) {
-        if (!findTool(tool)) {
-          throw new VaultError(
-            'NEEDS_SYSTEM',
-            `${tool} is missing; the volume grew but the ${type} filesystem did not`,
-            'install the Debian package e2fsprogs, then run the same vault resize command again',
-          );
-        }
-      }
-      // resize2fs insists on a freshly checked filesystem. 1 = errors corrected, 2 = corrected (reboot).
-      const check = await runUninterrupted('e2fsck', ['-f', '-y', blockFile]);
-      if (check.code < 0 || check.code >= 4) {
+async function growFilesystem(vault: Vault): Promise<string> {
+  return withBridge(vault, async (blockFile) => {
+    const type = await detectFilesystem(blockFile);
+    if (type === null) return 'No filesystem recognised inside; nothing else to grow.';
+    if (!/^ext[234]$/.test(type)) {
+      return (
+        `The ${type} filesystem inside keeps its old size: ${type} cannot be grown offline by vault. ` +
+        'Copy the files out, reformat (vault mount --no-filesystem, then mkfs on the block file), copy back.'
+      );
+    }
+    for (const tool of ['e2fsck', 'resize2fs']) {
+      if (!findTool(tool)) {
         throw new VaultError(
-          'IO',
-          `e2fsck found errors it could not correct (exit ${check.code}): ${firstLine(check.stderr) || firstLine(check.stdout)}`,
-          `the volume grew but the filesystem did not; run vault mount ${file} --no-filesystem, then e2fsck on the block file`,
+          'NEEDS_SYSTEM',
+          `${tool} is missing; the volume grew but the ${type} filesystem did not`,
+          'install the Debian package e2fsprogs, then run the same vault resize command again',
         );
       }
-      const resized = await runUninterrupted('resize2fs', [blockFile]);
-      if (resized.code !== 0) {
-        throw new VaultError(
-          'IO',
-          `resize2fs failed: ${firstLine(resized.stderr) || `exit ${resized.code}`}`,
-          `the volume grew but the filesystem did not; run the same vault resize command again`,
-        );
-      }
-      const corrected = check.code > 0 ? ' (e2fsck corrected errors on the way)' : '';
-      return `The ${type} filesystem now fills the volume${corrected}.`;
-    });
-  } finally {
-    await vault.close();
-  }
+    }
+    // resize2fs insists on a freshly checked filesystem. 1 = errors corrected, 2 = corrected (reboot).
+    const check = await runUninterrupted('e2fsck', ['-f', '-y', blockFile]);
+    if (check.code < 0 || check.code >= 4) {
+      throw new VaultError(
+        'IO',
+        `e2fsck found errors it could not correct (exit ${check.code}): ${firstLine(check.stderr) || firstLine(check.stdout)}`,
+        `the volume grew but the filesystem did not; run vault mount ${vault.path} --no-filesystem, then e2fsck on the block file`,
+      );
+    }
+    const resized = await runUninterrupted('resize2fs', [blockFile]);
+    if (resized.code !== 0) {
+      throw new VaultError(
+        'IO',
+        `resize2fs failed: ${firstLine(resized.stderr) || `exit ${resized.code}`}`,
+        `the volume grew but the filesystem did not; run the same vault resize command again`,
+      );
+    }
+    const corrected = check.code > 0 ? ' (e2fsck corrected errors on the way)' : '';
+    return `The ${type} filesystem now fills the volume${corrected}.`;
+  });
 }
 
 /**

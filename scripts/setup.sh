@@ -27,7 +27,11 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Builds native/xts.c against Node's own headers (no download) and compiles TypeScript to dist/.
+# npm ci builds two native addons against the headers of this Node.js (no download): ours,
+# native/xts.c (OpenSSL XTS), and argon2's. argon2's prebuilt binary crashes (SIGSEGV) on this
+# machine kind, so package.json allows its install script to compile it from source.
+node_prefix=$(dirname "$(dirname "$(command -v node)")")
+if [[ -f $node_prefix/include/node/node_api.h ]]; then export npm_config_nodedir=$node_prefix; fi
 npm ci --no-audit --no-fund
 
 if [[ $(id -u) -eq 0 && -d /usr/local/bin ]]; then

@@ -18,7 +18,7 @@ export interface CostParams {
 
 export const MIN_COST_LEVEL = 1;
 export const MAX_COST_LEVEL = 30;
-/** About 1.1 s and 1 GiB on the 2-core reference machine (table in docs/FORMAT.md section 6). */
+/** About 1.2 s and 1 GiB on the 2-core reference machine (table in docs/FORMAT.md section 6). */
 export const DEFAULT_COST_LEVEL = 12;
 
 /** Memory doubles per level from 1 MiB at level 1 up to 1 GiB at level 11, then stays (as cryptsetup caps it). */

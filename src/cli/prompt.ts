@@ -1,6 +1,7 @@
 // The no-echo password prompt. The terminal goes into raw mode so typed bytes are never echoed and go
 // straight into a buffer we allocate and wipe; we handle Enter, Backspace, Ctrl-U, Ctrl-C and Ctrl-D
 // ourselves. The prompt text goes to stderr so stdout stays clean for --json.
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { VaultError } from '../container/errors.js';
 
@@ -28,6 +29,22 @@ export function stdinIsTerminal(): boolean {
   return isatty(0);
 }
 
+/**
+ * Where the prompt text goes: stderr, unless stderr is redirected (`vault info x 2>log`) while we
+ * read from the terminal; then straight to the terminal, so the person typing sees what is asked.
+ */
+function promptOutput(): { write(text: string): unknown } {
+  if (process.stderr.isTTY) return process.stderr;
+  let fd: number;
+  try {
+    fd = openSync('/dev/tty', 'w');
+  } catch {
+    return process.stderr;
+  }
+  process.once('exit', () => closeSync(fd));
+  return { write: (text: string) => writeSync(fd, text) };
+}
+
 let rawInputInUse: RawInput | null = null;
 let exitHookInstalled = false;
 
@@ -38,7 +55,7 @@ let exitHookInstalled = false;
  */
 export function promptHidden(prompt: string, streams: PromptStreams = {}): Promise<Buffer> {
   const input = streams.input ?? (process.stdin as unknown as RawInput);
-  const output = streams.output ?? process.stderr;
+  const output = streams.output ?? promptOutput();
   if (!input.isTTY) {
     return Promise.reject(
       new VaultError('MISSING_SECRET', 'cannot prompt for a password: stdin is not a terminal', NO_TTY_HINT),

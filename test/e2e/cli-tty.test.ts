@@ -24,8 +24,9 @@ class Terminal {
   screen = '';
   readonly exitCode: Promise<number>;
 
-  constructor(args: readonly string[]) {
-    const command = ['exec', process.execPath, VAULT_BIN, ...args].map(shellQuote).join(' ');
+  /** `redirect`: shell redirections appended to the command, e.g. "2>/dev/null". */
+  constructor(args: readonly string[], redirect = '') {
+    const command = `${['exec', process.execPath, VAULT_BIN, ...args].map(shellQuote).join(' ')} ${redirect}`;
     // script -e: exit with the child's code; -q: no banner; the log goes to /dev/null.
     this.child = spawn('/usr/bin/script', ['-qec', command, '/dev/null'], {
       cwd: dir,
@@ -145,6 +146,13 @@ describe.skipIf(!hasScript)('prompts on a terminal', () => {
     expect(await terminal.exit()).toBe(EXIT_CODES.OK);
     const opened = await vault(['info', join(dir, 'keyonly.vol'), '-k', key, '--non-interactive', ...COST]);
     expect(opened.code).toBe(EXIT_CODES.OK);
+  });
+
+  it('the prompt reaches the terminal even when stderr is redirected', async () => {
+    const file = join(dir, 'typed.vol');
+    const terminal = new Terminal(['info', file, ...COST], '2>/dev/null');
+    await terminal.answer(`Password for ${file}: `, 'correct horse battery\r');
+    expect(await terminal.exit()).toBe(EXIT_CODES.OK);
   });
 
   it('--non-interactive never prompts, even on a terminal (exit code 7)', async () => {

@@ -283,6 +283,40 @@ describe('other exit codes', () => {
   });
 });
 
+describe.skipIf(!canMount)('docs/examples/vault@.service', () => {
+  it('its ExecStart mounts with the keyfile and no terminal, its ExecStop dismounts', async () => {
+    const unit = readFileSync(join(ROOT, 'docs/examples/vault@.service'), 'utf8');
+    const line = (key: string): string => {
+      const found = unit.split('\n').find((entry) => entry.startsWith(`${key}=`));
+      if (!found) throw new Error(`no ${key}= in the unit`);
+      // The unit's paths, moved into this test's directory; %i = "data".
+      return found
+        .slice(key.length + 1)
+        .replaceAll('%i', 'data')
+        .replaceAll('/usr/local/bin/vault', `"${process.execPath}" "${VAULT_BIN}"`)
+        .replaceAll('/srv/vaults/', `${dir}/unit-srv/`)
+        .replaceAll('/etc/vault/', `${dir}/unit-etc/`)
+        .replaceAll('/mnt/', `${dir}/unit-mnt/`);
+    };
+    for (const sub of ['unit-srv', 'unit-etc']) mkdirSync(join(dir, sub));
+    const key = join(dir, 'unit-etc/data.key');
+    const file = join(dir, 'unit-srv/data.vol');
+    expect((await vault(['keyfile', 'generate', key])).code).toBe(0);
+    // Default cost level, as the unit uses it.
+    expect((await vault(['create', '8M', file, '-k', key, '--non-interactive', '--quick'])).code).toBe(0);
+    const run = (command: string) => sh('/bin/sh', ['-c', `${command} </dev/null`], 120_000);
+    expect((await run(line('ExecStartPre'))).code).toBe(0);
+    const started = await run(line('ExecStart'));
+    expect(started.stderr).toBe('');
+    expect(started.code).toBe(0);
+    const mountpoint = join(dir, 'unit-mnt/data');
+    expect(started.stdout.trim()).toBe(mountpoint);
+    writeFileSync(join(mountpoint, 'hello.txt'), 'from systemd');
+    expect((await run(line('ExecStop'))).code).toBe(0);
+    expect(leftovers(dir)).toEqual([]);
+  });
+});
+
 describe('vault keyfile generate', () => {
   it('writes 64 random bytes with mode 0600, different each time', async () => {
     const [a, b] = [join(dir, 'a.key'), join(dir, 'b.key')];

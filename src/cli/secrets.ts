@@ -1,6 +1,7 @@
 // How a command gets the vault secret: repeatable -k/--keyfile, --password-stdin (one password per line
 // of stdin), a no-echo prompt on a terminal, and --non-interactive for scripts. Never argv or env: see
 // docs/CLI.md "Why no --password option". Password bytes live in Buffer.alloc'd buffers, wiped after use.
+import { timingSafeEqual } from 'node:crypto';
 import { read } from 'node:fs';
 import type { Command } from 'commander';
 import { VaultError } from '../container/errors.js';
@@ -110,7 +111,8 @@ async function promptPassword(request: ReadSecretRequest, haveKeyfiles: boolean)
     second = await promptHidden(
       haveKeyfiles ? 'Repeat the password (Enter for none): ' : 'Repeat the password: ',
     );
-    if (!first.equals(second)) {
+    // Constant time, as every comparison of secrets here (the length is not secret: it was typed).
+    if (first.length !== second.length || !timingSafeEqual(first, second)) {
       throw new VaultError(
         'USAGE',
         'passwords do not match',

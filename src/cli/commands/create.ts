@@ -125,7 +125,7 @@ start, away from the hidden volume); ext4 is refused for it. See SECURITY.md on 
         quick: options.quick ?? false,
         force: options.force ?? false,
         signal: interruptSignal(),
-        onProgress: (done) => progress.update(done),
+        onProgress: (done, total) => progress.update(done, total),
         ...(filesystem === 'none' ? {} : { format: formatter(filesystem) }),
         ...(hiddenSize === null || !hiddenSecret
           ? {}

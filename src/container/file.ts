@@ -28,6 +28,11 @@ export const openContainerFile: OpenContainerFile = async (path, mode) => {
   } catch (error) {
     throw fileError(error, path);
   }
+  // A directory opens fine read-only (only writing gives EISDIR): say what it is, not "cannot unlock".
+  if (mode === 'read' && (await handle.stat()).isDirectory()) {
+    await handle.close();
+    throw fileError(Object.assign(new Error('EISDIR'), { code: 'EISDIR' }), path);
+  }
   return new NodeContainerFile(path, handle, mode !== 'read');
 };
 

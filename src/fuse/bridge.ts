@@ -240,6 +240,9 @@ export async function makePrivateDir(prefix: string): Promise<string> {
 /**
  * Runs `fn` with the device exposed as a block file (in-process FUSE mount of a private directory),
  * then always unmounts, also when fn throws. `vault create` formats new vaults this way.
+ * This process serves the block file, so fn must never block the event loop (no execFileSync,
+ * spawnSync or sync fs calls on the block file: they deadlock), and should start programs with
+ * run()/runChecked() or withoutFuseFds() from ./system.js, which keep /dev/fuse out of the child.
  */
 export async function withBridge<T>(device: BlockDevice, fn: (blockFile: string) => Promise<T>): Promise<T> {
   const dir = await makePrivateDir('bridge-');

@@ -16,7 +16,6 @@ import { fuseDirOf, type MountState, removeStateDir, writeState } from './state.
 import {
   attachLoop,
   detachLoop,
-  detectFilesystem,
   isMountpoint,
   loopBackingFile,
   mountFilesystem,
@@ -133,16 +132,7 @@ async function start(): Promise<void> {
     await saveState({ loopDevice });
     step('loop');
     checkStop();
-    const fsType = await detectFilesystem(loopDevice);
-    step('blkid');
-    if (!fsType) {
-      throw new VaultError(
-        'USAGE',
-        'the vault holds no filesystem that could be recognised',
-        'mount it with --no-filesystem and format the block file, or create the vault with a filesystem',
-      );
-    }
-    await mountFilesystem(loopDevice, s.mountpoint, fsType, { readOnly: s.readOnly });
+    const fsType = await mountFilesystem(loopDevice, s.mountpoint, { readOnly: s.readOnly });
     await saveState({ fsType });
     step('mount');
   }

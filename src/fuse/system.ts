@@ -12,12 +12,39 @@ export interface RunResult {
   stderr: string;
 }
 
+/** File descriptors of this process that are FUSE devices (/dev/fuse), e.g. an in-process bridge's. */
+export function fuseDeviceFds(): number[] {
+  const found: number[] = [];
+  try {
+    for (const name of readdirSync('/proc/self/fd')) {
+      try {
+        if (readlinkSync(`/proc/self/fd/${name}`) === '/dev/fuse') found.push(Number(name));
+      } catch {}
+    }
+  } catch {}
+  return found;
+}
+
+/**
+ * The command line to start a child without our /dev/fuse descriptors. libfuse 2 opens /dev/fuse
+ * without O_CLOEXEC, so a child (mkfs, losetup) would inherit it: if this process then dies (kill -9),
+ * the child keeps the FUSE connection alive and waits forever for answers nobody will send.
+ */
+export function withoutFuseFds(command: string, args: readonly string[]): [string, string[]] {
+  const fds = fuseDeviceFds();
+  if (fds.length === 0) return [command, [...args]];
+  const closing = fds.map((fd) => `${fd}>&-`).join(' ');
+  // bash, not sh: dash only understands single-digit descriptors in redirections.
+  return ['/bin/bash', ['-c', `exec "$@" ${closing}`, 'vault-run', command, ...args]];
+}
+
 /** Runs a system tool without a shell; never throws for a non-zero exit (callers decide). */
 export function run(command: string, args: readonly string[], timeoutMs = 60_000): Promise<RunResult> {
+  const [file, argv] = withoutFuseFds(command, args);
   return new Promise((resolve) => {
     execFile(
-      command,
-      args as string[],
+      file,
+      argv,
       { timeout: timeoutMs, encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } },
       (error, stdout, stderr) => {
         let code = 0;
@@ -323,23 +350,46 @@ export async function detectFilesystem(device: string): Promise<string | null> {
   return result.code === 0 && /^[a-z0-9_.-]+$/i.test(type) ? type : null;
 }
 
+const NO_FILESYSTEM = new VaultError(
+  'USAGE',
+  'the vault holds no filesystem that could be recognised',
+  'mount it with --no-filesystem and format the block file, or create the vault with a filesystem',
+);
+
+/**
+ * Mounts the filesystem on `device` at `mountpoint` and returns its type. Read-write mounts let mount(8)
+ * probe the type itself (one program less on the way up); read-only ones probe first, because ext3/ext4
+ * then get `noload`: never replay the journal, so nothing at all is written.
+ */
 export async function mountFilesystem(
   device: string,
   mountpoint: string,
-  fsType: string,
   options: { readOnly: boolean },
-): Promise<void> {
-  const mountOptions = options.readOnly ? ['ro'] : ['rw'];
-  // ext3/ext4 read-only on a read-only device: never replay the journal, nothing may be written.
-  if (options.readOnly && /^ext[34]$/.test(fsType)) mountOptions.push('noload');
-  const result = await run('mount', ['-t', fsType, '-o', mountOptions.join(','), device, mountpoint]);
-  if (result.code !== 0) {
-    throw new VaultError(
-      'IO',
-      `mounting the ${fsType} filesystem failed: ${firstLine(result.stderr)}`,
-      'check it with --no-filesystem and fsck on the printed block file',
-    );
+): Promise<string> {
+  if (options.readOnly) {
+    const fsType = await detectFilesystem(device);
+    if (!fsType) throw NO_FILESYSTEM;
+    const mountOptions = /^ext[34]$/.test(fsType) ? 'ro,noload' : 'ro';
+    const result = await run('mount', ['-t', fsType, '-o', mountOptions, device, mountpoint]);
+    if (result.code !== 0) throw mountFailed(fsType, result.stderr);
+    return fsType;
   }
+  const result = await run('mount', ['-o', 'rw', device, mountpoint]);
+  if (result.code === 0) {
+    const entry = mountTable().find((mount) => mount.mountpoint === mountpoint && mount.source === device);
+    return entry?.fstype ?? (await detectFilesystem(device)) ?? 'unknown';
+  }
+  const fsType = await detectFilesystem(device);
+  if (!fsType) throw NO_FILESYSTEM;
+  throw mountFailed(fsType, result.stderr);
+}
+
+function mountFailed(fsType: string, stderr: string): VaultError {
+  return new VaultError(
+    'IO',
+    `mounting the ${fsType} filesystem failed: ${firstLine(stderr)}`,
+    'check it: mount with --no-filesystem and run fsck on the printed block file',
+  );
 }
 
 /** Unmounts a filesystem; false when it is busy (non-lazy) or unmounting failed. */

@@ -1,0 +1,121 @@
+// The FUSE block-file bridge on its own (in this process, real FUSE): withBridge as `vault create` uses
+// it, the request sizes the kernel really sends (big_writes/max_write/max_read must take effect), and
+// read-only bridges refusing writes. Uses the bench-only passthrough device over a plain file.
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mountBridge, withBridge } from '../../src/fuse/bridge.js';
+import { MAX_REQUEST } from '../../src/fuse/fuse-native.js';
+import { openPassthroughDevice } from '../../src/fuse/passthrough-device.js';
+import { canMount, isMounted, makeTempDir, mounts, removeTempDirs } from './helpers.js';
+
+// Nothing synchronous may touch the bridge here (execFileSync, statSync on the block file...): this
+// very event loop serves it, so a blocking call deadlocks the test process.
+const run = promisify(execFile);
+
+let dir = '';
+
+describe.skipIf(!canMount)('FUSE block-file bridge', () => {
+  beforeAll(async () => {
+    dir = await makeTempDir('vault-bridge-');
+  });
+
+  afterAll(async () => {
+    await removeTempDirs();
+  });
+
+  it('withBridge exposes the device as `volume` for mkfs, then unmounts and removes its directory', async () => {
+    const image = join(dir, 'format.img');
+    writeFileSync(image, '');
+    truncateSync(image, 64 << 20);
+    const device = await openPassthroughDevice(image);
+    let seen = '';
+    await withBridge(device, async (blockFile) => {
+      seen = blockFile;
+      expect(blockFile).toMatch(/^\/run\/vault\/bridge-[^/]+\/volume$/);
+      expect((await stat(blockFile)).size).toBe(64 << 20);
+      expect((await stat(join(blockFile, '..'))).mode & 0o777).toBe(0o700);
+      expect(isMounted(join(blockFile, '..'))).toBe(true);
+      await run('mkfs.ext4', ['-q', '-F', '-E', 'nodiscard', blockFile]);
+    });
+    await device.close();
+    expect(isMounted(join(seen, '..'))).toBe(false);
+    expect(existsSync(join(seen, '..'))).toBe(false);
+    const probe = await run('blkid', ['-p', '-o', 'value', '-s', 'TYPE', image]);
+    expect(probe.stdout.trim()).toBe('ext4');
+  });
+
+  it('withBridge unmounts when fn throws, and passes the error on', async () => {
+    const image = join(dir, 'throw.img');
+    writeFileSync(image, Buffer.alloc(1 << 20));
+    const device = await openPassthroughDevice(image);
+    let seen = '';
+    await expect(
+      withBridge(device, async (blockFile) => {
+        seen = blockFile;
+        throw new Error('mkfs exploded');
+      }),
+    ).rejects.toThrow('mkfs exploded');
+    await device.close();
+    expect(seen).not.toBe('');
+    expect(isMounted(join(seen, '..'))).toBe(false);
+    expect(existsSync(join(seen, '..'))).toBe(false);
+  });
+
+  it('receives 128 KiB requests and writes through to the host file', async () => {
+    const image = join(dir, 'sizes.img');
+    writeFileSync(image, '');
+    truncateSync(image, 32 << 20);
+    const device = await openPassthroughDevice(image);
+    const bridgeDir = join(dir, 'bridge');
+    await run('mkdir', ['-m', '700', bridgeDir]);
+    const bridge = await mountBridge(device, bridgeDir);
+    try {
+      const entry = mounts().find((mount) => mount.mountpoint === bridgeDir);
+      expect(entry?.fstype).toBe('fuse.vault');
+      const source = join(dir, 'pattern.bin');
+      const pattern = Buffer.alloc(16 << 20);
+      for (let i = 0; i < pattern.length; i += 4) pattern.writeUInt32LE(i, i);
+      writeFileSync(source, pattern);
+      await run('dd', [
+        `if=${source}`,
+        `of=${bridge.blockFile}`,
+        'bs=1M',
+        'conv=notrunc,fsync',
+        'status=none',
+      ]);
+      await run('dd', [
+        `if=${bridge.blockFile}`,
+        'of=/dev/null',
+        'bs=1M',
+        'count=16',
+        'iflag=direct',
+        'status=none',
+      ]);
+      const commonest = (sizes: Map<number, number>) => [...sizes].sort((a, b) => b[1] - a[1])[0]?.[0];
+      expect(commonest(bridge.requestSizes.write)).toBe(MAX_REQUEST);
+      expect(commonest(bridge.requestSizes.read)).toBe(MAX_REQUEST);
+      // Acknowledged writes are in the host file, byte for byte.
+      expect(readFileSync(image).subarray(0, pattern.length).equals(pattern)).toBe(true);
+    } finally {
+      expect(await bridge.unmount()).toBe(true);
+      await device.close();
+    }
+    expect(isMounted(bridgeDir)).toBe(false);
+  });
+
+  it('a read-only bridge refuses to open `volume` for writing', async () => {
+    const image = join(dir, 'ro.img');
+    writeFileSync(image, Buffer.alloc(1 << 20, 7));
+    const device = await openPassthroughDevice(image, { readOnly: true });
+    await withBridge(device, async (blockFile) => {
+      await expect(open(blockFile, 'r+')).rejects.toThrow(/EROFS|EACCES/);
+      const { stdout } = await run('od', ['-An', '-tx1', '-N4', blockFile]);
+      expect(stdout.trim()).toBe('07 07 07 07');
+    });
+    await device.close();
+  });
+});

@@ -3,7 +3,18 @@
 // nothing (mount, loop device, daemon, state directory, created mountpoint) is left behind.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, linkSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -57,6 +68,13 @@ async function dismount(target: string, args: string[] = []) {
 
 function sha256(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
+}
+
+/** The directory entry too: fsync of the directory, as careful programs do. */
+function syncfs(path: string): void {
+  const fd = openSync(path, 'r');
+  fsyncSync(fd);
+  closeSync(fd);
 }
 
 function expectClean(): void {
@@ -192,6 +210,13 @@ describe.skipIf(!canMount)('vault mount / dismount / list', () => {
     const file = await createVault('killed.vol');
     const mountpoint = makeDir('mnt');
     await expectMounted(file, [mountpoint]);
+    // What was fsync'd before the crash must survive it.
+    const durable = randomBytes(1 << 20);
+    const fd = openSync(join(mountpoint, 'durable.bin'), 'w');
+    writeSync(fd, durable);
+    fsyncSync(fd);
+    closeSync(fd);
+    syncfs(mountpoint);
     const [entry] = (
       JSON.parse((await vault(['list', '--json'])).stdout) as Array<{ file: string; pid: number }>
     ).filter((item) => item.file === file);
@@ -209,6 +234,11 @@ describe.skipIf(!canMount)('vault mount / dismount / list', () => {
     expect(isMounted(mountpoint)).toBe(false);
     expectClean();
     expect((await vault(['list', '--json'])).stdout).not.toContain(file);
+
+    await expectMounted(file, [mountpoint]);
+    expect(readFileSync(join(mountpoint, 'durable.bin')).equals(durable)).toBe(true);
+    expect((await dismount(mountpoint)).code).toBe(0);
+    expectClean();
   });
 
   it('SIGTERM to the daemon dismounts cleanly by itself', async () => {

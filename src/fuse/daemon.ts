@@ -17,7 +17,7 @@ import {
   attachLoop,
   detachLoop,
   isMountpoint,
-  loopBackingFile,
+  loopsOfFile,
   mountFilesystem,
   mountsOfSource,
   unmountFilesystem,
@@ -164,8 +164,9 @@ async function doStop(why: string): Promise<void> {
         await unmountFilesystem(entry.mountpoint, { lazy: true });
       }
     }
-    if (blockFile && loopBackingFile(loopDevice) === blockFile) await detachLoop(loopDevice);
   }
+  // Every loop device on the block file keeps it busy: ours, or one a failed attach left behind.
+  if (blockFile) for (const loop of loopsOfFile(blockFile)) await detachLoop(loop);
   if (bridge) {
     log(
       `requests served: ${describeSizes('read', bridge.requestSizes.read)}; ${describeSizes('write', bridge.requestSizes.write)}; at most ${bridge.maxInFlight} at once`,

@@ -322,7 +322,10 @@ export function readlinkOrNull(path: string): string | null {
 
 // ---- the steps of a mount ----------------------------------------------------------------------
 
-/** Attaches a loop device to `file`; returns its path (/dev/loopN). */
+/**
+ * Attaches a loop device to `file`; returns its path (/dev/loopN). When the kernel refuses direct I/O,
+ * losetup has attached the device all the same (and exits 1): it then works with buffered I/O.
+ */
 export async function attachLoop(
   file: string,
   options: { readOnly: boolean; directIo: boolean },
@@ -331,11 +334,14 @@ export async function attachLoop(
   if (options.readOnly) args.push('--read-only');
   if (options.directIo) args.push('--direct-io=on');
   args.push(file);
-  const stdout = await runChecked('losetup', args, 'attaching a loop device');
-  const loopDevice = stdout.trim();
-  if (!/^\/dev\/loop\d+$/.test(loopDevice))
-    throw new VaultError('IO', `losetup printed no loop device (${loopDevice})`);
-  return loopDevice;
+  const result = await run('losetup', args);
+  const loopDevice = result.stdout.trim().split('\n')[0]?.trim() ?? '';
+  if (/^\/dev\/loop\d+$/.test(loopDevice) && loopBackingFile(loopDevice) === file) return loopDevice;
+  throw new VaultError(
+    'IO',
+    `attaching a loop device failed: ${firstLine(result.stderr) || `losetup exited ${result.code}`}`,
+    'check that loop devices are available (modprobe loop; losetup -f)',
+  );
 }
 
 export async function detachLoop(loopDevice: string): Promise<boolean> {

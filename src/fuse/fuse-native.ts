@@ -3,6 +3,7 @@
 // (its own unmount runs `fusermount -uz`, which "succeeds" on a busy mount and hides the problem).
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
+import { VaultError } from '../container/errors.js';
 
 const require = createRequire(import.meta.url);
 
@@ -130,8 +131,17 @@ export function mountFuse(
   };
   return new Promise((resolve, reject) => {
     fuse.mount((error) => {
-      if (error) reject(error);
-      else resolve({ mountpoint: fuse.mnt, release });
+      // fuse-native only says "fuse failed": /dev/fuse is not a usable FUSE device (or no mount is allowed).
+      if (error) {
+        reject(
+          new VaultError(
+            'NEEDS_SYSTEM',
+            `cannot mount FUSE at ${mountpoint}: ${error.message}`,
+            '/dev/fuse must be the FUSE device: load the fuse module (modprobe fuse); in a container, pass --device /dev/fuse',
+            { cause: error },
+          ),
+        );
+      } else resolve({ mountpoint: fuse.mnt, release });
     });
   });
 }

@@ -35,6 +35,7 @@ function jobFile(target: string, onFile: boolean): string {
     'verify=crc32c',
     'verify_fatal=1',
     'verify_dump=0',
+    'verify_state_save=0',
     'randrepeat=1',
     'end_fsync=1',
     `size=${JOB_MIB}m`,

@@ -245,7 +245,7 @@ function within(path: string, root: string): boolean {
  * Processes that use anything under `root` (a mountpoint) or the file `root` itself: open files,
  * cwd, root directory, memory maps. Reads /proc like fuser does; our own process is left out.
  */
-export async function findHolders(root: string, device?: { dev: number }): Promise<Holder[]> {
+export async function findHolders(root: string): Promise<Holder[]> {
   const holders: Holder[] = [];
   let pids: string[] = [];
   try {
@@ -256,12 +256,12 @@ export async function findHolders(root: string, device?: { dev: number }): Promi
   for (const pidText of pids) {
     const pid = Number(pidText);
     if (pid === process.pid) continue;
-    if (await usesPath(pid, root, device)) holders.push({ pid, command: processName(pid) });
+    if (await usesPath(pid, root)) holders.push({ pid, command: processName(pid) });
   }
   return holders;
 }
 
-async function usesPath(pid: number, root: string, device?: { dev: number }): Promise<boolean> {
+async function usesPath(pid: number, root: string): Promise<boolean> {
   const links = [`/proc/${pid}/cwd`, `/proc/${pid}/root`, `/proc/${pid}/exe`];
   try {
     for (const fd of await readdir(`/proc/${pid}/fd`)) links.push(`/proc/${pid}/fd/${fd}`);
@@ -277,18 +277,9 @@ async function usesPath(pid: number, root: string, device?: { dev: number }): Pr
     for (const line of maps.split('\n')) {
       const path = line.split(/\s+/).slice(5).join(' ');
       if (path && within(path.replace(/ \(deleted\)$/, ''), root)) return true;
-      if (device && path) {
-        const devField = line.split(/\s+/)[3];
-        if (devField && devField !== '00:00' && deviceNumber(devField) === device.dev) return true;
-      }
     }
   } catch {}
   return false;
-}
-
-function deviceNumber(field: string): number {
-  const [major, minor] = field.split(':').map((part) => Number.parseInt(part, 16));
-  return ((major ?? 0) << 8) | (minor ?? 0);
 }
 
 export function describeHolders(holders: readonly Holder[]): string {
@@ -356,11 +347,13 @@ export async function detectFilesystem(device: string): Promise<string | null> {
   return result.code === 0 && /^[a-z0-9_.-]+$/i.test(type) ? type : null;
 }
 
-const NO_FILESYSTEM = new VaultError(
-  'USAGE',
-  'the vault holds no filesystem that could be recognised',
-  'mount it with --no-filesystem and format the block file, or create the vault with a filesystem',
-);
+function noFilesystem(): VaultError {
+  return new VaultError(
+    'USAGE',
+    'the vault holds no filesystem that could be recognised',
+    'mount it with --no-filesystem and format the block file, or create the vault with a filesystem',
+  );
+}
 
 /**
  * Mounts the filesystem on `device` at `mountpoint` and returns its type. Read-write mounts let mount(8)
@@ -374,7 +367,7 @@ export async function mountFilesystem(
 ): Promise<string> {
   if (options.readOnly) {
     const fsType = await detectFilesystem(device);
-    if (!fsType) throw NO_FILESYSTEM;
+    if (!fsType) throw noFilesystem();
     const mountOptions = /^ext[34]$/.test(fsType) ? 'ro,noload' : 'ro';
     const result = await run('mount', ['-t', fsType, '-o', mountOptions, device, mountpoint]);
     if (result.code !== 0) throw mountFailed(fsType, result.stderr);
@@ -386,7 +379,7 @@ export async function mountFilesystem(
     return entry?.fstype ?? (await detectFilesystem(device)) ?? 'unknown';
   }
   const fsType = await detectFilesystem(device);
-  if (!fsType) throw NO_FILESYSTEM;
+  if (!fsType) throw noFilesystem();
   throw mountFailed(fsType, result.stderr);
 }
 

@@ -2,7 +2,7 @@
 // naming the processes), detach the loop device, stop the daemon (it flushes and wipes its keys), and
 // clean up what a crashed daemon left behind.
 import type { Command } from 'commander';
-import { isVaultError, VaultError } from '../../container/errors.js';
+import { VaultError } from '../../container/errors.js';
 import { allMounted, dismountVault, findMounted } from '../../fuse/lifecycle.js';
 import type { MountState } from '../../fuse/state.js';
 import { reportError, warn } from '../report.js';
@@ -59,8 +59,5 @@ async function dismountAll(force: boolean): Promise<void> {
       else reportError(error);
     }
   }
-  if (firstError !== null) {
-    if (isVaultError(firstError)) throw firstError;
-    throw firstError;
-  }
+  if (firstError !== null) throw firstError;
 }

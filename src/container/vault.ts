@@ -17,6 +17,9 @@ import {
 import { DATA_OFFSET, FORMAT_VERSION, PRIMARY, SECTOR_BYTES, SLOT_COUNT } from './layout.js';
 import type { Secret } from './secret.js';
 
+/** Size of the reused write buffer: the largest FUSE request (128 KiB) and then some. */
+const SCRATCH_BYTES = 1 << 20;
+
 export interface OpenOptions {
   /** The Argon2id cost level used when the secret was set (never stored in the vault). */
   costLevel?: number;
@@ -145,6 +148,8 @@ export class Vault implements BlockDevice {
   readonly identity: { dev: number; ino: number };
   #xts: XtsCipher | null;
   #closed = false;
+  #scratch: Buffer | null = null;
+  #scratchBusy = false;
   #protectionTripped = false;
   #writesInFlight: Array<{ first: number; last: number; done: Promise<void> }> = [];
 
@@ -216,20 +221,43 @@ export class Vault implements BlockDevice {
 
   async #writeSectors(plain: Uint8Array, offset: number, first: number, last: number): Promise<void> {
     const xts = this.#cipher();
-    const sectors = Buffer.allocUnsafe((last - first + 1) * SECTOR_BYTES);
-    const start = offset - first * SECTOR_BYTES;
-    const partialHead = start !== 0;
-    const partialTail = (offset + plain.length) % SECTOR_BYTES !== 0;
-    if (partialHead || partialTail) {
-      // Read-modify-write: only the first and last sectors can be partial.
-      const head = sectors.subarray(0, SECTOR_BYTES);
-      const tail = sectors.subarray(sectors.length - SECTOR_BYTES);
-      if (partialHead) await this.#readSectorPlain(head, first);
-      if (partialTail && (last !== first || !partialHead)) await this.#readSectorPlain(tail, last);
+    const sectors = this.#takeScratch((last - first + 1) * SECTOR_BYTES);
+    try {
+      const start = offset - first * SECTOR_BYTES;
+      const partialHead = start !== 0;
+      const partialTail = (offset + plain.length) % SECTOR_BYTES !== 0;
+      if (partialHead || partialTail) {
+        // Read-modify-write: only the first and last sectors can be partial.
+        const head = sectors.subarray(0, SECTOR_BYTES);
+        const tail = sectors.subarray(sectors.length - SECTOR_BYTES);
+        if (partialHead) await this.#readSectorPlain(head, first);
+        if (partialTail && (last !== first || !partialHead)) await this.#readSectorPlain(tail, last);
+        sectors.set(plain, start);
+        xts.encrypt(sectors, first);
+      } else {
+        // Whole sectors: encrypt straight from the caller's buffer, which is never modified.
+        xts.encrypt(plain, first, sectors);
+      }
+      await this.file.write(sectors, this.state.dataOffset + first * SECTOR_BYTES);
+    } finally {
+      this.#returnScratch(sectors);
     }
-    sectors.set(plain, start);
-    xts.encrypt(sectors, first);
-    await this.file.write(sectors, this.state.dataOffset + first * SECTOR_BYTES);
+  }
+
+  /**
+   * A buffer for ciphertext on its way to the file. One is kept and reused: the FUSE bridge writes one
+   * request at a time, and a fresh 128 KiB allocation per request cost more than the encryption.
+   * It only ever holds plaintext between a read-modify-write and the encryption that follows.
+   */
+  #takeScratch(length: number): Buffer {
+    if (this.#scratchBusy || length > SCRATCH_BYTES) return Buffer.allocUnsafe(length);
+    this.#scratchBusy = true;
+    this.#scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES);
+    return this.#scratch.subarray(0, length);
+  }
+
+  #returnScratch(used: Buffer): void {
+    if (this.#scratch && used.buffer === this.#scratch.buffer) this.#scratchBusy = false;
   }
 
   async #readSectorPlain(into: Buffer, sector: number): Promise<void> {

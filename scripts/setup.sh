@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 #   fuse, libfuse2      the FUSE bridge (fuse-native links libfuse.so.2; fusermount)
 #   e2fsprogs           mkfs.ext4, e2fsck, resize2fs
 #   dosfstools          mkfs.vfat        exfatprogs   mkfs.exfat
+#   exfat-fuse          mounts exfat (the outer volume of hidden-volume vaults) on kernels without exfat
 #   util-linux, mount   losetup, mount, umount, script (tests)
 #   fio                 the load tests
-packages=(fuse libfuse2 e2fsprogs dosfstools exfatprogs util-linux mount fio)
+packages=(fuse libfuse2 e2fsprogs dosfstools exfatprogs exfat-fuse util-linux mount fio)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import type { BlockDevice } from '../container/block-device.js';
 import { isVaultError, VaultError } from '../container/errors.js';
 import { Secret } from '../container/secret.js';
-import { openVault } from '../container/vault.js';
+import { openVault, Vault } from '../container/vault.js';
 import { type Bridge, mountBridge } from './bridge.js';
 import { openHostFile } from './host-file.js';
 import { openPassthroughDevice } from './passthrough-device.js';
@@ -89,13 +89,19 @@ async function start(): Promise<void> {
     received.secret.fill(0);
     device = await openPassthroughDevice(s.file, { readOnly: s.readOnly });
   } else {
-    const secret = Secret.fromMaterial(received.secret);
+    // The outer secret, then (with --protect-hidden) the hidden one: split into two owned buffers.
+    const outerLength = received.secret.length - (s.hiddenSecretLength ?? 0);
+    const secret = Secret.fromMaterial(ownedCopy(received.secret.subarray(0, outerLength)));
+    const hiddenSecret =
+      s.hiddenSecretLength > 0 ? Secret.fromMaterial(ownedCopy(received.secret.subarray(outerLength))) : null;
+    received.secret.fill(0);
     try {
       const vault = await openVault(s.file, secret, {
         costLevel: s.costLevel,
         readOnly: s.readOnly,
         preserveTimestamps: s.preserveTimestamps,
         openFile: openHostFile,
+        ...(hiddenSecret ? { protectHidden: hiddenSecret } : {}),
       });
       device = vault;
       if (vault.identity.dev !== s.dev || vault.identity.ino !== s.ino) {
@@ -105,6 +111,7 @@ async function start(): Promise<void> {
       for (const warning of vault.warnings) log(`warning: ${warning}`);
     } finally {
       secret.wipe();
+      hiddenSecret?.wipe();
     }
   }
   const unlockMs = Math.round(performance.now() - unlockStarted);
@@ -121,9 +128,21 @@ async function start(): Promise<void> {
   await mkdir(fuseDir, { mode: 0o700 });
   bridge = await mountBridge(device, fuseDir, {
     fsname: `vault:${s.id}`,
-    onError: (message) => log(message),
+    onError: (message) => {
+      log(message);
+      if (device instanceof Vault && device.protectionTripped && state?.hiddenProtection === 'on') {
+        log(
+          'hidden volume protection: a write would have landed in the hidden volume; all writes are refused now',
+        );
+        saveState({ hiddenProtection: 'tripped' }).catch(() => {});
+      }
+    },
   });
-  await saveState({ blockFile: bridge.blockFile, unlockMs });
+  await saveState({
+    blockFile: bridge.blockFile,
+    unlockMs,
+    ...(s.hiddenSecretLength > 0 ? { hiddenProtection: 'on' as const } : {}),
+  });
   step('fuse');
   checkStop();
 
@@ -242,4 +261,11 @@ try {
     hint: vaultError.hint ?? null,
   });
   process.exit(1);
+}
+
+/** A Buffer.alloc'd copy (never the shared allocation pool) for key material. */
+function ownedCopy(bytes: Uint8Array): Buffer {
+  const copy = Buffer.alloc(bytes.length);
+  copy.set(bytes);
+  return copy;
 }

@@ -161,6 +161,8 @@ export interface MountRequest {
   costLevel: number;
   /** The secret; the caller wipes it afterwards. null only with device 'passthrough'. */
   secret: Secret | null;
+  /** The hidden volume's secret, to mount the outer volume with the hidden one protected. */
+  protectHidden?: Secret | null;
   device?: 'vault' | 'passthrough';
   loopDirectIo?: boolean;
   /** Aborting (Ctrl-C) makes the daemon undo what it did; mountVault then throws INTERRUPTED. */
@@ -266,6 +268,7 @@ function sendSettings(
   createdMountpoint: boolean,
 ): Promise<void> {
   const material = request.secret?.material ?? Buffer.alloc(0);
+  const hiddenMaterial = request.protectHidden?.material ?? Buffer.alloc(0);
   const settings: DaemonSettings = {
     id: target.id,
     file: target.file,
@@ -279,12 +282,14 @@ function sendSettings(
     costLevel: request.costLevel,
     device: request.device ?? 'vault',
     loopDirectIo: request.loopDirectIo ?? DEFAULT_LOOP_DIRECT_IO,
-    secretLength: material.length,
+    secretLength: material.length + hiddenMaterial.length,
+    hiddenSecretLength: hiddenMaterial.length,
   };
   return new Promise((resolveSent, reject) => {
     channel.write(`${JSON.stringify(settings)}\n`);
     // Written from the Secret's own buffer, so the caller's wipe covers it; nothing is copied here.
-    channel.write(material, (error) => (error ? reject(error) : resolveSent()));
+    channel.write(material);
+    channel.write(hiddenMaterial, (error) => (error ? reject(error) : resolveSent()));
   });
 }
 
@@ -433,6 +438,8 @@ export interface ListedVault {
   pid: number;
   state: VaultStatus;
   mountedAt: string;
+  /** With --protect-hidden: "on", or "tripped" once a write was refused (read-only since); else null. */
+  hiddenProtection: 'on' | 'tripped' | null;
 }
 
 export async function listVaults(): Promise<ListedVault[]> {
@@ -448,6 +455,7 @@ export async function listVaults(): Promise<ListedVault[]> {
       pid: state.pid,
       state: statusOf(state),
       mountedAt: state.mountedAt,
+      hiddenProtection: state.hiddenProtection ?? null,
     }));
 }
 

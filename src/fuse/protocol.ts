@@ -19,8 +19,10 @@ export interface DaemonSettings {
   device: 'vault' | 'passthrough';
   /** Loop device direct I/O (see docs-mount "Caching"); the bench can switch it. */
   loopDirectIo: boolean;
-  /** Bytes of secret material that follow the settings line. */
+  /** Bytes of secret material that follow the settings line (both secrets with protectHidden). */
   secretLength: number;
+  /** The last this-many of those bytes are the hidden volume's secret (--protect-hidden); 0 without. */
+  hiddenSecretLength: number;
 }
 
 export type DaemonMessage =

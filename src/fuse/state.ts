@@ -30,6 +30,11 @@ export interface MountState {
   mountedAt: string;
   /** How long unlocking (the KDF) took in the daemon, for the mount-overhead benchmark. */
   unlockMs: number | null;
+  /**
+   * With --protect-hidden: 'on', or 'tripped' once a write aimed at the hidden volume was refused
+   * (every write is refused from then on). Absent without protection.
+   */
+  hiddenProtection?: 'on' | 'tripped';
 }
 
 export type VaultStatus = 'ok' | 'starting' | 'stopping' | 'broken';

@@ -370,7 +370,11 @@ export async function mountFilesystem(
     if (!fsType) throw noFilesystem();
     const mountOptions = /^ext[34]$/.test(fsType) ? 'ro,noload' : 'ro';
     const result = await run('mount', ['-t', fsType, '-o', mountOptions, device, mountpoint]);
-    if (result.code !== 0) throw mountFailed(fsType, result.stderr);
+    if (result.code !== 0) {
+      const fuseDriver = await mountWithFuseDriver(fsType, device, mountpoint, 'ro');
+      if (fuseDriver) return fuseDriver;
+      throw mountFailed(fsType, result.stderr);
+    }
     return fsType;
   }
   const result = await run('mount', ['-o', 'rw', device, mountpoint]);
@@ -380,8 +384,29 @@ export async function mountFilesystem(
   }
   const fsType = await detectFilesystem(device);
   if (!fsType) throw noFilesystem();
+  const fuseDriver = await mountWithFuseDriver(fsType, device, mountpoint, 'rw');
+  if (fuseDriver) return fuseDriver;
   throw mountFailed(fsType, result.stderr);
 }
+
+/**
+ * Filesystems a kernel may lack (exfat, e.g. on minimal cloud kernels) can still be mounted by their
+ * FUSE driver when it is installed (Debian exfat-fuse: mount.exfat-fuse). Returns the type mounted,
+ * or null when there is no such driver or it failed too.
+ */
+async function mountWithFuseDriver(
+  fsType: string,
+  device: string,
+  mountpoint: string,
+  mode: 'rw' | 'ro',
+): Promise<string | null> {
+  const driver = FUSE_DRIVERS[fsType];
+  if (!driver || !findTool(`mount.${driver}`)) return null;
+  const result = await run('mount', ['-t', driver, '-o', mode, device, mountpoint]);
+  return result.code === 0 ? driver : null;
+}
+
+const FUSE_DRIVERS: Record<string, string> = { exfat: 'exfat-fuse' };
 
 function mountFailed(fsType: string, stderr: string): VaultError {
   return new VaultError(

@@ -13,6 +13,7 @@ import {
   makeTempDir,
   removeTempDirs,
   vault,
+  vaultOk,
 } from './helpers.js';
 
 const cost = ['--cost', FAST_COST];
@@ -29,40 +30,32 @@ afterAll(async () => {
   await removeTempDirs();
 });
 
-async function ok(args: string[], stdin?: string): Promise<string> {
-  // Commands that unlock take the fast cost level; dismount and keyfile do not unlock.
-  const unlocks = !['dismount', 'keyfile'].includes(args[0] as string);
-  const result = await vault(unlocks ? [...args, ...cost] : args, stdin === undefined ? {} : { stdin });
-  expect(result.stderr).not.toMatch(/vault: error/);
-  expect(result.code).toBe(0);
-  return result.stdout;
-}
-
 describe.skipIf(!canMount)('header maintenance from the command line', () => {
   it('keyslots, header backup, damage, repair and restore', async () => {
     const file = join(dir, 'h.vol');
     const mountpoint = join(dir, 'mnt');
     await mkdir(mountpoint);
-    await ok(['create', '16M', file, '--password-stdin'], 'first password\n');
-    await ok(['mount', file, mountpoint, '--password-stdin'], 'first password\n');
+    await vaultOk(['create', '16M', file, '--password-stdin'], 'first password\n');
+    await vaultOk(['mount', file, mountpoint, '--password-stdin'], 'first password\n');
     await writeFile(join(mountpoint, 'note.txt'), 'kept through it all');
-    await ok(['dismount', mountpoint]);
+    await vaultOk(['dismount', mountpoint]);
 
     // A second secret (a keyfile), then the first password goes.
     const key = join(dir, 'k.key');
-    await ok(['keyfile', 'generate', key]);
+    await vaultOk(['keyfile', 'generate', key]);
     expect(
-      await ok(['key', 'add', file, '--password-stdin', '--new-keyfile', key], 'first password\n\n'),
+      (await vaultOk(['key', 'add', file, '--password-stdin', '--new-keyfile', key], 'first password\n\n'))
+        .stdout,
     ).toMatch(/Added keyslot 1/);
     const backup = join(dir, 'h.hdr');
-    await ok(['header', 'backup', file, backup, '--password-stdin'], 'first password\n');
+    await vaultOk(['header', 'backup', file, backup, '--password-stdin'], 'first password\n');
     expect((await readFile(backup)).length).toBe(8192);
-    expect(await ok(['key', 'remove', file, '--password-stdin'], 'first password\n')).toMatch(
+    expect((await vaultOk(['key', 'remove', file, '--password-stdin'], 'first password\n')).stdout).toMatch(
       /Removed keyslot 0/,
     );
     const gone = await vault(['info', file, '--password-stdin', ...cost], { stdin: 'first password\n' });
     expect(gone.code).toBe(3);
-    const info = JSON.parse(await ok(['info', file, '-k', key, '--non-interactive', '--json']));
+    const info = JSON.parse((await vaultOk(['info', file, '-k', key, '--non-interactive', '--json'])).stdout);
     expect(info.keyslots).toMatchObject({ used: [1], opened: 1 });
 
     // Damage the primary header: mount still works (warning), repair fixes it.
@@ -75,17 +68,23 @@ describe.skipIf(!canMount)('header maintenance from the command line', () => {
       /vault: warning: primary header damaged, using the backup; run vault repair/,
     );
     expect(await readFile(join(mountpoint, 'note.txt'), 'utf8')).toBe('kept through it all');
-    await ok(['dismount', mountpoint]);
-    expect(await ok(['repair', file, '-k', key, '--non-interactive'])).toMatch(/Repaired the primary header/);
-    const healthy = JSON.parse(await ok(['info', file, '-k', key, '--non-interactive', '--json']));
+    await vaultOk(['dismount', mountpoint]);
+    expect((await vaultOk(['repair', file, '-k', key, '--non-interactive'])).stdout).toMatch(
+      /Repaired the primary header/,
+    );
+    const healthy = JSON.parse(
+      (await vaultOk(['info', file, '-k', key, '--non-interactive', '--json'])).stdout,
+    );
     expect(healthy.headers.primary.state).toBe('ok');
-    expect(await ok(['repair', file, '-k', key, '--non-interactive'])).toMatch(/nothing to repair/);
+    expect((await vaultOk(['repair', file, '-k', key, '--non-interactive'])).stdout).toMatch(
+      /nothing to repair/,
+    );
 
     // Restore the backup made while the first password was valid: it opens again.
-    await ok(['header', 'restore', file, backup, '--password-stdin'], 'first password\n');
-    await ok(['mount', file, mountpoint, '--password-stdin', '--read-only'], 'first password\n');
+    await vaultOk(['header', 'restore', file, backup, '--password-stdin'], 'first password\n');
+    await vaultOk(['mount', file, mountpoint, '--password-stdin', '--read-only'], 'first password\n');
     expect(await readFile(join(mountpoint, 'note.txt'), 'utf8')).toBe('kept through it all');
-    await ok(['dismount', mountpoint]);
+    await vaultOk(['dismount', mountpoint]);
 
     // A backup never overwrites, and a restore with a wrong password changes nothing.
     const again = await vault(['header', 'backup', file, backup, '--password-stdin', ...cost], {
@@ -103,9 +102,9 @@ describe.skipIf(!canMount)('header maintenance from the command line', () => {
 
   it('passwd changes only its own keyslot', async () => {
     const file = join(dir, 'p.vol');
-    await ok(['create', '4M', file, '--password-stdin', '--filesystem', 'none'], 'one\n');
-    await ok(['key', 'add', file, '--password-stdin'], 'one\ntwo\n');
-    expect(await ok(['passwd', file, '--password-stdin'], 'two\nthree\n')).toMatch(/keyslot 1/);
+    await vaultOk(['create', '4M', file, '--password-stdin', '--filesystem', 'none'], 'one\n');
+    await vaultOk(['key', 'add', file, '--password-stdin'], 'one\ntwo\n');
+    expect((await vaultOk(['passwd', file, '--password-stdin'], 'two\nthree\n')).stdout).toMatch(/keyslot 1/);
     for (const [password, code] of [
       ['one', 0],
       ['two', 3],

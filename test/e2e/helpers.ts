@@ -282,3 +282,30 @@ export async function listedVault(
   }>;
   return entries.find((entry) => entry.file === resolve(file));
 }
+
+/** Commands that take a secret (and so --cost); the others refuse the option. */
+const UNLOCKING_COMMANDS = new Set([
+  'create',
+  'mount',
+  'info',
+  'passwd',
+  'key',
+  'header',
+  'repair',
+  'resize',
+  'import',
+  'export',
+]);
+
+/**
+ * Runs bin/vault expecting success: adds `--cost FAST_COST` to commands that unlock, and fails the test
+ * with the command's stderr when it exits non-zero or prints an error.
+ */
+export async function vaultOk(args: readonly string[], stdin = ''): Promise<RunResult> {
+  const withCost = UNLOCKING_COMMANDS.has(args[0] ?? '') ? [...args, '--cost', FAST_COST] : [...args];
+  const result = await vault(withCost, { stdin });
+  if (result.code !== 0 || /vault: error/.test(result.stderr)) {
+    throw new Error(`vault ${withCost.join(' ')} exited ${result.code}:\n${result.stderr}`);
+  }
+  return result;
+}

@@ -41,6 +41,12 @@ function report(result: Awaited<ReturnType<typeof dismountVault>>): void {
         'the vault is written back and closed when they exit (see `vault list`)',
     );
   }
+  if (result.state.hiddenProtection === 'tripped') {
+    warn(
+      'hidden volume protection refused writes to the outer volume during this mount: what was written ' +
+        'after the first refusal did not reach the vault; the hidden volume is intact',
+    );
+  }
   process.stdout.write(`dismounted ${describe(result.state)}\n`);
 }
 

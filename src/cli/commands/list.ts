@@ -29,7 +29,12 @@ export function register(program: Command): void {
           loop: vault.loopDevice ?? '-',
           ro: vault.readOnly ? 'yes' : 'no',
           pid: String(vault.pid),
-          state: vault.state,
+          state:
+            vault.hiddenProtection === 'tripped'
+              ? `${vault.state}, hidden protection tripped: read-only`
+              : vault.hiddenProtection === 'on'
+                ? `${vault.state}, hidden protected`
+                : vault.state,
         })),
         [
           'file',

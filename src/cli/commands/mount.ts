@@ -1,6 +1,7 @@
 // `vault mount <file> [mountpoint]`: checks first, then the secret, then the daemon (src/fuse) unlocks,
 // serves the cleartext block file, attaches a loop device and mounts the filesystem. Prints where.
 import type { Command } from 'commander';
+import type { Secret } from '../../container/secret.js';
 import { checkMount, mountVault } from '../../fuse/lifecycle.js';
 import { interruptSignal } from '../interrupt.js';
 import { warn } from '../report.js';
@@ -10,6 +11,8 @@ interface MountCommandOptions extends SecretOptions {
   readOnly?: boolean;
   filesystem: boolean;
   preserveTimestamps?: boolean;
+  protectHidden?: boolean;
+  hiddenKeyfile?: string[];
 }
 
 export function register(program: Command): void {
@@ -23,6 +26,15 @@ export function register(program: Command): void {
     .option(
       '--preserve-timestamps',
       "keep the vault file's modification time unchanged (hides changes from backups)",
+    )
+    .option(
+      '--protect-hidden',
+      'mount the outer volume and refuse every write that would land in its hidden volume (asks for both secrets)',
+    )
+    .option(
+      '--hidden-keyfile <path>',
+      'keyfile of the hidden volume, with --protect-hidden (repeatable)',
+      (path: string, previous: string[] | undefined) => [...(previous ?? []), path],
     );
   addSecretOptions(command);
   addCostOption(command);
@@ -33,25 +45,41 @@ Examples:
   sudo vault mount secret.vol                     # prints /media/vault/secret
   sudo vault mount secret.vol /mnt/secret --read-only
   sudo vault mount secret.vol --no-filesystem     # prints the block file, e.g. for fsck
-  printf '%s\\n' "$PASS" | sudo vault mount secret.vol /mnt/s --password-stdin --non-interactive`,
+  printf '%s\\n' "$PASS" | sudo vault mount secret.vol /mnt/s --password-stdin --non-interactive
+  sudo vault mount deniable.vol /mnt/outer --protect-hidden   # outer password, then the hidden one
+
+With --protect-hidden and --password-stdin, line 1 is the outer password and line 2 the hidden one.
+After the first refused write the outer volume is read-only until dismounted (as VeraCrypt does).`,
   );
   command.action(async (file: string, mountpoint: string | undefined, options: MountCommandOptions) => {
     const costLevel = parseCost(options);
     const noFilesystem = !options.filesystem;
     const target = await checkMount(file, mountpoint, { noFilesystem });
-    const secret = await readSecret(options, { prompt: `Password for ${file}: ` });
+    const secret = await readSecret(options, {
+      prompt: options.protectHidden ? `Password for the OUTER volume of ${file}: ` : `Password for ${file}: `,
+    });
+    let hiddenSecret: Secret | null = null;
     let result: Awaited<ReturnType<typeof mountVault>>;
     try {
+      if (options.protectHidden) {
+        hiddenSecret = await readSecret(options, {
+          prompt: `Password for the HIDDEN volume of ${file} (to protect it): `,
+          stdinLine: 1,
+          keyfiles: options.hiddenKeyfile ?? [],
+        });
+      }
       result = await mountVault(target, {
         readOnly: options.readOnly ?? false,
         noFilesystem,
         preserveTimestamps: options.preserveTimestamps ?? false,
         costLevel,
         secret,
+        protectHidden: hiddenSecret,
         signal: interruptSignal(),
       });
     } finally {
       secret.wipe();
+      hiddenSecret?.wipe();
     }
     for (const warning of result.warnings) warn(warning);
     const { state } = result;

@@ -146,23 +146,38 @@ describe.skipIf(!canMount)('kill -9 of the daemon during writes', () => {
     mkdirSync(mountpoint);
     const durable: Durable = { files: new Map(), logs: new Map() };
     let fsyncsConfirmed = 0;
+    let lastWriterErrors = '';
 
     const verify = async (round: number): Promise<void> => {
       const mounted = await vault(['mount', file, mountpoint, ...secretArgs], { stdin: `${PASSWORD}\n` });
       expect(mounted.code, `round ${round}: ${mounted.stderr}`).toBe(0);
+      // Collect every loss first, so a failure says which confirmed writes were lost and where they
+      // stood in the round (the last ones before the kill, or older ones).
+      const confirmed = [...durable.files.keys()];
+      const lost: string[] = [];
       for (const [name, size] of durable.files) {
-        const content = readFileSync(join(mountpoint, name));
-        expect(content.length, `${name} after round ${round}`).toBe(size);
-        expect(content.equals(pattern(name, size)), `${name} content after round ${round}`).toBe(true);
+        let content: Buffer | null = null;
+        try {
+          content = readFileSync(join(mountpoint, name));
+        } catch {}
+        if (content === null) lost.push(`${name} missing`);
+        else if (content.length !== size) lost.push(`${name} is ${content.length} bytes, not ${size}`);
+        else if (!content.equals(pattern(name, size))) lost.push(`${name} has wrong content`);
       }
       for (const [name, length] of durable.logs) {
-        const content = readFileSync(join(mountpoint, name));
-        expect(content.length, `${name} after round ${round}`).toBeGreaterThanOrEqual(length);
-        expect(
-          content.subarray(0, length).equals(pattern(name, length)),
-          `${name} after round ${round}`,
-        ).toBe(true);
+        let content: Buffer | null = null;
+        try {
+          content = readFileSync(join(mountpoint, name));
+        } catch {}
+        if (content === null || content.length < length) lost.push(`${name} shorter than ${length}`);
+        else if (!content.subarray(0, length).equals(pattern(name, length)))
+          lost.push(`${name} wrong content`);
       }
+      expect(
+        lost,
+        `after round ${round}: ${confirmed.length} confirmed files, the last ${confirmed.slice(-3).join(' ')}; ` +
+          `writer said: ${lastWriterErrors}`,
+      ).toEqual([]);
       // Keep the volume from filling up: what was verified goes (the deletions are part of the next crash).
       for (const name of [...durable.files.keys(), ...durable.logs.keys()]) {
         await sh('rm', ['-f', join(mountpoint, name)]);
@@ -213,6 +228,7 @@ describe.skipIf(!canMount)('kill -9 of the daemon during writes', () => {
       writer.child.kill('SIGKILL');
       await exited(writer.child);
       fsyncsConfirmed += writer.lines();
+      lastWriterErrors = writer.errors().trim().split('\n').slice(-3).join(' | ');
 
       expect((await listedVault(file))?.state).toBe('broken');
       const cleaned = await vault(['dismount', file]);

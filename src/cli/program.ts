@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { isVaultError, VaultError } from '../container/errors.js';
-import { registerCommands } from './commands/index.js';
+import { type CommandModule, loadCommands, registerCommands } from './commands/index.js';
 import { EXIT_CODES } from './exit-codes.js';
 import { interruptedError, releaseInterrupts, wasInterrupted } from './interrupt.js';
 import { reportError } from './report.js';
@@ -16,7 +16,7 @@ const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import
 
 export const VERSION = packageJson.version;
 
-export function buildProgram(): Command {
+export function buildProgram(commands: readonly CommandModule[]): Command {
   const program = new Command('vault')
     .description(
       'Encrypted virtual volumes: one file, every sector XTS-AES-256, mounted through FUSE and a loop device.',
@@ -36,13 +36,13 @@ export function buildProgram(): Command {
         '7 missing secret, 8 exists, 9 I/O, 1 internal, 130 interrupted (docs/CLI.md).\n' +
         'Set VAULT_DEBUG=1 to print stack traces with errors.',
     );
-  registerCommands(program);
+  registerCommands(program, commands);
   return program;
 }
 
 /** Runs one command line (process.argv layout) and returns the exit code; never throws. */
 export async function runProgram(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
+  const program = buildProgram(await loadCommands(argv));
   try {
     await program.parseAsync([...argv], { from: 'node' });
     return EXIT_CODES.OK;

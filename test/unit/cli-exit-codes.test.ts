@@ -32,8 +32,9 @@ describe('exit codes', () => {
 
   it('matches the summary in `vault --help`', async () => {
     const { buildProgram } = await import('../../src/cli/program.js');
+    const { loadCommands } = await import('../../src/cli/commands/index.js');
     let help = '';
-    buildProgram()
+    buildProgram(await loadCommands([]))
       .configureOutput({ writeOut: (text) => (help += text) })
       .outputHelp();
     const summary = help.slice(help.indexOf('Exit codes:')).replace(/\s+/g, ' ');

@@ -3,7 +3,15 @@
 // after writeAt resolved (the bytes are in the container file); fsync reaches it as fdatasync.
 import { mkdir, mkdtemp, rmdir } from 'node:fs/promises';
 import type { BlockDevice } from '../container/block-device.js';
-import { Errno, type FuseMount, type FuseOperations, type FuseStat, mountFuse } from './fuse-native.js';
+import {
+  Errno,
+  type FuseMount,
+  type FuseOperations,
+  type FuseStat,
+  MAX_REQUEST,
+  mountFuse,
+} from './fuse-native.js';
+import { ReadAhead } from './read-ahead.js';
 import { run } from './system.js';
 
 export const VOLUME_NAME = 'volume';
@@ -47,6 +55,7 @@ export async function mountBridge(
   const count = (map: Map<number, number>, size: number): void => {
     map.set(size, (map.get(size) ?? 0) + 1);
   };
+  const readAhead = new ReadAhead(device, MAX_REQUEST);
   let inFlight = 0;
   let maxInFlight = 0;
   let idleWaiters: Array<() => void> = [];
@@ -120,16 +129,22 @@ export async function mountBridge(
       const n = Math.min(length, device.size - position);
       count(requestSizes.read, n);
       begin();
-      device.readAt(buffer.subarray(0, n), position).then(
-        () => {
-          end();
-          cb(n);
-        },
-        (error: unknown) => {
-          end();
-          cb(report('read', error));
-        },
-      );
+      const target = buffer.subarray(0, n);
+      readAhead
+        .take(target, position)
+        .then((served) => (served ? undefined : device.readAt(target, position)))
+        .then(
+          () => {
+            end();
+            cb(n);
+            // The reply is on its way: read the next block while the kernel delivers this one.
+            setImmediate(() => readAhead.afterRead(position, n));
+          },
+          (error: unknown) => {
+            end();
+            cb(report('read', error));
+          },
+        );
     },
     write(path, _fd, buffer, length, position, cb) {
       if (!isVolume(path)) return cb(Errno.ENOENT);
@@ -138,14 +153,17 @@ export async function mountBridge(
       const n = Math.min(length, device.size - position);
       count(requestSizes.write, n);
       begin();
+      readAhead.invalidate(position, n);
       const done = device.writeAt(buffer.subarray(0, n), position);
       done.then(
         () => {
+          readAhead.invalidate(position, n);
           modifiedAt = Date.now();
           end();
           cb(n);
         },
         (error: unknown) => {
+          readAhead.invalidate(position, n); // part of it may have landed
           end();
           cb(report('write', error));
         },

@@ -40,7 +40,9 @@ export function withoutFuseFds(command: string, args: readonly string[]): [strin
 
 /** Runs a system tool without a shell; never throws for a non-zero exit (callers decide). */
 export function run(command: string, args: readonly string[], timeoutMs = 60_000): Promise<RunResult> {
-  const [file, argv] = withoutFuseFds(command, args);
+  // The same lookup as checkSystem (PATH, then the sbin directories), so a PATH without /sbin works.
+  const resolved = command.includes('/') ? command : (findTool(command) ?? command);
+  const [file, argv] = withoutFuseFds(resolved, args);
   return new Promise((resolve) => {
     execFile(
       file,

@@ -3,7 +3,7 @@
 // synced, optionally formatted, then moved into place. Any failure or abort removes the temporary file.
 import { execFile } from 'node:child_process';
 import { timingSafeEqual } from 'node:crypto';
-import { link, rename, stat, statfs, unlink } from 'node:fs/promises';
+import { link, readdir, rename, stat, statfs, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { DEFAULT_COST_LEVEL } from '../crypto/kdf.js';
@@ -83,7 +83,8 @@ export async function createVault(path: string, options: CreateOptions): Promise
   }
   await checkFreeSpace(path, fileSize, existing?.size ?? 0);
 
-  const temporary = join(dirname(path), `.${basename(path)}.vault-tmp-${randomBytes(6).toString('hex')}`);
+  await removeAbandonedTemporaries(path);
+  const temporary = temporaryPath(path);
   const file = await (options.openFile ?? openContainerFile)(temporary, 'create');
   let keep = false;
   let outer: HeaderState | null = null;
@@ -136,6 +137,38 @@ export async function createVault(path: string, options: CreateOptions): Promise
       await file.close().catch(() => {});
       await unlink(temporary).catch(() => {});
     }
+  }
+}
+
+/**
+ * Where a file is built before it is moved to `path`: hidden, next to it (same filesystem, so the
+ * final rename is atomic), and named after the process building it.
+ */
+export function temporaryPath(path: string): string {
+  return join(dirname(path), `.${basename(path)}.vault-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/**
+ * A `vault create` (or import/export) killed with SIGKILL cannot remove its temporary file. The next
+ * run for the same target removes those whose process is gone.
+ */
+export async function removeAbandonedTemporaries(path: string): Promise<void> {
+  const prefix = `.${basename(path)}.vault-tmp-`;
+  const names = await readdir(dirname(path)).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length).split('-')[0]);
+    if (!Number.isSafeInteger(pid) || pid <= 0 || processAlive(pid)) continue;
+    await unlink(join(dirname(path), name)).catch(() => {});
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

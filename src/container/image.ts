@@ -3,10 +3,8 @@
 // exportImage writes a vault's cleartext volume back out as a raw image (temporary file + rename).
 import { execFile } from 'node:child_process';
 import { type FileHandle, link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { randomBytes } from '../crypto/random.js';
-import { createVault } from './create.js';
+import { createVault, removeAbandonedTemporaries, temporaryPath } from './create.js';
 import { VaultError } from './errors.js';
 import { fileError } from './file.js';
 import { MAX_DATA_BYTES, MIN_DATA_BYTES, OVERHEAD_BYTES, SECTOR_BYTES } from './layout.js';
@@ -280,7 +278,8 @@ export async function streamImage(
 }
 
 async function exportToFile(vault: Vault, target: string, options: ExportOptions): Promise<ExportResult> {
-  const temporary = join(dirname(target), `.${basename(target)}.vault-tmp-${randomBytes(6).toString('hex')}`);
+  await removeAbandonedTemporaries(target);
+  const temporary = temporaryPath(target);
   let output: FileHandle;
   try {
     // 0600: the image is cleartext; whoever reads it reads the volume.

@@ -69,6 +69,13 @@ const execFileAsync = promisify(execFile);
 export async function createVault(path: string, options: CreateOptions): Promise<void> {
   const { fileSize } = options;
   checkFileSize(fileSize);
+  if (options.hidden && options.quick) {
+    throw new VaultError(
+      'USAGE',
+      '--quick cannot be used with a hidden volume: never-written sectors would stand out around it',
+      'leave out --quick; the fill runs at disk speed',
+    );
+  }
   const costLevel = options.costLevel ?? DEFAULT_COST_LEVEL;
   checkCostFits(costLevel);
   const existing = await stat(path).catch(() => null);

@@ -168,6 +168,18 @@ describe('hidden volumes', () => {
     await outerStill.close();
   });
 
+  it('refuses --quick with a hidden volume (unfilled sectors would give it away)', async () => {
+    await expect(
+      createVault(join(dir, 'quick.vol'), {
+        fileSize: FILE_SIZE,
+        secret: await secret('a'),
+        costLevel,
+        quick: true,
+        hidden: { dataSize: HIDDEN_SIZE, secret: await secret('b') },
+      }),
+    ).rejects.toMatchObject({ code: 'USAGE' });
+  });
+
   it('refuses a hidden volume that does not fit', async () => {
     await expect(
       createVault(join(dir, 'too-big.vol'), {

@@ -76,6 +76,13 @@ start, away from the hidden volume); ext4 is refused for it. See SECURITY.md on 
     );
     const hiddenFilesystem = parseFilesystem(options.hiddenFilesystem);
     const costLevel = parseCost(options);
+    if (hiddenSize !== null && options.quick) {
+      throw new VaultError(
+        'USAGE',
+        '--quick cannot be used with a hidden volume: never-written sectors would stand out around it',
+        'leave out --quick; the fill runs at disk speed',
+      );
+    }
     if (hiddenSize !== null && filesystem === 'ext4') {
       throw new VaultError(
         'USAGE',

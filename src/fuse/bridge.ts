@@ -33,6 +33,8 @@ export interface Bridge {
   readonly requestSizes: { read: Map<number, number>; write: Map<number, number> };
   /** Most requests that were ever being served at once (the kernel's parallelism). */
   readonly maxInFlight: number;
+  /** Blocks read ahead, and reads served from them. */
+  readonly readAhead: { started: number; hits: number };
   /** Resolves when no request is in flight (used before flushing and unmounting). */
   idle(): Promise<void>;
   /**
@@ -228,6 +230,9 @@ export async function mountBridge(
     requestSizes,
     get maxInFlight() {
       return maxInFlight;
+    },
+    get readAhead() {
+      return { started: readAhead.started, hits: readAhead.hits };
     },
     idle() {
       if (inFlight === 0) return Promise.resolve();

@@ -188,7 +188,7 @@ async function doStop(why: string): Promise<void> {
   if (blockFile) for (const loop of loopsOfFile(blockFile)) await detachLoop(loop);
   if (bridge) {
     log(
-      `requests served: ${describeSizes('read', bridge.requestSizes.read)}; ${describeSizes('write', bridge.requestSizes.write)}; at most ${bridge.maxInFlight} at once`,
+      `requests served: ${describeSizes('read', bridge.requestSizes.read)}; ${describeSizes('write', bridge.requestSizes.write)}; at most ${bridge.maxInFlight} at once; read ahead ${bridge.readAhead.started}, served from it ${bridge.readAhead.hits}`,
     );
     await bridge.idle();
     if (device && !device.readOnly)

@@ -18,6 +18,9 @@ export class ReadAhead {
   /** A device read into #buffer is in flight (even if its block was dropped): never start a second. */
   #busy = false;
   #lastEnd = -1;
+  /** Reads served from the read-ahead, and blocks read ahead: for the daemon's request summary. */
+  hits = 0;
+  started = 0;
 
   constructor(
     private readonly device: BlockDevice,
@@ -27,12 +30,17 @@ export class ReadAhead {
   /** Fills `target` from the read-ahead when it holds the block at `offset`; false when it does not. */
   async take(target: Uint8Array, offset: number): Promise<boolean> {
     const block = this.#block;
-    if (!block || block.offset !== offset || target.length > block.length) return false;
+    if (!block) return false;
+    if (block.offset !== offset || target.length > block.length) {
+      this.#block = null; // the reader went elsewhere: this block is not coming
+      return false;
+    }
     const ready = await block.ready;
     // A write may have dropped the block while it was being read.
     if (!ready || this.#block !== block || !this.#buffer) return false;
     target.set(this.#buffer.subarray(0, target.length));
     this.#block = null;
+    this.hits++;
     return true;
   }
 
@@ -46,6 +54,7 @@ export class ReadAhead {
     if (size <= 0) return;
     this.#buffer ??= Buffer.alloc(this.maxBytes);
     this.#busy = true;
+    this.started++;
     const ready = this.device
       .readAt(this.#buffer.subarray(0, size), next)
       .then(

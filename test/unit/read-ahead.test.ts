@@ -75,4 +75,18 @@ describe('ReadAhead', () => {
     ahead.afterRead(24576, 8192); // at the end: nothing left to read ahead
     expect(await ahead.take(Buffer.alloc(8192), 32768)).toBe(false);
   });
+
+  it('recovers when a read-ahead started too late: the stale block is dropped and reading ahead resumes', async () => {
+    const device = memoryDevice(64 * 1024);
+    const ahead = new ReadAhead(device, 8192);
+    ahead.afterRead(0, 8192);
+    ahead.afterRead(8192, 8192); // reads ahead 16384, but the reader already moved on:
+    expect(await ahead.take(Buffer.alloc(8192), 24576)).toBe(false); // drops the 16384 block
+    await new Promise((resolve) => setImmediate(resolve));
+    ahead.afterRead(24576, 8192); // sequential with 16384..24575? no: lastEnd was 16384, so not yet
+    ahead.afterRead(32768, 8192); // now sequential again: reads ahead 40960
+    const target = Buffer.alloc(8192);
+    expect(await ahead.take(target, 40960)).toBe(true);
+    expect(target.equals(device.bytes.subarray(40960, 49152))).toBe(true);
+  });
 });

@@ -3,6 +3,7 @@
 // synced, optionally formatted, then moved into place. Any failure or abort removes the temporary file.
 import { execFile } from 'node:child_process';
 import { timingSafeEqual } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { link, readdir, rename, stat, statfs, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -78,16 +79,7 @@ export async function createVault(path: string, options: CreateOptions): Promise
   }
   const costLevel = options.costLevel ?? DEFAULT_COST_LEVEL;
   checkCostFits(costLevel);
-  const existing = await stat(path).catch(() => null);
-  if (existing?.isDirectory())
-    throw new VaultError('USAGE', `is a directory: ${path}`, 'name a file to create');
-  if (existing && !options.force) {
-    throw new VaultError(
-      'EXISTS',
-      `file exists: ${path}`,
-      'choose another name, or pass --force to replace it',
-    );
-  }
+  const existing = await checkNewFile(path, options.force ?? false);
   await checkFreeSpace(path, fileSize, existing?.size ?? 0);
 
   await removeAbandonedTemporaries(path);
@@ -177,6 +169,24 @@ function processAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * The path of a file about to be created: not a directory, and not an existing file unless `force`.
+ * Returns what is there now (null when nothing).
+ */
+export async function checkNewFile(path: string, force: boolean): Promise<Stats | null> {
+  const existing = await stat(path).catch(() => null);
+  if (existing?.isDirectory())
+    throw new VaultError('USAGE', `is a directory: ${path}`, 'name a file to create');
+  if (existing && !force) {
+    throw new VaultError(
+      'EXISTS',
+      `file exists: ${path}`,
+      'choose another name, or pass --force to replace it',
+    );
+  }
+  return existing;
 }
 
 export function checkFileSize(fileSize: number): void {

@@ -52,36 +52,16 @@ class NodeContainerFile implements ContainerFile {
     return { dev: stats.dev, ino: stats.ino, atimeMs: stats.atimeMs, mtimeMs: stats.mtimeMs };
   }
 
-  async read(buffer: Uint8Array, position: number): Promise<void> {
-    let done = 0;
-    while (done < buffer.length) {
-      let bytesRead: number;
-      try {
-        ({ bytesRead } = await this.handle.read(buffer, done, buffer.length - done, position + done));
-      } catch (error) {
-        throw fileError(error, this.path);
-      }
-      if (bytesRead === 0) {
-        throw new VaultError(
-          'IO',
-          `unexpected end of file in ${this.path}`,
-          'the container file is truncated',
-        );
-      }
-      done += bytesRead;
-    }
+  read(buffer: Uint8Array, position: number): Promise<void> {
+    return readFully(this.path, buffer, position, async (offset, length, at) => {
+      return (await this.handle.read(buffer, offset, length, at)).bytesRead;
+    });
   }
 
-  async write(buffer: Uint8Array, position: number): Promise<void> {
-    let done = 0;
-    while (done < buffer.length) {
-      try {
-        const { bytesWritten } = await this.handle.write(buffer, done, buffer.length - done, position + done);
-        done += bytesWritten;
-      } catch (error) {
-        throw fileError(error, this.path);
-      }
-    }
+  write(buffer: Uint8Array, position: number): Promise<void> {
+    return writeFully(this.path, buffer, position, async (offset, length, at) => {
+      return (await this.handle.write(buffer, offset, length, at)).bytesWritten;
+    });
   }
 
   async sync(): Promise<void> {
@@ -98,6 +78,47 @@ class NodeContainerFile implements ContainerFile {
 
   async close(): Promise<void> {
     await this.handle.close();
+  }
+}
+
+type Chunk = (offset: number, length: number, position: number) => number | Promise<number>;
+
+/** Reads all of `buffer` from `position` with one or more calls of `chunk`; EOF is a truncated file. */
+export async function readFully(
+  path: string,
+  buffer: Uint8Array,
+  position: number,
+  chunk: Chunk,
+): Promise<void> {
+  let done = 0;
+  while (done < buffer.length) {
+    let bytesRead: number;
+    try {
+      bytesRead = await chunk(done, buffer.length - done, position + done);
+    } catch (error) {
+      throw fileError(error, path);
+    }
+    if (bytesRead === 0) {
+      throw new VaultError('IO', `unexpected end of file in ${path}`, 'the container file is truncated');
+    }
+    done += bytesRead;
+  }
+}
+
+/** Writes all of `buffer` at `position` with one or more calls of `chunk`. */
+export async function writeFully(
+  path: string,
+  buffer: Uint8Array,
+  position: number,
+  chunk: Chunk,
+): Promise<void> {
+  let done = 0;
+  while (done < buffer.length) {
+    try {
+      done += await chunk(done, buffer.length - done, position + done);
+    } catch (error) {
+      throw fileError(error, path);
+    }
   }
 }
 

@@ -1,10 +1,9 @@
 // `vault create <size> <file>`: a new vault of exactly <size> bytes, data area filled with ciphertext,
 // formatted (ext4 by default) by running mkfs on the bridge's cleartext block file.
 import { accessSync, constants } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { BlockDevice } from '../../container/block-device.js';
-import { createVault } from '../../container/create.js';
+import { checkNewFile, createVault } from '../../container/create.js';
 import { VaultError } from '../../container/errors.js';
 import { withBridge } from '../../fuse/bridge.js';
 import { findTool, runChecked } from '../../fuse/system.js';
@@ -94,16 +93,7 @@ start, away from the hidden volume); ext4 is refused for it. See SECURITY.md on 
       if (chosen !== 'none') checkFormatTools(chosen);
     }
     // Fail before asking for a password when the target is obviously wrong.
-    const existing = await stat(file).catch(() => null);
-    if (existing?.isDirectory())
-      throw new VaultError('USAGE', `is a directory: ${file}`, 'name a file to create');
-    if (existing && !options.force) {
-      throw new VaultError(
-        'EXISTS',
-        `file exists: ${file}`,
-        'choose another name, or pass --force to replace it',
-      );
-    }
+    await checkNewFile(file, options.force ?? false);
     const secret = await readSecret(options, {
       prompt:
         hiddenSize === null

@@ -2,6 +2,7 @@
 // new vault whose volume is the image (rounded up to 4 KiB). The vault appears only when complete.
 import { realpath, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { checkNewFile } from '../../container/create.js';
 import { VaultError } from '../../container/errors.js';
 import { dataSizeForImage, importImage, inspectImage, refuseSameFile } from '../../container/image.js';
 import { detectFilesystem, loopsOfFile, mountTable } from '../../fuse/system.js';
@@ -39,16 +40,7 @@ vault behind. The original image is not changed or removed: delete it securely y
     const costLevel = parseCost(options);
     // Fail before asking for a password when the source or the target is obviously wrong.
     const source = await inspectImage(image);
-    const existing = await stat(file).catch(() => null);
-    if (existing?.isDirectory())
-      throw new VaultError('USAGE', `is a directory: ${file}`, 'name a file to create');
-    if (existing && !options.force) {
-      throw new VaultError(
-        'EXISTS',
-        `file exists: ${file}`,
-        'choose another name, or pass --force to replace it',
-      );
-    }
+    await checkNewFile(file, options.force ?? false);
     await refuseSameFile(image, file, 'the image and the new vault must be different files');
     await refuseMountedReadWrite(image);
     const filesystem = await detectFilesystem(image);

@@ -5,10 +5,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openContainerFile } from '../../src/container/file.js';
 import {
   addKey,
-  type ContainerFile,
   changeSecret,
   createVault,
   type OpenContainerFile,
@@ -18,6 +16,7 @@ import {
   Secret,
 } from '../../src/container/index.js';
 import { MIN_COST_LEVEL } from '../../src/crypto/kdf.js';
+import { Crash, crashingOpener } from './crashing-file.js';
 
 const costLevel = MIN_COST_LEVEL;
 let dir: string;
@@ -29,45 +28,6 @@ afterAll(async () => {
 });
 
 const secret = (text: string) => Secret.fromInputs({ password: Buffer.from(text, 'utf8') });
-
-class Crash extends Error {}
-
-/** A file that dies at mutating step `crashAt` (writes and syncs count); the dying write lands half. */
-function crashingOpener(crashAt: number): { open: OpenContainerFile; steps: () => number } {
-  let step = 0;
-  let dead = false;
-  const open: OpenContainerFile = async (path, mode) => {
-    const real = await openContainerFile(path, mode);
-    const file: ContainerFile = {
-      path: real.path,
-      writable: real.writable,
-      size: () => real.size(),
-      identity: () => real.identity(),
-      read: (buffer, position) => real.read(buffer, position),
-      setTimes: (a, m) => real.setTimes(a, m),
-      close: () => real.close(),
-      async write(buffer, position) {
-        if (dead) throw new Crash('dead');
-        if (step++ === crashAt) {
-          dead = true;
-          await real.write(buffer.subarray(0, buffer.length / 2), position);
-          throw new Crash('torn write');
-        }
-        await real.write(buffer, position);
-      },
-      async sync() {
-        if (dead) throw new Crash('dead');
-        if (step++ === crashAt) {
-          dead = true;
-          throw new Crash('sync failed');
-        }
-        await real.sync();
-      },
-    };
-    return file;
-  };
-  return { open, steps: () => step };
-}
 
 async function opensWith(path: string, text: string): Promise<boolean> {
   try {

@@ -5,16 +5,9 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openContainerFile } from '../../src/container/file.js';
-import {
-  type ContainerFile,
-  createVault,
-  type OpenContainerFile,
-  openVault,
-  resizeVault,
-  Secret,
-} from '../../src/container/index.js';
+import { createVault, openVault, resizeVault, Secret } from '../../src/container/index.js';
 import { MIN_COST_LEVEL } from '../../src/crypto/kdf.js';
+import { Crash, crashingOpener } from './crashing-file.js';
 
 const costLevel = MIN_COST_LEVEL;
 const MiB = 2 ** 20;
@@ -104,39 +97,14 @@ describe('resizeVault', () => {
     let crashAt = 0;
     for (; crashAt < 100; crashAt++) {
       const path = await vaultWithData(`crash-${crashAt}.vol`);
-      let step = 0;
-      const crashing: OpenContainerFile = async (file, mode) => {
-        const real = await openContainerFile(file, mode);
-        const wrapper: ContainerFile = {
-          path: real.path,
-          writable: real.writable,
-          size: () => real.size(),
-          identity: () => real.identity(),
-          read: (buffer, position) => real.read(buffer, position),
-          setTimes: (a, m) => real.setTimes(a, m),
-          close: () => real.close(),
-          async write(buffer, position) {
-            if (step++ === crashAt) {
-              await real.write(buffer.subarray(0, Math.floor(buffer.length / 2)), position);
-              throw new Error('crash');
-            }
-            if (step > crashAt) throw new Error('dead');
-            await real.write(buffer, position);
-          },
-          async sync() {
-            if (step++ >= crashAt) throw new Error('crash');
-            await real.sync();
-          },
-        };
-        return wrapper;
-      };
+      const crashing = crashingOpener(crashAt).open;
       const finished = await resizeVault(path, await secret('pw'), 6 * MiB, {
         costLevel,
         openFile: crashing,
       }).then(
         () => true,
         (error: Error) => {
-          expect(error.message).toMatch(/crash|dead/);
+          expect(error).toBeInstanceOf(Crash);
           return false;
         },
       );

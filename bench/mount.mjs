@@ -1,4 +1,4 @@
-// `npm run bench -- mount` (or `node bench/mount.mjs` after a build): 1 GiB sequential write
+// `npm run bench -- mount` (or `node bench/mount.mjs` after a build): 1 GiB sequential write of random data
 // (dd bs=1M conv=fsync) and cold-cache read inside the mounted filesystem, for a vault, for the same
 // bridge and daemon without encryption (bench-only passthrough device) and for gocryptfs, on the same
 // disk, rounds interleaved, medians of ROUNDS. Also `vault mount` time minus its KDF time, and the
@@ -56,7 +56,9 @@ function ddMBps(args) {
 function throughput(directory) {
   const file = join(directory, 'bench.bin');
   dropCaches();
-  const write = ddMBps(['if=/dev/zero', `of=${file}`, 'bs=1M', 'count=1024', 'conv=fsync']);
+  // Random bytes, not zeros: the passthrough would otherwise store zeros on the host disk while vault
+  // and gocryptfs store ciphertext, and a storage layer may treat zeros differently.
+  const write = ddMBps([`if=${paths.source}`, `of=${file}`, 'bs=1M', 'count=1024', 'conv=fsync']);
   dropCaches();
   const read = ddMBps([`if=${file}`, 'of=/dev/null', 'bs=1M']);
   rmSync(file);
@@ -98,7 +100,11 @@ const paths = {
   plain: join(work, 'plain.img'),
   gocryptfsCipher: join(work, 'gocryptfs.cipher'),
   passfile: join(work, 'gocryptfs.pass'),
+  // In RAM (tmpfs): dropping the page cache before each round must not drop the source too.
+  source: join(mkdtempSync('/dev/shm/vault-bench-'), 'source.bin'),
 };
+// The data every write round copies in: 1 GiB of random bytes.
+run('dd', ['if=/dev/urandom', `of=${paths.source}`, 'bs=1M', 'count=1024', 'status=none']);
 const mountpoints = {
   vault: join(work, 'vault'),
   passthrough: join(work, 'passthrough'),
@@ -213,4 +219,5 @@ try {
   const stillMounted = readFileSync('/proc/self/mounts', 'utf8').includes(work);
   if (stillMounted) log(`bench mount: something is still mounted under ${work}; not removing it`);
   else rmSync(work, { recursive: true, force: true });
+  rmSync(dirname(paths.source), { recursive: true, force: true });
 }

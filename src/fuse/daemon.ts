@@ -17,6 +17,7 @@ import {
   attachLoop,
   detachLoop,
   isMountpoint,
+  loopPartitions,
   loopsOfFile,
   mountFilesystem,
   mountsOfSource,
@@ -147,11 +148,32 @@ async function start(): Promise<void> {
   checkStop();
 
   if (!s.noFilesystem && s.mountpoint) {
-    const loopDevice = await attachLoop(bridge.blockFile, { readOnly: s.readOnly, directIo: s.loopDirectIo });
-    await saveState({ loopDevice });
+    const partition = s.partition ?? null;
+    const loopDevice = await attachLoop(bridge.blockFile, {
+      readOnly: s.readOnly,
+      directIo: s.loopDirectIo,
+      partScan: partition !== null,
+    });
+    await saveState({ loopDevice, ...(partition !== null ? { partition } : {}) });
     step('loop');
     checkStop();
-    const fsType = await mountFilesystem(loopDevice, s.mountpoint, { readOnly: s.readOnly });
+    let source = loopDevice;
+    if (partition !== null) {
+      const partitions = await loopPartitions(loopDevice);
+      if (!partitions.includes(partition)) {
+        throw new VaultError(
+          'USAGE',
+          partitions.length === 0
+            ? `${s.file} holds no partition table (no partitions found)`
+            : `${s.file} has no partition ${partition}; its partitions are ${partitions.join(', ')}`,
+          partitions.length === 0
+            ? 'mount it without --partition'
+            : `choose one of them: --partition ${partitions[0]}`,
+        );
+      }
+      source = `${loopDevice}p${partition}`;
+    }
+    const fsType = await mountFilesystem(source, s.mountpoint, { readOnly: s.readOnly });
     await saveState({ fsType });
     step('mount');
   }

@@ -165,6 +165,8 @@ export interface MountRequest {
   protectHidden?: Secret | null;
   device?: 'vault' | 'passthrough';
   loopDirectIo?: boolean;
+  /** Mount partition N of the volume (loop device with partition scan) instead of the whole volume. */
+  partition?: number | null;
   /** Aborting (Ctrl-C) makes the daemon undo what it did; mountVault then throws INTERRUPTED. */
   signal?: AbortSignal;
 }
@@ -284,6 +286,7 @@ function sendSettings(
     loopDirectIo: request.loopDirectIo ?? DEFAULT_LOOP_DIRECT_IO,
     secretLength: material.length + hiddenMaterial.length,
     hiddenSecretLength: hiddenMaterial.length,
+    partition: request.partition ?? null,
   };
   return new Promise((resolveSent, reject) => {
     channel.write(`${JSON.stringify(settings)}\n`);

@@ -23,6 +23,8 @@ export interface DaemonSettings {
   secretLength: number;
   /** The last this-many of those bytes are the hidden volume's secret (--protect-hidden); 0 without. */
   hiddenSecretLength: number;
+  /** --partition N: mount partition N of the volume (loop device with partition scan); null: the whole. */
+  partition: number | null;
 }
 
 export type DaemonMessage =

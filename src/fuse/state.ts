@@ -35,6 +35,8 @@ export interface MountState {
    * (every write is refused from then on). Absent without protection.
    */
   hiddenProtection?: 'on' | 'tripped';
+  /** With --partition N: the filesystem is on partition N of the volume (/dev/loopXpN). */
+  partition?: number;
 }
 
 export type VaultStatus = 'ok' | 'starting' | 'stopping' | 'broken';
@@ -141,9 +143,8 @@ export function statusOf(state: MountState): VaultStatus {
   const table = mountTable();
   if (!table.some((entry) => entry.mountpoint === fuseDir)) return 'broken';
   if (state.mountpoint && state.loopDevice) {
-    const mounted = table.some(
-      (entry) => entry.mountpoint === state.mountpoint && entry.source === state.loopDevice,
-    );
+    const source = state.partition ? `${state.loopDevice}p${state.partition}` : state.loopDevice;
+    const mounted = table.some((entry) => entry.mountpoint === state.mountpoint && entry.source === source);
     if (!mounted) return 'broken';
   }
   return 'ok';

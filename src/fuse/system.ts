@@ -158,8 +158,10 @@ export function isMountpoint(path: string): boolean {
   return mountTable().some((entry) => entry.mountpoint === path);
 }
 
+/** Mounts of `source`; for a loop device also those of its partitions (/dev/loop3p2, --partition). */
 export function mountsOfSource(source: string): MountEntry[] {
-  return mountTable().filter((entry) => entry.source === source);
+  const partition = /^\/dev\/loop\d+$/.test(source) ? new RegExp(`^${source}p\\d+$`) : null;
+  return mountTable().filter((entry) => entry.source === source || partition?.test(entry.source));
 }
 
 // ---- loop devices ------------------------------------------------------------------------------
@@ -321,10 +323,11 @@ export function readlinkOrNull(path: string): string | null {
  */
 export async function attachLoop(
   file: string,
-  options: { readOnly: boolean; directIo: boolean },
+  options: { readOnly: boolean; directIo: boolean; partScan?: boolean },
 ): Promise<string> {
   const args = ['--find', '--show'];
   if (options.readOnly) args.push('--read-only');
+  if (options.partScan) args.push('--partscan');
   if (options.directIo) args.push('--direct-io=on');
   args.push(file);
   const result = await run('losetup', args);
@@ -335,6 +338,34 @@ export async function attachLoop(
     `attaching a loop device failed: ${firstLine(result.stderr) || `losetup exited ${result.code}`}`,
     'check that loop devices are available (modprobe loop; losetup -f)',
   );
+}
+
+/**
+ * The partition numbers the kernel found on a loop device attached with --partscan (from /sys), waiting
+ * briefly until /dev/loopNpM exists for each (devtmpfs creates the nodes just after the scan).
+ */
+export async function loopPartitions(loopDevice: string): Promise<number[]> {
+  const name = loopDevice.replace(/^\/dev\//, '');
+  const found = (): number[] => {
+    try {
+      return readdirSync(`/sys/block/${name}`)
+        .map((entry) => new RegExp(`^${name}p(\\d+)$`).exec(entry)?.[1])
+        .filter((number): number is string => number !== undefined)
+        .map(Number)
+        .sort((a, b) => a - b);
+    } catch {
+      return [];
+    }
+  };
+  // Some kernels (seen on 6.18 in a microVM) attach with partscan set but add no partitions; partx
+  // reads the table and adds them (BLKPG). They go away with the loop device all the same.
+  if (found().length === 0 && findTool('partx')) await run('partx', ['--add', loopDevice]);
+  for (let attempt = 0; attempt < 40; attempt++) {
+    const numbers = found();
+    if (numbers.every((number) => statOrNull(`${loopDevice}p${number}`)?.isBlockDevice())) return numbers;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return found();
 }
 
 export async function detachLoop(loopDevice: string): Promise<boolean> {

@@ -1,6 +1,7 @@
 // `vault mount <file> [mountpoint]`: checks first, then the secret, then the daemon (src/fuse) unlocks,
 // serves the cleartext block file, attaches a loop device and mounts the filesystem. Prints where.
 import type { Command } from 'commander';
+import { VaultError } from '../../container/errors.js';
 import type { Secret } from '../../container/secret.js';
 import { checkMount, mountVault } from '../../fuse/lifecycle.js';
 import { interruptSignal } from '../interrupt.js';
@@ -13,6 +14,7 @@ interface MountCommandOptions extends SecretOptions {
   preserveTimestamps?: boolean;
   protectHidden?: boolean;
   hiddenKeyfile?: string[];
+  partition?: number;
 }
 
 export function register(program: Command): void {
@@ -35,6 +37,11 @@ export function register(program: Command): void {
       '--hidden-keyfile <path>',
       'keyfile of the hidden volume, with --protect-hidden (repeatable)',
       (path: string, previous: string[] | undefined) => [...(previous ?? []), path],
+    )
+    .option(
+      '--partition <n>',
+      'mount partition n of a volume that holds a partition table (MBR or GPT)',
+      parsePartition,
     );
   addSecretOptions(command);
   addCostOption(command);
@@ -46,6 +53,7 @@ Examples:
   sudo vault mount secret.vol /mnt/secret --read-only
   sudo vault mount secret.vol --no-filesystem     # prints the block file, e.g. for fsck
   printf '%s\\n' "$PASS" | sudo vault mount secret.vol /mnt/s --password-stdin --non-interactive
+  sudo vault mount disk.vol /mnt/p2 --partition 2  # partition 2 of a partitioned image
   sudo vault mount deniable.vol /mnt/outer --protect-hidden   # outer password, then the hidden one
 
 With --protect-hidden and --password-stdin, line 1 is the outer password and line 2 the hidden one.
@@ -54,6 +62,13 @@ After the first refused write the outer volume is read-only until dismounted (as
   command.action(async (file: string, mountpoint: string | undefined, options: MountCommandOptions) => {
     const costLevel = parseCost(options);
     const noFilesystem = !options.filesystem;
+    if (options.partition !== undefined && noFilesystem) {
+      throw new VaultError(
+        'USAGE',
+        '--partition and --no-filesystem do not go together',
+        'with --no-filesystem, attach the block file yourself: losetup --find --show --partscan <block file>',
+      );
+    }
     const target = await checkMount(file, mountpoint, { noFilesystem });
     const secret = await readSecret(options, {
       prompt: options.protectHidden ? `Password for the OUTER volume of ${file}: ` : `Password for ${file}: `,
@@ -75,6 +90,7 @@ After the first refused write the outer volume is read-only until dismounted (as
         costLevel,
         secret,
         protectHidden: hiddenSecret,
+        partition: options.partition ?? null,
         signal: interruptSignal(),
       });
     } finally {
@@ -85,4 +101,15 @@ After the first refused write the outer volume is read-only until dismounted (as
     const { state } = result;
     process.stdout.write(`${noFilesystem ? state.blockFile : state.mountpoint}\n`);
   });
+}
+
+function parsePartition(text: string): number {
+  if (!/^[1-9]\d{0,2}$/.test(text)) {
+    throw new VaultError(
+      'USAGE',
+      `--partition wants a partition number (1, 2, ...), not "${text}"`,
+      'e.g. --partition 1',
+    );
+  }
+  return Number(text);
 }

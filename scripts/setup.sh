@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 #   exfat-fuse          mounts exfat (the outer volume of hidden-volume vaults) on kernels without exfat
 #   util-linux, mount   losetup, mount, umount, script (tests)
 #   fio                 the load tests
-packages=(fuse libfuse2 e2fsprogs dosfstools exfatprogs exfat-fuse util-linux mount fio)
+#   fuse2fs             vault mount --user: ext4 without root (FUSE instead of a loop device)
+packages=(fuse libfuse2 e2fsprogs dosfstools exfatprogs exfat-fuse util-linux mount fio fuse2fs)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -16,7 +16,17 @@ import { run } from './system.js';
 
 export const VOLUME_NAME = 'volume';
 /** Where private bridge directories live (mode 0700); the daemon's state directories too. */
-export const RUN_DIR = '/run/vault';
+export const RUN_DIR = runDirFor(process.getuid?.() ?? 0);
+
+/**
+ * root: /run/vault. Anyone else (vault mount --user) cannot write there: $XDG_RUNTIME_DIR/vault (a
+ * private per-user tmpfs under systemd), else /tmp/vault-<uid>; both made 0700 and checked to be ours.
+ */
+function runDirFor(uid: number): string {
+  if (uid === 0) return '/run/vault';
+  const runtime = process.env.XDG_RUNTIME_DIR;
+  return runtime?.startsWith('/') ? `${runtime}/vault` : `/tmp/vault-${uid}`;
+}
 const SECTOR = 4096;
 
 export interface BridgeOptions {
@@ -81,8 +91,9 @@ export async function mountBridge(
 
   const fileStat = (): FuseStat => ({
     mode: 0o100000 | (readOnly ? 0o400 : 0o600),
-    uid: 0,
-    gid: 0,
+    // Whoever runs the daemon (root, or the user of --user): default_permissions checks these.
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
     size: device.size,
     nlink: 1,
     blksize: SECTOR,
@@ -93,8 +104,8 @@ export async function mountBridge(
   });
   const dirStat = (): FuseStat => ({
     mode: 0o040000 | 0o700,
-    uid: 0,
-    gid: 0,
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
     size: 4096,
     nlink: 2,
     atime: mountedAt,

@@ -16,11 +16,13 @@ import { fuseDirOf, type MountState, removeStateDir, writeState } from './state.
 import {
   attachLoop,
   detachLoop,
+  firstLine,
   isMountpoint,
   loopPartitions,
   loopsOfFile,
   mountFilesystem,
   mountsOfSource,
+  run,
   unmountFilesystem,
 } from './system.js';
 
@@ -147,7 +149,21 @@ async function start(): Promise<void> {
   step('fuse');
   checkStop();
 
-  if (!s.noFilesystem && s.mountpoint) {
+  if (!s.noFilesystem && s.mountpoint && s.user) {
+    // No loop device without root: fuse2fs (as this user) reads and writes ext4 on the block file.
+    const options = s.readOnly ? 'fakeroot,ro' : 'fakeroot';
+    await saveState({ user: true });
+    const result = await run('fuse2fs', [bridge.blockFile, s.mountpoint, '-o', options]);
+    if (result.code !== 0 || !isMountpoint(s.mountpoint)) {
+      throw new VaultError(
+        'IO',
+        `fuse2fs could not mount the filesystem: ${firstLine(result.stderr) || firstLine(result.stdout) || `exit ${result.code}`}`,
+        '--user mounts ext2/3/4 only; check it with fsck (as root: vault mount --no-filesystem, then e2fsck)',
+      );
+    }
+    await saveState({ fsType: 'ext4 (fuse2fs)' });
+    step('fuse2fs');
+  } else if (!s.noFilesystem && s.mountpoint) {
     const partition = s.partition ?? null;
     const loopDevice = await attachLoop(bridge.blockFile, {
       readOnly: s.readOnly,
@@ -197,6 +213,12 @@ async function doStop(why: string): Promise<void> {
   await saveState({ phase: 'stopping' }).catch(() => {});
   const loopDevice = state?.loopDevice ?? null;
   const blockFile = bridge?.blockFile ?? null;
+  if (state?.user && state.mountpoint && isMountpoint(state.mountpoint)) {
+    if (!(await unmountFilesystem(state.mountpoint, { fuse: true }))) {
+      log(`${state.mountpoint} is busy; detaching it lazily`);
+      await unmountFilesystem(state.mountpoint, { fuse: true, lazy: true });
+    }
+  }
   if (loopDevice) {
     for (const entry of mountsOfSource(loopDevice)) {
       // Normally `vault dismount` already did this; a SIGTERM from elsewhere (shutdown) lands here.

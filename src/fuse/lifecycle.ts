@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync, statSync } from 'node:fs';
 import { mkdir, readdir, realpath, rmdir, stat } from 'node:fs/promises';
 import type { Socket } from 'node:net';
+import { homedir } from 'node:os';
 import { basename, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VaultError, type VaultErrorCode } from '../container/errors.js';
@@ -19,6 +20,7 @@ import {
   readAllStates,
   readState,
   removeStateDir,
+  stateDirOf,
   stateId,
   statusOf,
   type VaultStatus,
@@ -65,9 +67,11 @@ export interface MountTarget {
 export async function checkMount(
   file: string,
   mountpoint: string | undefined,
-  options: { noFilesystem: boolean },
+  options: { noFilesystem: boolean; user?: boolean },
 ): Promise<MountTarget> {
-  checkSystem(options.noFilesystem ? ['fusermount'] : MOUNT_TOOLS);
+  if (options.user)
+    checkSystem(options.noFilesystem ? ['fusermount'] : ['fusermount', 'fuse2fs'], { user: true });
+  else checkSystem(options.noFilesystem ? ['fusermount'] : MOUNT_TOOLS);
   const absolute = resolve(file);
   let info: Awaited<ReturnType<typeof stat>>;
   try {
@@ -88,7 +92,7 @@ async function refuseIfMounted(id: string, file: string): Promise<void> {
   const existing = await readState(id);
   const claimed =
     existing !== null ||
-    (await readdir(`/run/vault/${id}`).then(
+    (await readdir(stateDirOf(id)).then(
       () => true,
       () => false,
     ));
@@ -139,11 +143,17 @@ async function checkMountpoint(mountpoint: string): Promise<string> {
   return path;
 }
 
-async function createMountpoint(file: string): Promise<string> {
-  await mkdir(MEDIA_DIR, { recursive: true, mode: 0o755 });
+/** Where --user creates mountpoints: ~/vault/<name> (a user cannot create directories in /media). */
+export function userMediaDir(): string {
+  return `${homedir()}/vault`;
+}
+
+async function createMountpoint(file: string, user: boolean): Promise<string> {
+  const mediaDir = user ? userMediaDir() : MEDIA_DIR;
+  await mkdir(mediaDir, { recursive: true, mode: 0o755 });
   const name = basename(file, extname(file)).replace(/[^\w.+-]/g, '_') || 'vault';
   for (let n = 1; n < 1000; n++) {
-    const path = `${MEDIA_DIR}/${n === 1 ? name : `${name}-${n}`}`;
+    const path = `${mediaDir}/${n === 1 ? name : `${name}-${n}`}`;
     try {
       await mkdir(path, { mode: 0o755 });
       return path;
@@ -151,7 +161,7 @@ async function createMountpoint(file: string): Promise<string> {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
   }
-  throw new VaultError('BUSY', `no free mountpoint under ${MEDIA_DIR}`, 'give a mountpoint');
+  throw new VaultError('BUSY', `no free mountpoint under ${mediaDir}`, 'give a mountpoint');
 }
 
 export interface MountRequest {
@@ -167,6 +177,8 @@ export interface MountRequest {
   loopDirectIo?: boolean;
   /** Mount partition N of the volume (loop device with partition scan) instead of the whole volume. */
   partition?: number | null;
+  /** Mount ext4 without root: fuse2fs on the block file instead of a loop device (see daemon). */
+  user?: boolean;
   /** Aborting (Ctrl-C) makes the daemon undo what it did; mountVault then throws INTERRUPTED. */
   signal?: AbortSignal;
 }
@@ -184,7 +196,7 @@ export async function mountVault(target: MountTarget, request: MountRequest): Pr
   let createdMountpoint = false;
   try {
     if (!request.noFilesystem && mountpoint === null) {
-      mountpoint = await createMountpoint(target.file);
+      mountpoint = await createMountpoint(target.file, request.user ?? false);
       createdMountpoint = true;
     }
     const daemonPath = fileURLToPath(new URL('./daemon.js', import.meta.url));
@@ -287,6 +299,7 @@ function sendSettings(
     secretLength: material.length + hiddenMaterial.length,
     hiddenSecretLength: hiddenMaterial.length,
     partition: request.partition ?? null,
+    user: request.user ?? false,
   };
   return new Promise((resolveSent, reject) => {
     channel.write(`${JSON.stringify(settings)}\n`);
@@ -314,6 +327,10 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
  * FUSE endpoint, the created mountpoint and the state directory. Idempotent.
  */
 export async function cleanupRemains(state: MountState): Promise<void> {
+  if (state.user && state.mountpoint && isMountpoint(state.mountpoint)) {
+    if (!(await unmountFilesystem(state.mountpoint, { fuse: true })))
+      await unmountFilesystem(state.mountpoint, { fuse: true, lazy: true });
+  }
   const loops = new Set(loopsOfFile(state.blockFile));
   if (state.loopDevice && loopBackingFile(state.loopDevice) === state.blockFile) loops.add(state.loopDevice);
   for (const loop of loops) {
@@ -368,10 +385,23 @@ export async function findMounted(target: string): Promise<MountState> {
 }
 
 export async function dismountVault(state: MountState, options: { force: boolean }): Promise<DismountResult> {
-  checkSystem([]);
+  checkSystem([], { user: state.user ?? false });
   let pendingHolders: string | null = null;
   const alive = daemonAlive(state.pid);
-  if (state.loopDevice) {
+  if (state.user && state.mountpoint && isMountpoint(state.mountpoint)) {
+    if (!(await unmountFilesystem(state.mountpoint, { fuse: true }))) {
+      const holders = await findHolders(state.mountpoint);
+      if (!options.force) {
+        throw new VaultError(
+          'BUSY',
+          `${state.mountpoint} is in use${holders.length > 0 ? ` by ${describeHolders(holders)}` : ''}`,
+          'close those programs (or leave the directory) and try again; --force detaches it now',
+        );
+      }
+      await unmountFilesystem(state.mountpoint, { fuse: true, lazy: true });
+      pendingHolders = holders.length > 0 ? describeHolders(holders) : 'some process';
+    }
+  } else if (state.loopDevice) {
     for (const entry of mountsOfSource(state.loopDevice)) {
       if (await unmountFilesystem(entry.mountpoint)) continue;
       const holders = await findHolders(entry.mountpoint);

@@ -25,6 +25,8 @@ export interface DaemonSettings {
   hiddenSecretLength: number;
   /** --partition N: mount partition N of the volume (loop device with partition scan); null: the whole. */
   partition: number | null;
+  /** --user: mount the ext4 with fuse2fs on the block file, as the (non-root) user, not via a loop device. */
+  user: boolean;
 }
 
 export type DaemonMessage =

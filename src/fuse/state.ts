@@ -1,7 +1,8 @@
 // What is mounted: one directory per mounted vault, /run/vault/<dev>-<ino>/, holding state.json (written
 // atomically), the daemon's log and the FUSE directory `fuse/` with the block file `volume`.
 // Keyed by the container's device and inode, so another path or a hard link to it is the same vault.
-import { mkdir, readdir, readFile, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { VaultError } from '../container/errors.js';
 import { RUN_DIR } from './bridge.js';
 import { mountTable, processAlive, processCommand } from './system.js';
 
@@ -37,6 +38,8 @@ export interface MountState {
   hiddenProtection?: 'on' | 'tripped';
   /** With --partition N: the filesystem is on partition N of the volume (/dev/loopXpN). */
   partition?: number;
+  /** vault mount --user: no loop device; fuse2fs (run as the user) serves the ext4 at the mountpoint. */
+  user?: boolean;
 }
 
 export type VaultStatus = 'ok' | 'starting' | 'stopping' | 'broken';
@@ -66,6 +69,16 @@ export function logFileOf(id: string): string {
  */
 export async function claimStateDir(id: string): Promise<boolean> {
   await mkdir(LOG_DIR, { recursive: true, mode: 0o700 });
+  // Under /tmp (a user's mounts without $XDG_RUNTIME_DIR) another user could have made it first.
+  const uid = process.getuid?.() ?? 0;
+  const info = await lstat(RUN_DIR);
+  if (!info.isDirectory() || info.uid !== uid || (info.mode & 0o077) !== 0) {
+    throw new VaultError(
+      'BUSY',
+      `${RUN_DIR} is not a private directory of yours (owner ${info.uid}, mode ${(info.mode & 0o777).toString(8)})`,
+      `remove it or set XDG_RUNTIME_DIR to a private directory`,
+    );
+  }
   try {
     await mkdir(stateDirOf(id), { mode: 0o700 });
     return true;

@@ -89,17 +89,24 @@ export function findTool(name: string): string | null {
 }
 
 /** Root, /dev/fuse and the tools a mount needs; one clear error for the first thing missing. */
-export function checkSystem(tools: readonly string[]): void {
-  if (process.getuid?.() !== 0) {
+export function checkSystem(tools: readonly string[], options: { user?: boolean } = {}): void {
+  if (!options.user && process.getuid?.() !== 0) {
     throw new VaultError(
       'NEEDS_SYSTEM',
       'mounting needs root rights (FUSE, loop devices and mount)',
-      'run the command with sudo',
+      'run the command with sudo; an ext4 vault can also be mounted without root: vault mount --user',
     );
   }
   try {
     accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
   } catch {
+    if (options.user && process.getuid?.() !== 0 && statOrNull('/dev/fuse')) {
+      throw new VaultError(
+        'NEEDS_SYSTEM',
+        '/dev/fuse is not accessible to you',
+        'ask an admin to install fuse and give users access to /dev/fuse (Debian makes it mode 0666: chmod 0666 /dev/fuse)',
+      );
+    }
     throw new VaultError(
       'NEEDS_SYSTEM',
       '/dev/fuse is missing',
@@ -452,8 +459,11 @@ function mountFailed(fsType: string, stderr: string): VaultError {
 /** Unmounts a filesystem; false when it is busy (non-lazy) or unmounting failed. */
 export async function unmountFilesystem(
   mountpoint: string,
-  options: { lazy?: boolean } = {},
+  options: { lazy?: boolean; fuse?: boolean } = {},
 ): Promise<boolean> {
-  const result = await run('umount', options.lazy ? ['--lazy', mountpoint] : [mountpoint]);
+  // A user's FUSE mount (fuse2fs, --user) is unmounted by the setuid fusermount, not umount.
+  const result = options.fuse
+    ? await run('fusermount', options.lazy ? ['-u', '-z', mountpoint] : ['-u', mountpoint])
+    : await run('umount', options.lazy ? ['--lazy', mountpoint] : [mountpoint]);
   return result.code === 0 || !isMountpoint(mountpoint);
 }

@@ -15,6 +15,7 @@ interface MountCommandOptions extends SecretOptions {
   protectHidden?: boolean;
   hiddenKeyfile?: string[];
   partition?: number;
+  user?: boolean;
 }
 
 export function register(program: Command): void {
@@ -37,6 +38,10 @@ export function register(program: Command): void {
       '--hidden-keyfile <path>',
       'keyfile of the hidden volume, with --protect-hidden (repeatable)',
       (path: string, previous: string[] | undefined) => [...(previous ?? []), path],
+    )
+    .option(
+      '--user',
+      'mount an ext4 vault without root: fuse2fs on the block file instead of a loop device (slower; default mountpoint ~/vault/<name>)',
     )
     .option(
       '--partition <n>',
@@ -69,7 +74,15 @@ After the first refused write the outer volume is read-only until dismounted (as
         'with --no-filesystem, attach the block file yourself: losetup --find --show --partscan <block file>',
       );
     }
-    const target = await checkMount(file, mountpoint, { noFilesystem });
+    if (options.user && options.partition !== undefined) {
+      throw new VaultError(
+        'USAGE',
+        '--partition and --user do not go together',
+        'a partition needs a loop device (root)',
+      );
+    }
+    const user = options.user ?? false;
+    const target = await checkMount(file, mountpoint, { noFilesystem, user });
     const secret = await readSecret(options, {
       prompt: options.protectHidden ? `Password for the OUTER volume of ${file}: ` : `Password for ${file}: `,
     });
@@ -91,6 +104,7 @@ After the first refused write the outer volume is read-only until dismounted (as
         secret,
         protectHidden: hiddenSecret,
         partition: options.partition ?? null,
+        user,
         signal: interruptSignal(),
       });
     } finally {

@@ -45,6 +45,7 @@ _vault() {
     'create:-k'|'create:--keyfile') _vault_files; return ;;
     'create:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
     'mount:--hidden-keyfile') _vault_files; return ;;
+    'mount:--partition') _vault_files; return ;;
     'mount:-k'|'mount:--keyfile') _vault_files; return ;;
     'mount:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
     'info:-k'|'info:--keyfile') _vault_files; return ;;
@@ -75,7 +76,7 @@ _vault() {
   case "$path" in
     '') subcommands='create mount dismount list info passwd key keyfile header repair resize import export benchmark completion'; options='-h --help -V --version' ;;
     'create') subcommands=''; options='-h --help --filesystem --quick -f --force --hidden --hidden-filesystem --hidden-keyfile -k --keyfile --password-stdin --non-interactive --cost' ;;
-    'mount') subcommands=''; options='-h --help -r --read-only --no-filesystem --preserve-timestamps --protect-hidden --hidden-keyfile -k --keyfile --password-stdin --non-interactive --cost' ;;
+    'mount') subcommands=''; options='-h --help -r --read-only --no-filesystem --preserve-timestamps --protect-hidden --hidden-keyfile --user --partition -k --keyfile --password-stdin --non-interactive --cost' ;;
     'dismount') subcommands=''; options='-h --help -a --all -f --force' ;;
     'list') subcommands=''; options='-h --help --json' ;;
     'info') subcommands=''; options='-h --help --json -k --keyfile --password-stdin --non-interactive --cost' ;;

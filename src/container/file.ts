@@ -83,12 +83,17 @@ class NodeContainerFile implements ContainerFile {
 
 type Chunk = (offset: number, length: number, position: number) => number | Promise<number>;
 
-/** Reads all of `buffer` from `position` with one or more calls of `chunk`; EOF is a truncated file. */
+/**
+ * Reads all of `buffer` from `position` with one or more calls of `chunk`. Running into the end of the
+ * file is a truncated container unless `endOfFile` says what else it means.
+ */
 export async function readFully(
   path: string,
   buffer: Uint8Array,
   position: number,
   chunk: Chunk,
+  endOfFile: (at: number) => VaultError = () =>
+    new VaultError('IO', `unexpected end of file in ${path}`, 'the container file is truncated'),
 ): Promise<void> {
   let done = 0;
   while (done < buffer.length) {
@@ -98,9 +103,7 @@ export async function readFully(
     } catch (error) {
       throw fileError(error, path);
     }
-    if (bytesRead === 0) {
-      throw new VaultError('IO', `unexpected end of file in ${path}`, 'the container file is truncated');
-    }
+    if (bytesRead === 0) throw endOfFile(position + done);
     done += bytesRead;
   }
 }

@@ -6,7 +6,7 @@ import { type FileHandle, link, open, readFile, rename, stat, unlink } from 'nod
 import { promisify } from 'node:util';
 import { createVault, removeAbandonedTemporaries, temporaryPath } from './create.js';
 import { VaultError } from './errors.js';
-import { fileError } from './file.js';
+import { fileError, readFully, writeFully } from './file.js';
 import { MAX_DATA_BYTES, MIN_DATA_BYTES, OVERHEAD_BYTES, SECTOR_BYTES } from './layout.js';
 import type { Secret } from './secret.js';
 import { openVault, type Vault } from './vault.js';
@@ -168,7 +168,7 @@ async function copyIn(
     const length = Math.min(IMAGE_CHUNK_BYTES, total - offset);
     const chunk = buffer.subarray(0, length);
     const wanted = Math.max(0, Math.min(length, imageSize - offset));
-    await readFully(input, chunk.subarray(0, wanted), offset, source);
+    await readImage(input, chunk.subarray(0, wanted), offset, source);
     // Past the end of the image (the last partial sector, or up to the minimum size): zeros.
     chunk.fill(0, wanted);
     return chunk;
@@ -194,24 +194,19 @@ async function copyIn(
   }
 }
 
-async function readFully(input: FileHandle, into: Buffer, position: number, path: string): Promise<void> {
-  let done = 0;
-  while (done < into.length) {
-    let bytesRead: number;
-    try {
-      ({ bytesRead } = await input.read(into, done, into.length - done, position + done));
-    } catch (error) {
-      throw fileError(error, path);
-    }
-    if (bytesRead === 0) {
-      throw new VaultError(
+function readImage(input: FileHandle, into: Buffer, position: number, path: string): Promise<void> {
+  return readFully(
+    path,
+    into,
+    position,
+    async (offset, length, at) => (await input.read(into, offset, length, at)).bytesRead,
+    (at) =>
+      new VaultError(
         'IO',
-        `the image ${path} ended early (at ${position + done} bytes): it changed while being imported`,
+        `the image ${path} ended early (at ${at} bytes): it changed while being imported`,
         'make sure nothing writes to the image, then run the command again',
-      );
-    }
-    done += bytesRead;
-  }
+      ),
+  );
 }
 
 /**
@@ -297,7 +292,7 @@ async function exportToFile(vault: Vault, target: string, options: ExportOptions
       async (chunk) => {
         // Leave all-zero chunks as holes: an empty volume exports as a small sparse file, like cp --sparse.
         if (chunk.equals(zeros.subarray(0, chunk.length))) sparseBytes += chunk.length;
-        else await writeFully(output, chunk, position, target);
+        else await writeOutput(output, chunk, position, target);
         position += chunk.length;
       },
       options,
@@ -351,7 +346,7 @@ async function exportToDevice(vault: Vault, target: string, options: ExportOptio
     await copyOut(
       vault,
       async (chunk) => {
-        await writeFully(output, chunk, position, target);
+        await writeOutput(output, chunk, position, target);
         position += chunk.length;
       },
       options,
@@ -401,16 +396,13 @@ async function copyOut(
   }
 }
 
-async function writeFully(output: FileHandle, chunk: Buffer, position: number, path: string): Promise<void> {
-  let done = 0;
-  while (done < chunk.length) {
-    try {
-      const { bytesWritten } = await output.write(chunk, done, chunk.length - done, position + done);
-      done += bytesWritten;
-    } catch (error) {
-      throw fileError(error, path);
-    }
-  }
+function writeOutput(output: FileHandle, chunk: Buffer, position: number, path: string): Promise<void> {
+  return writeFully(
+    path,
+    chunk,
+    position,
+    async (offset, length, at) => (await output.write(chunk, offset, length, at)).bytesWritten,
+  );
 }
 
 function throwIfAborted(signal: AbortSignal | undefined, what: string): void {

@@ -1,7 +1,7 @@
 // The block-file bridge: a FUSE filesystem with one file, `volume`, whose bytes are a BlockDevice's
 // cleartext. A loop device (or mkfs, dd, fsck) works on that file. Every write is acknowledged only
 // after writeAt resolved (the bytes are in the container file); fsync reaches it as fdatasync.
-import { mkdir, mkdtemp, rmdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rmdir } from 'node:fs/promises';
 import type { BlockDevice } from '../container/block-device.js';
 import {
   Errno,
@@ -12,7 +12,7 @@ import {
   mountFuse,
 } from './fuse-native.js';
 import { ReadAhead } from './read-ahead.js';
-import { run } from './system.js';
+import { isMountpoint, processAlive, run } from './system.js';
 
 export const VOLUME_NAME = 'volume';
 /** Where private bridge directories live (mode 0700); the daemon's state directories too. */
@@ -265,10 +265,20 @@ export async function mountBridge(
 
 function noop(): void {}
 
-/** Creates a fresh private directory under /run/vault (0700) for a bridge or a daemon. */
+/**
+ * Creates a fresh private directory under /run/vault (0700) for a bridge, named after this process.
+ * Directories that a killed process (kill -9 of `vault create`) left behind, empty and unmounted, go.
+ */
 export async function makePrivateDir(prefix: string): Promise<string> {
   await mkdir(RUN_DIR, { recursive: true, mode: 0o700 });
-  return mkdtemp(`${RUN_DIR}/${prefix}`);
+  for (const name of await readdir(RUN_DIR).catch(() => [] as string[])) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length).split('-')[0]);
+    if (!Number.isSafeInteger(pid) || pid <= 0 || processAlive(pid)) continue;
+    const path = `${RUN_DIR}/${name}`;
+    if (!isMountpoint(path)) await rmdir(path).catch(noop); // rmdir: only ever removes an empty one
+  }
+  return mkdtemp(`${RUN_DIR}/${prefix}${process.pid}-`);
 }
 
 /**

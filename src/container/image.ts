@@ -162,36 +162,21 @@ async function copyIn(
   options: ImportOptions,
 ): Promise<void> {
   const total = vault.size;
-  // Two buffers: the next chunk is read while the previous one is encrypted and written.
-  const buffers = [Buffer.alloc(IMAGE_CHUNK_BYTES), Buffer.alloc(IMAGE_CHUNK_BYTES)];
-  const readChunk = async (buffer: Buffer, offset: number): Promise<Buffer> => {
-    const length = Math.min(IMAGE_CHUNK_BYTES, total - offset);
-    const chunk = buffer.subarray(0, length);
-    const wanted = Math.max(0, Math.min(length, imageSize - offset));
-    await readImage(input, chunk.subarray(0, wanted), offset, source);
-    // Past the end of the image (the last partial sector, or up to the minimum size): zeros.
-    chunk.fill(0, wanted);
-    return chunk;
-  };
-  let next: Promise<Buffer> | null = null;
-  try {
-    options.onProgress?.(0, total);
-    next = readChunk(buffers[0] as Buffer, 0);
-    for (let offset = 0, turn = 0; next; turn ^= 1) {
-      throwIfAborted(options.signal, 'the partial vault was removed');
-      const chunk: Buffer = await next;
-      const following = offset + chunk.length;
-      next = following < total ? readChunk(buffers[turn ^ 1] as Buffer, following) : null;
-      await vault.writeAt(chunk, offset);
-      offset = following;
-      options.onProgress?.(offset, total);
-    }
-    throwIfAborted(options.signal, 'the partial vault was removed');
-  } finally {
-    // A read still in flight must finish before its buffer is wiped; the image may be secret too.
-    await next?.catch(() => {});
-    for (const buffer of buffers) buffer.fill(0);
-  }
+  await pipeline(
+    total,
+    async (buffer, offset) => {
+      const length = Math.min(IMAGE_CHUNK_BYTES, total - offset);
+      const chunk = buffer.subarray(0, length);
+      const wanted = Math.max(0, Math.min(length, imageSize - offset));
+      await readImage(input, chunk.subarray(0, wanted), offset, source);
+      // Past the end of the image (the last partial sector, or up to the minimum size): zeros.
+      chunk.fill(0, wanted);
+      return chunk;
+    },
+    (chunk, offset) => vault.writeAt(chunk, offset),
+    options,
+    'the partial vault was removed',
+  );
 }
 
 function readImage(input: FileHandle, into: Buffer, position: number, path: string): Promise<void> {
@@ -368,29 +353,48 @@ async function copyOut(
   onAbort: string,
 ): Promise<void> {
   const total = vault.size;
-  // Two buffers: the next chunk is read and decrypted while the previous one is written.
+  await pipeline(
+    total,
+    async (buffer, offset) => {
+      const chunk = buffer.subarray(0, Math.min(IMAGE_CHUNK_BYTES, total - offset));
+      await vault.readAt(chunk, offset);
+      return chunk;
+    },
+    (chunk) => write(chunk),
+    options,
+    onAbort,
+  );
+}
+
+/**
+ * Copies `total` bytes in IMAGE_CHUNK_BYTES chunks with two buffers: the next chunk is read (and
+ * decrypted, for export) while the previous one is written (and encrypted, for import). Buffers are
+ * wiped at the end: either side may be secret.
+ */
+async function pipeline(
+  total: number,
+  read: (buffer: Buffer, offset: number) => Promise<Buffer>,
+  write: (chunk: Buffer, offset: number) => Promise<void>,
+  options: { onProgress?: (doneBytes: number, totalBytes: number) => void; signal?: AbortSignal },
+  onAbort: string,
+): Promise<void> {
   const buffers = [Buffer.alloc(IMAGE_CHUNK_BYTES), Buffer.alloc(IMAGE_CHUNK_BYTES)];
-  const readChunk = async (buffer: Buffer, offset: number): Promise<Buffer> => {
-    const chunk = buffer.subarray(0, Math.min(IMAGE_CHUNK_BYTES, total - offset));
-    await vault.readAt(chunk, offset);
-    return chunk;
-  };
   let next: Promise<Buffer> | null = null;
   try {
     options.onProgress?.(0, total);
-    next = readChunk(buffers[0] as Buffer, 0);
+    next = read(buffers[0] as Buffer, 0);
     for (let offset = 0, turn = 0; next; turn ^= 1) {
       throwIfAborted(options.signal, onAbort);
       const chunk: Buffer = await next;
       const following = offset + chunk.length;
-      next = following < total ? readChunk(buffers[turn ^ 1] as Buffer, following) : null;
-      await write(chunk);
+      next = following < total ? read(buffers[turn ^ 1] as Buffer, following) : null;
+      await write(chunk, offset);
       offset = following;
       options.onProgress?.(offset, total);
     }
     throwIfAborted(options.signal, onAbort);
   } finally {
-    // A read still in flight must finish before its buffer is wiped and the vault closed.
+    // A read still in flight must finish before its buffer is wiped (and the vault closed).
     await next?.catch(() => {});
     for (const buffer of buffers) buffer.fill(0);
   }

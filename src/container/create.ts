@@ -263,7 +263,11 @@ async function newHeaderState(
   return state;
 }
 
-async function buildHidden(
+/**
+ * The hidden header for `hidden` in the tail of `outer`'s data area, its secret wrapped (two KDF runs,
+ * one per end, on the outer salts). Also used to add a hidden volume to an existing vault (hidden.ts).
+ */
+export async function buildHidden(
   outer: HeaderState,
   hidden: HiddenOptions,
   costLevel: number,
@@ -277,6 +281,17 @@ async function buildHidden(
       'choose another password or keyfile for the hidden volume',
     );
   }
+  checkHiddenSize(outer.dataSize, dataSize);
+  return newHeaderState('hidden', hidden.secret, hidden.costLevel ?? costLevel, {
+    fileSize: outer.fileSize,
+    dataOffset: outer.dataOffset + outer.dataSize - dataSize,
+    dataSize,
+    kdfSalts: outer.kdfSalts,
+  });
+}
+
+/** A hidden volume of `dataSize` bytes is whole sectors, at least 768 KiB, and leaves the outer as much. */
+export function checkHiddenSize(outerDataSize: number, dataSize: number): void {
   if (!Number.isSafeInteger(dataSize) || dataSize % SECTOR_BYTES !== 0 || dataSize < MIN_DATA_BYTES) {
     throw new VaultError(
       'USAGE',
@@ -284,19 +299,13 @@ async function buildHidden(
       'give a larger --hidden size, e.g. 64M',
     );
   }
-  if (dataSize > outer.dataSize - MIN_DATA_BYTES) {
+  if (dataSize > outerDataSize - MIN_DATA_BYTES) {
     throw new VaultError(
       'USAGE',
       'the hidden volume must be smaller than the outer volume, leaving it at least 768 KiB',
       'give a smaller --hidden size or a larger vault',
     );
   }
-  return newHeaderState('hidden', hidden.secret, hidden.costLevel ?? costLevel, {
-    fileSize: outer.fileSize,
-    dataOffset: outer.dataOffset + outer.dataSize - dataSize,
-    dataSize,
-    kdfSalts: outer.kdfSalts,
-  });
 }
 
 /** The hidden volume's data area in the outer volume's cleartext byte offsets. */

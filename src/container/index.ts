@@ -4,6 +4,14 @@ export type { BlockDevice } from './block-device.js';
 export { type CreateOptions, createVault, type HiddenOptions } from './create.js';
 export { cannotUnlock, isVaultError, VaultError, type VaultErrorCode } from './errors.js';
 export type { ContainerFile, OpenContainerFile } from './file.js';
+export {
+  type FilesystemUsage,
+  type MeasuredFilesystem,
+  measureFilesystem,
+  type ReadVolume,
+  type UnmeasuredFilesystem,
+} from './fs-usage.js';
+export { type AddHiddenOptions, addHiddenVolume, type HiddenRoom, hiddenRoom } from './hidden.js';
 export { MIN_FILE_BYTES, OVERHEAD_BYTES, SECTOR_BYTES } from './layout.js';
 export {
   addKey,

@@ -1,16 +1,21 @@
 // `vault create <size> <file>`: a new vault of exactly <size> bytes, data area filled with ciphertext,
 // formatted (ext4 by default) by running mkfs on the bridge's cleartext block file.
+// `vault create --hidden <size> <file>`: adds a hidden volume to the existing vault <file>.
 import { accessSync, constants } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { BlockDevice } from '../../container/block-device.js';
 import { checkNewFile, createVault } from '../../container/create.js';
 import { VaultError } from '../../container/errors.js';
+import { addHiddenVolume } from '../../container/hidden.js';
 import { withBridge } from '../../fuse/bridge.js';
 import { findTool, runChecked } from '../../fuse/system.js';
 import { interruptSignal } from '../interrupt.js';
 import { createProgress } from '../progress.js';
+import { warn } from '../report.js';
 import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
 import { formatSize, parseSize } from '../size.js';
+import { refuseIfMounted } from './resize.js';
 
 export const FILESYSTEMS = ['ext4', 'vfat', 'exfat', 'none'] as const;
 export type Filesystem = (typeof FILESYSTEMS)[number];
@@ -37,13 +42,22 @@ interface CreateCommandOptions extends SecretOptions {
 export function register(program: Command): void {
   const command = program
     .command('create')
-    .description('create a new vault file of <size> bytes (binary units: 64M, 2G, 1.5T) and format it')
+    .description(
+      'create a new vault file of <size> bytes (binary units: 64M, 2G, 1.5T) and format it, ' +
+        'or add a hidden volume to an existing vault',
+    )
+    .usage(
+      '[options] <size> <file>\n       vault create [options] --hidden <size> <file>   (add a hidden volume to the existing vault <file>)',
+    )
     .argument('<size>', 'size of the vault file: 64M, 512M, 2G, 1.5T or bytes')
-    .argument('<file>', 'the vault file to create')
+    .argument('[file]', 'the vault file to create')
     .option('--filesystem <type>', `filesystem inside: ${FILESYSTEMS.join(', ')}`, 'ext4')
     .option('--quick', 'do not fill the data area with random-looking data (faster; reveals usage, see docs)')
     .option('-f, --force', 'replace an existing file')
-    .option('--hidden <size>', 'also create a hidden volume of <size> in the tail (asks for a second secret)')
+    .option(
+      '--hidden <size>',
+      'also create a hidden volume of <size> in the tail (asks for a second secret); with one <file> only, add one to that existing vault',
+    )
     .option('--hidden-filesystem <type>', 'filesystem inside the hidden volume', 'ext4')
     .option(
       '--hidden-keyfile <path>',
@@ -62,11 +76,25 @@ Examples:
   printf '%s\\n' "$PASS" | vault create 1G a.vol --password-stdin
   vault create 1G deniable.vol --hidden 300M          # outer (exfat) password, then hidden (ext4) password
   printf '%s\\n%s\\n' "$OUTER" "$HIDDEN" | vault create 1G d.vol --hidden 300M --password-stdin
+  vault create --hidden 200M usb.vol                  # add one to an existing exfat/vfat vault: its password, then the hidden one
 
 With --hidden, the outer volume gets exfat unless --filesystem says otherwise (its metadata stays at the
-start, away from the hidden volume); ext4 is refused for it. See SECURITY.md on what deniability gives.`,
+start, away from the hidden volume); ext4 is refused for it. A hidden volume can be added to an existing
+vault only when its filesystem is exfat or vfat and leaves the tail free (ext4 spreads metadata over
+the whole volume). See SECURITY.md on what deniability gives.`,
   );
-  command.action(async (sizeText: string, file: string, options: CreateCommandOptions) => {
+  command.action(async (sizeText: string, file: string | undefined, options: CreateCommandOptions) => {
+    if (file === undefined) {
+      if (options.hidden === undefined) {
+        throw new VaultError(
+          'USAGE',
+          'a size and a file are needed',
+          'vault create <size> <file>, or vault create --hidden <size> <file> to add a hidden volume to an existing vault',
+        );
+      }
+      await addHidden(command, sizeText, options);
+      return;
+    }
     const fileSize = parseSize(sizeText);
     const hiddenSize = options.hidden === undefined ? null : parseSize(options.hidden);
     const filesystemChosen = command.getOptionValueSource('filesystem') !== 'default';
@@ -149,6 +177,64 @@ start, away from the hidden volume); ext4 is refused for it. See SECURITY.md on 
     }
     if (filesystem !== 'none') process.stdout.write(`Mount it with: vault mount ${file} <mountpoint>\n`);
   });
+}
+
+/** `vault create --hidden <size> <file>`: the one positional is the existing vault. */
+async function addHidden(command: Command, file: string, options: CreateCommandOptions): Promise<void> {
+  for (const [name, flag] of [
+    ['filesystem', '--filesystem'],
+    ['quick', '--quick'],
+    ['force', '--force'],
+  ] as const) {
+    const source = command.getOptionValueSource(name);
+    if (source !== undefined && source !== 'default') {
+      throw new VaultError(
+        'USAGE',
+        `${flag} cannot be used when adding a hidden volume to an existing vault`,
+        `leave out ${flag}; the outer volume stays as it is (--hidden-filesystem formats the hidden one)`,
+      );
+    }
+  }
+  const hiddenSize = parseSize(options.hidden ?? '');
+  const hiddenFilesystem = parseFilesystem(options.hiddenFilesystem);
+  const costLevel = parseCost(options);
+  const info = await stat(file).catch(() => null);
+  if (!info) throw new VaultError('NOT_FOUND', `no such file: ${file}`, 'check the path of the vault');
+  if (!info.isFile()) throw new VaultError('USAGE', `not a vault file: ${file}`, 'name the vault file');
+  await refuseIfMounted(file, { allowReadOnly: false });
+  if (hiddenFilesystem !== 'none') checkFormatTools(hiddenFilesystem);
+  warn(
+    `a hidden volume already in ${file} is replaced: the outer secret cannot see one, so it cannot be kept`,
+  );
+  const secret = await readSecret(options, { prompt: `Password of the existing vault ${file}: ` });
+  let hiddenSecret: Awaited<ReturnType<typeof readSecret>> | null = null;
+  try {
+    hiddenSecret = await readSecret(options, {
+      prompt: `Password for the new HIDDEN volume in ${file} (must differ): `,
+      confirm: true,
+      stdinLine: 1,
+      keyfiles: options.hiddenKeyfile ?? [],
+    });
+    const room = await addHiddenVolume(file, {
+      outerSecret: secret,
+      costLevel,
+      signal: interruptSignal(),
+      hidden: {
+        dataSize: hiddenSize,
+        secret: hiddenSecret,
+        ...(hiddenFilesystem === 'none' ? {} : { format: formatter(hiddenFilesystem) }),
+      },
+    });
+    const { usage } = room;
+    process.stdout.write(
+      `Added a hidden volume of ${formatSize(hiddenSize)} (${hiddenFilesystem === 'none' ? 'no filesystem' : hiddenFilesystem}) to ${file}; its password mounts it.\n` +
+        `The outer ${usage.filesystem} filesystem uses the first ${formatSize(usage.usedEnd)} of ${formatSize(room.outerDataSize)}.\n` +
+        'Mount the outer volume with --protect-hidden until you are done writing to it.\n',
+    );
+  } finally {
+    secret.wipe();
+    hiddenSecret?.wipe();
+  }
 }
 
 function formatter(filesystem: Exclude<Filesystem, 'none'>): (vault: BlockDevice) => Promise<void> {

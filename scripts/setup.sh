@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 #   exfat-fuse          mounts exfat (the outer volume of hidden-volume vaults) on kernels without exfat
 #   util-linux, mount   losetup, mount, umount, script (tests)
 #   fio                 the load tests
+#   mtools              mcopy: files onto vfat images in the hidden-volume unit tests
 #   fuse2fs             vault mount --user: ext4 without root (FUSE instead of a loop device)
-packages=(fuse libfuse2 e2fsprogs dosfstools exfatprogs exfat-fuse util-linux mount fio fuse2fs)
+packages=(fuse libfuse2 e2fsprogs dosfstools exfatprogs exfat-fuse util-linux mount fio fuse2fs mtools)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -78,6 +78,32 @@ describe.skipIf(!canMount)('adding a hidden volume to an existing vault', () => 
     expect(leftovers(dir)).toEqual([]);
   });
 
+  it('a vfat vault gets one too; the bytes of its outer volume stay as they were', async () => {
+    const file = join(dir, 'fat.vol');
+    await vaultOk(['create', '48M', file, '--filesystem', 'vfat', '--password-stdin'], OUTER);
+    const before = await readFile(file);
+    await vaultOk(['create', '--hidden', '16M', file, '--password-stdin'], OUTER + HIDDEN);
+    const after = await readFile(file);
+    // Changed: the two hidden header sectors and the hidden area (the last 16 MiB of the data area).
+    const hiddenStart = after.length - 131072 - 16 * 2 ** 20;
+    const outside = (bytes: Buffer) =>
+      sha256(
+        Buffer.concat([
+          bytes.subarray(0, 65536),
+          bytes.subarray(65536 + 4096, hiddenStart),
+          bytes.subarray(after.length - 131072, after.length - 65536),
+          bytes.subarray(after.length - 65536 + 4096),
+        ]),
+      );
+    expect(outside(after)).toBe(outside(before));
+    const mnt = join(dir, 'fat-hidden');
+    await mkdir(mnt);
+    await vaultOk(['mount', file, mnt, '--password-stdin'], HIDDEN);
+    await writeFile(join(mnt, 'deep.txt'), 'in the tail of a vfat vault');
+    await vaultOk(['dismount', mnt]);
+    expect(leftovers(dir)).toEqual([]);
+  });
+
   it('refuses ext4, a size that does not fit, a mounted vault and options of a new vault; the file stays as it was', async () => {
     const ext4 = join(dir, 'ext4.vol');
     await vaultOk(['create', '32M', ext4, '--password-stdin'], OUTER);

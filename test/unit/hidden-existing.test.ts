@@ -253,6 +253,25 @@ describe('adding a hidden volume to an existing vault', () => {
     expect(failed.message).toMatch(
       /mkfs died; the hidden header was written, but its volume may be half-formatted/,
     );
+    // Ctrl-C while formatting: INTERRUPTED, saying what is left.
+    const controller = new AbortController();
+    const interrupted = await refusal(
+      addHiddenVolume(path, {
+        outerSecret: await secret('outer password'),
+        costLevel,
+        signal: controller.signal,
+        hidden: {
+          dataSize: HIDDEN_SIZE,
+          secret: await secret('fourth hidden'),
+          format: async (vault) => {
+            await vault.writeAt(Buffer.alloc(4096, 1), 0);
+            controller.abort();
+          },
+        },
+      }),
+    );
+    expect(isVaultError(interrupted, 'INTERRUPTED')).toBe(true);
+    expect(interrupted.message).toMatch(/interrupted; the hidden header was written/);
     expect(outsideHidden(await readFile(path), HIDDEN_SIZE)).toBe(outsideHidden(before, HIDDEN_SIZE));
     // Running it again finishes the job.
     await add(path, HIDDEN_SIZE, 'third hidden');

@@ -1,6 +1,7 @@
 // The mount daemon: one detached process per mounted vault. It receives settings and the secret on fd 3,
 // unlocks (the one KDF run), serves the cleartext through the FUSE bridge, attaches the loop device and
 // mounts the filesystem; on SIGTERM/SIGINT (or any failure) it undoes all of it in reverse and wipes keys.
+import { writeSync } from 'node:fs';
 import { mkdir, rmdir } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -9,10 +10,11 @@ import { isVaultError, VaultError } from '../container/errors.js';
 import { Secret } from '../container/secret.js';
 import { openVault, Vault } from '../container/vault.js';
 import { type Bridge, mountBridge } from './bridge.js';
+import { preloadFuse } from './fuse-native.js';
 import { openHostFile } from './host-file.js';
 import { openPassthroughDevice } from './passthrough-device.js';
 import { type DaemonMessage, type DaemonSettings, readSettingsAndSecret } from './protocol.js';
-import { fuseDirOf, type MountState, removeStateDir, writeState } from './state.js';
+import { fuseDirOf, type MountState, openLogFile, removeStateDir, writeState } from './state.js';
 import {
   attachLoop,
   detachLoop,
@@ -26,8 +28,16 @@ import {
   unmountFilesystem,
 } from './system.js';
 
+/** The vault's log (state.ts openLogFile), once the settings say which vault; nothing is logged before. */
+let logFd: number | null = null;
+
 function log(message: string): void {
-  process.stderr.write(`${new Date().toISOString()} vault-daemon[${process.pid}]: ${message}\n`);
+  if (logFd === null) return;
+  try {
+    writeSync(logFd, `${new Date().toISOString()} vault-daemon[${process.pid}]: ${message}\n`);
+  } catch {
+    // A full /run must not stop the daemon from serving or from wiping its keys.
+  }
 }
 
 const channel = new Socket({ fd: 3, readable: true, writable: true });
@@ -64,9 +74,11 @@ function checkStop(): void {
 }
 
 async function start(): Promise<void> {
+  preloadFuse();
   const received = await readSettingsAndSecret(channel);
   settings = received.settings;
   const s = settings;
+  logFd = openLogFile(s.id);
   state = {
     version: 1,
     id: s.id,
@@ -288,6 +300,8 @@ process.on('uncaughtException', (error) => {
 try {
   await start();
 } catch (error) {
+  // A daemon prestarted by a `vault mount` that then failed or was interrupted: it never had anything.
+  if (settings === null) process.exit(0);
   if (!isVaultError(error))
     log(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   else log(`failed: ${error.message}`);

@@ -91,6 +91,15 @@ function load(): { Fuse: FuseConstructor; binding: FuseBinding } {
   return loaded;
 }
 
+/** Loads fuse-native ahead of need (the daemon does it while it waits for its settings); errors wait too. */
+export function preloadFuse(): void {
+  try {
+    load();
+  } catch {
+    // mountFuse loads it again and reports the failure where it can be logged.
+  }
+}
+
 /** 128 KiB: the largest request libfuse 2 and the kernel hand over, whatever is asked for. */
 export const MAX_REQUEST = 131072;
 

@@ -1,15 +1,14 @@
 // Mount, dismount and list, as the CLI (and the bench) call them: checks before anything happens, the
 // daemon started with its settings and secret over a pipe, and clean-up of every remain when a daemon
 // died (kill -9, crash). The daemon itself does the mounting, so each step is undone in one place.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync, statSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { mkdir, readdir, realpath, rmdir, stat } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { homedir } from 'node:os';
 import { basename, extname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { VaultError, type VaultErrorCode } from '../container/errors.js';
 import type { Secret } from '../container/secret.js';
+import { channelOf, takeDaemon } from './daemon-process.js';
 import { type DaemonSettings, readDaemonMessage } from './protocol.js';
 import {
   claimStateDir,
@@ -199,19 +198,8 @@ export async function mountVault(target: MountTarget, request: MountRequest): Pr
       mountpoint = await createMountpoint(target.file, request.user ?? false);
       createdMountpoint = true;
     }
-    const daemonPath = fileURLToPath(new URL('./daemon.js', import.meta.url));
-    const logFile = logFileOf(target.id);
-    // Appended per mount (a failed mount can point to it); started afresh once it grows past 1 MiB.
-    const log = openSync(
-      logFile,
-      (statSync(logFile, { throwIfNoEntry: false })?.size ?? 0) > 1 << 20 ? 'w' : 'a',
-      0o600,
-    );
-    try {
-      child = spawn(process.execPath, [daemonPath], { detached: true, stdio: ['ignore', log, log, 'pipe'] });
-    } finally {
-      closeSync(log);
-    }
+    // Usually prestarted by the CLI; it opens its own log (state.ts openLogFile) once it has the settings.
+    child = takeDaemon();
     const pid = child.pid ?? 0;
     await writeState({
       version: 1,
@@ -231,7 +219,7 @@ export async function mountVault(target: MountTarget, request: MountRequest): Pr
       mountedAt: new Date().toISOString(),
       unlockMs: null,
     });
-    const channel = child.stdio[3] as Socket;
+    const channel = channelOf(child);
     const exited = new Promise<void>((resolveExit) => {
       if (child?.exitCode !== null) resolveExit();
       child?.once('exit', () => resolveExit());
@@ -255,8 +243,8 @@ export async function mountVault(target: MountTarget, request: MountRequest): Pr
       }
       throw new VaultError(
         'INTERNAL',
-        'the mount daemon stopped without saying why',
-        `see its log, ${logFileOf(target.id)}`,
+        `the mount daemon stopped without saying why (${child.signalCode ?? `exit code ${child.exitCode}`})`,
+        `see its log, ${logFileOf(target.id)}; if it is empty, run node ${child.spawnargs[1]} by hand to see why it cannot start`,
       );
     } finally {
       request.signal?.removeEventListener('abort', onAbort);

@@ -1,6 +1,7 @@
 // What is mounted: one directory per mounted vault, /run/vault/<dev>-<ino>/, holding state.json (written
 // atomically), the daemon's log and the FUSE directory `fuse/` with the block file `volume`.
 // Keyed by the container's device and inode, so another path or a hard link to it is the same vault.
+import { openSync, statSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { VaultError } from '../container/errors.js';
 import { RUN_DIR } from './bridge.js';
@@ -61,6 +62,13 @@ export const LOG_DIR = `${RUN_DIR}/log`;
 
 export function logFileOf(id: string): string {
   return `${LOG_DIR}/${id}.log`;
+}
+
+/** The daemon's log of a vault, opened for appending; started afresh once it grows past 1 MiB. */
+export function openLogFile(id: string): number {
+  const file = logFileOf(id);
+  const size = statSync(file, { throwIfNoEntry: false })?.size ?? 0;
+  return openSync(file, size > 1 << 20 ? 'w' : 'a', 0o600);
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   linkSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   statSync,
   writeFileSync,
@@ -79,6 +80,20 @@ function syncfs(path: string): void {
 
 function expectClean(): void {
   expect(leftovers(dir, extraPaths)).toEqual([]);
+}
+
+/** Mount daemons now running (a failed `vault mount` must not leave the one it prestarted). */
+function daemonPids(): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('fuse/daemon.js');
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 describe.skipIf(!canMount)('vault mount / dismount / list', () => {
@@ -299,6 +314,7 @@ describe.skipIf(!canMount)('vault mount / dismount / list', () => {
     const file = await createVault('fail.vol');
     const mountpoint = makeDir('mnt');
 
+    const daemonsBefore = daemonPids();
     const wrong = await mount(file, [mountpoint], 'wrong password');
     expect(wrong.code).toBe(3);
     expect(wrong.stderr).toContain('cannot unlock');
@@ -312,6 +328,7 @@ describe.skipIf(!canMount)('vault mount / dismount / list', () => {
 
     const missing = await mount(file, [join(dir, 'nowhere')]);
     expect(missing.code).toBe(4);
+    expect(daemonPids()).toEqual(daemonsBefore);
 
     // A mountpoint that is in use: another vault is mounted there.
     const other = await createVault('other.vol');
@@ -324,6 +341,7 @@ describe.skipIf(!canMount)('vault mount / dismount / list', () => {
     const noFile = await mount(join(dir, 'absent.vol'), [mountpoint]);
     expect(noFile.code).toBe(4);
     expectClean();
+    expect(daemonPids()).toEqual(daemonsBefore);
   });
 
   it('--no-filesystem prints the block file, which holds the cleartext volume', async () => {

@@ -4,6 +4,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { VaultError } from '../container/errors.js';
 
 let waiting: ChildProcess | null = null;
 
@@ -16,7 +17,7 @@ export function prestartDaemon(): void {
   if (waiting) return;
   const child = spawnDaemon();
   child.unref();
-  channelOf(child).unref();
+  (child.stdio[3] as Socket | null)?.unref();
   process.once('exit', () => {
     if (waiting === child) child.kill('SIGKILL');
   });
@@ -25,14 +26,27 @@ export function prestartDaemon(): void {
 
 /** The prestarted daemon if it is still alive, else a new one. The caller owns it from now on. */
 export function takeDaemon(): ChildProcess {
-  const child = waiting;
+  const early = waiting;
   waiting = null;
-  if (child && child.exitCode === null && child.signalCode === null) {
-    child.ref();
-    channelOf(child).ref();
-    return child;
+  if (early && started(early) && early.exitCode === null && early.signalCode === null) {
+    early.ref();
+    channelOf(early).ref();
+    return early;
   }
-  return spawnDaemon();
+  const child = spawnDaemon();
+  if (!started(child)) {
+    throw new VaultError(
+      'NEEDS_SYSTEM',
+      `cannot start the mount daemon (${child.spawnargs.join(' ')})`,
+      'check that node and /dev/null are usable here (in a container: a complete /dev)',
+    );
+  }
+  return child;
+}
+
+/** Spawning failed (no pid), e.g. without /dev/null; the error event that follows is ignored. */
+function started(child: ChildProcess): boolean {
+  return child.pid !== undefined;
 }
 
 /** fd 3 of the daemon: settings and secret go down it, its answer comes back up. */
@@ -43,8 +57,11 @@ export function channelOf(child: ChildProcess): Socket {
 function spawnDaemon(): ChildProcess {
   const daemonPath = fileURLToPath(new URL('./daemon.js', import.meta.url));
   // No stdout or stderr: the daemon outlives us and writes its own log (state.ts openLogFile).
-  return spawn(process.execPath, [daemonPath], {
+  const child = spawn(process.execPath, [daemonPath], {
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
   });
+  // Spawn failures surface as a missing pid (see started); later errors (a failed kill) change nothing.
+  child.on('error', () => {});
+  return child;
 }

@@ -4,7 +4,8 @@
 // byte-identical, and leave no mount, loop device, daemon, state directory or temporary file behind.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, linkSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
@@ -31,12 +32,15 @@ interface Row {
   /** stdin; default: the password and a newline. null: stdin closed (fd 0 not open at all). */
   stdin?: string | null;
   /** Run as `nobody`, or in a mount namespace without a usable /dev/fuse. */
-  as?: 'nobody' | 'no-dev-fuse' | 'fake-dev-fuse';
+  as?: 'nobody' | 'no-dev-fuse' | 'fake-dev-fuse' | 'only-dev-fuse';
   code: keyof typeof EXIT_CODES;
   /** The row collides with the second vault, which must be mounted at that moment. */
   needsBusy?: boolean;
   error: RegExp;
 }
+
+/** A bind mount of the real /dev/fuse, kept outside the private /dev (removed after the suite). */
+const FUSE_DEV_COPY = join(tmpdir(), `vault-fuse-dev-${process.pid}`);
 
 function run(row: Row): Promise<{ code: number; stderr: string }> {
   const vaultCommand = [process.execPath, VAULT_BIN, ...row.args];
@@ -46,6 +50,19 @@ function run(row: Row): Promise<{ code: number; stderr: string }> {
   } else if (row.as === 'no-dev-fuse') {
     // A private mount namespace whose /dev has no fuse device: as in a container started without it.
     command = ['unshare', '-m', 'sh', '-c', 'mount -t tmpfs none /dev && exec "$@"', 'sh', ...vaultCommand];
+  } else if (row.as === 'only-dev-fuse') {
+    // A /dev with the FUSE device and nothing else (no /dev/null): the daemon cannot be started.
+    const keep = FUSE_DEV_COPY;
+    writeFileSync(keep, '');
+    command = [
+      'unshare',
+      '-m',
+      'sh',
+      '-c',
+      `mount --bind /dev/fuse ${keep} && mount -t tmpfs none /dev && touch /dev/fuse && mount --bind ${keep} /dev/fuse && exec "$@"`,
+      'sh',
+      ...vaultCommand,
+    ];
   } else if (row.as === 'fake-dev-fuse') {
     // /dev/fuse present but not the FUSE device (a broken container setup).
     command = [
@@ -128,6 +145,7 @@ describe.skipIf(!canMount)('bad command-line input', () => {
   });
 
   afterAll(async () => {
+    rmSync(FUSE_DEV_COPY, { force: true });
     const cleaned = [...(await forceCleanup(dir)), ...(await forceCleanup(busyDir))];
     await removeTempDirs();
     expect(cleaned, 'the test left these behind').toEqual([]);
@@ -370,6 +388,13 @@ describe.skipIf(!canMount)('bad command-line input', () => {
         as: 'no-dev-fuse',
         code: 'NEEDS_SYSTEM',
         error: /\/dev\/fuse is missing/,
+      },
+      {
+        name: 'mount where the daemon cannot start (no /dev/null)',
+        args: ['mount', file, mnt, ...secretArgs],
+        as: 'only-dev-fuse',
+        code: 'NEEDS_SYSTEM',
+        error: /cannot start the mount daemon/,
       },
       {
         name: '/dev/fuse that is not the FUSE device',

@@ -205,6 +205,16 @@ try {
   log(
     `  vault / passthrough: write ${((100 * summary.vault.write) / summary.passthrough.write).toFixed(0)}%, read ${((100 * summary.vault.read) / summary.passthrough.read).toFixed(0)}%`,
   );
+  // The disk's noise moves whole rounds; the ratio within a round (taken minutes apart at most) moves less.
+  const roundRatios = (key) =>
+    results.vault.map((figures, round) => (100 * figures[key]) / results.passthrough[round][key]);
+  log(
+    `  vault / passthrough within each round: write ${roundRatios('write')
+      .map((ratio) => `${ratio.toFixed(0)}%`)
+      .join(
+        ' ',
+      )} (median ${median(roundRatios('write')).toFixed(0)}%), read median ${median(roundRatios('read')).toFixed(0)}%`,
+  );
   log(
     `  vault mount: median ${median(mountTimes).toFixed(0)} ms, minus KDF ${median(overheads).toFixed(0)} ms (${MOUNT_SAMPLES} samples)`,
   );

@@ -3,31 +3,14 @@
 // brings back an old password. Real binary, real FUSE mount.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  buildDist,
-  canMount,
-  FAST_COST,
-  forceCleanup,
-  leftovers,
-  makeTempDir,
-  removeTempDirs,
-  vault,
-  vaultOk,
-} from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { canMount, FAST_COST, leftovers, useTempDir, vault, vaultOk } from './helpers.js';
 
 const cost = ['--cost', FAST_COST];
 let dir: string;
 
-beforeAll(async () => {
-  await buildDist();
-  dir = await makeTempDir('vault-headers-');
-});
-afterEach(async () => {
-  await forceCleanup(dir);
-});
-afterAll(async () => {
-  await removeTempDirs();
+useTempDir('vault-headers-', (made) => {
+  dir = made;
 });
 
 describe.skipIf(!canMount)('header maintenance from the command line', () => {

@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const VAULT_BIN = join(ROOT, 'bin/vault');
@@ -240,6 +241,25 @@ export function leftovers(dir: string, extraPaths: readonly string[] = []): stri
   }
   for (const path of extraPaths) if (existsSync(path)) found.push(`path ${path}`);
   return found;
+}
+
+/**
+ * The usual suite set-up: dist/ built and one temporary directory, handed to `use`, that is cleaned up
+ * (forceCleanup) after every test and removed after the suite.
+ */
+export function useTempDir(prefix: string, use: (dir: string) => void): void {
+  let dir = '';
+  beforeAll(async () => {
+    await buildDist();
+    dir = await makeTempDir(prefix);
+    use(dir);
+  });
+  afterEach(async () => {
+    await forceCleanup(dir);
+  });
+  afterAll(async () => {
+    await removeTempDirs();
+  });
 }
 
 /**

@@ -4,33 +4,16 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  buildDist,
-  canMount,
-  FAST_COST,
-  forceCleanup,
-  leftovers,
-  makeTempDir,
-  removeTempDirs,
-  vault,
-  vaultOk,
-} from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { canMount, FAST_COST, leftovers, useTempDir, vault, vaultOk } from './helpers.js';
 
 const cost = ['--cost', FAST_COST];
 const OUTER = 'outer password 1\n';
 const HIDDEN = 'hidden password 2\n';
 let dir: string;
 
-beforeAll(async () => {
-  await buildDist();
-  dir = await makeTempDir('vault-hidden-add-');
-});
-afterEach(async () => {
-  await forceCleanup(dir);
-});
-afterAll(async () => {
-  await removeTempDirs();
+useTempDir('vault-hidden-add-', (made) => {
+  dir = made;
 });
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');

@@ -4,19 +4,8 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  buildDist,
-  canMount,
-  FAST_COST,
-  forceCleanup,
-  leftovers,
-  makeTempDir,
-  removeTempDirs,
-  sh,
-  vault,
-  vaultOk,
-} from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { canMount, FAST_COST, leftovers, sh, useTempDir, vault, vaultOk } from './helpers.js';
 
 const cost = ['--cost', FAST_COST];
 const OUTER = 'outer password 1\n';
@@ -25,15 +14,8 @@ const FILE_MIB = 64;
 const HIDDEN_MIB = 24;
 let dir: string;
 
-beforeAll(async () => {
-  await buildDist();
-  dir = await makeTempDir('vault-hidden-');
-});
-afterEach(async () => {
-  await forceCleanup(dir);
-});
-afterAll(async () => {
-  await removeTempDirs();
+useTempDir('vault-hidden-', (made) => {
+  dir = made;
 });
 
 /** SHA-256 of the hidden volume's ciphertext: the tail of the outer data area. */

@@ -97,6 +97,20 @@ export function checkSystem(tools: readonly string[], options: { user?: boolean 
       'run the command with sudo; an ext4 vault can also be mounted without root: vault mount --user',
     );
   }
+  checkFuseDevice(options);
+  for (const tool of tools) {
+    if (!findTool(tool)) {
+      throw new VaultError(
+        'NEEDS_SYSTEM',
+        `the system tool ${tool} is missing`,
+        'install util-linux, fuse and e2fsprogs (scripts/setup.sh does it on Debian)',
+      );
+    }
+  }
+}
+
+/** /dev/fuse is there and usable by us; a clear error (and for --user, who can fix it) otherwise. */
+export function checkFuseDevice(options: { user?: boolean } = {}): void {
   try {
     accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
   } catch {
@@ -112,15 +126,6 @@ export function checkSystem(tools: readonly string[], options: { user?: boolean 
       '/dev/fuse is missing',
       'load the fuse module (modprobe fuse); in a container, pass --device /dev/fuse',
     );
-  }
-  for (const tool of tools) {
-    if (!findTool(tool)) {
-      throw new VaultError(
-        'NEEDS_SYSTEM',
-        `the system tool ${tool} is missing`,
-        'install util-linux, fuse and e2fsprogs (scripts/setup.sh does it on Debian)',
-      );
-    }
   }
 }
 

@@ -1,7 +1,6 @@
 // `vault create <size> <file>`: a new vault of exactly <size> bytes, data area filled with ciphertext,
 // formatted (ext4 by default) by running mkfs on the bridge's cleartext block file.
 // `vault create --hidden <size> <file>`: adds a hidden volume to the existing vault <file>.
-import { accessSync, constants } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { BlockDevice } from '../../container/block-device.js';
@@ -9,7 +8,7 @@ import { checkNewFile, createVault } from '../../container/create.js';
 import { VaultError } from '../../container/errors.js';
 import { addHiddenVolume } from '../../container/hidden.js';
 import { withBridge } from '../../fuse/bridge.js';
-import { findTool, runChecked } from '../../fuse/system.js';
+import { checkFuseDevice, findTool, runChecked } from '../../fuse/system.js';
 import { interruptSignal } from '../interrupt.js';
 import { createProgress } from '../progress.js';
 import { warn } from '../report.js';
@@ -258,11 +257,7 @@ function checkFormatTools(filesystem: Exclude<Filesystem, 'none'>): void {
       'run the command with sudo, or create it with --filesystem none',
     );
   }
-  try {
-    accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
-  } catch {
-    throw new VaultError('NEEDS_SYSTEM', '/dev/fuse is missing', 'load the fuse module (modprobe fuse)');
-  }
+  checkFuseDevice();
   if (!findTool(tool)) {
     throw new VaultError(
       'NEEDS_SYSTEM',

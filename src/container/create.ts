@@ -16,6 +16,7 @@ import { deriveHeaderKey, randomSlotTable, type SlotTable } from './header.js';
 import {
   checkCostFits,
   type HeaderState,
+  type OtherSlots,
   sealHeaderPair,
   wipeHeaderState,
   wrapInBothCopies,
@@ -233,6 +234,7 @@ async function newHeaderState(
   secret: Secret,
   costLevel: number,
   layout: { fileSize: number; dataOffset: number; dataSize: number; kdfSalts?: [Uint8Array, Uint8Array] },
+  other?: OtherSlots,
 ): Promise<HeaderState> {
   const masterKey = newMasterKey();
   const tables: [SlotTable, SlotTable] = [randomSlotTable(), randomSlotTable()];
@@ -255,7 +257,7 @@ async function newHeaderState(
     ],
   };
   try {
-    await wrapInBothCopies(state, tables, 0, secret, costLevel);
+    await wrapInBothCopies(state, tables, 0, secret, costLevel, other);
   } catch (error) {
     wipeHeaderState(state);
     throw error;
@@ -282,12 +284,19 @@ export async function buildHidden(
     );
   }
   checkHiddenSize(outer.dataSize, dataSize);
-  return newHeaderState('hidden', hidden.secret, hidden.costLevel ?? costLevel, {
-    fileSize: outer.fileSize,
-    dataOffset: outer.dataOffset + outer.dataSize - dataSize,
-    dataSize,
-    kdfSalts: outer.kdfSalts,
-  });
+  // Also refuses a hidden secret that opens any outer keyslot (an existing vault may have several).
+  return newHeaderState(
+    'hidden',
+    hidden.secret,
+    hidden.costLevel ?? costLevel,
+    {
+      fileSize: outer.fileSize,
+      dataOffset: outer.dataOffset + outer.dataSize - dataSize,
+      dataSize,
+      kdfSalts: outer.kdfSalts,
+    },
+    { kind: 'outer', tables: outer.tables },
+  );
 }
 
 /** A hidden volume of `dataSize` bytes is whole sectors, at least 768 KiB, and leaves the outer as much. */

@@ -328,23 +328,59 @@ export async function updateHeaders(
   ];
 }
 
-/** Wraps the master key for `secret` into `slot` of both tables, each with its end's KDF salt. */
+/**
+ * The keyslots of the other kind of volume in the same file: the hidden header's for an outer state,
+ * the outer header's for a hidden one. Both kinds derive their slot keys with the outer salts, so a
+ * slot key made for one kind also tries the other's slots, at no extra KDF cost.
+ */
+export interface OtherSlots {
+  kind: HeaderKind;
+  tables: [SlotTable, SlotTable];
+}
+
+export async function otherSlotsOf(file: ContainerFile, state: HeaderState): Promise<OtherSlots> {
+  const sectors = await readHeaderSectors(file, await file.size());
+  const kind: HeaderKind = state.kind === 'outer' ? 'hidden' : 'outer';
+  return { kind, tables: [readSlotTable(sectors[kind][PRIMARY]), readSlotTable(sectors[kind][BACKUP])] };
+}
+
+/**
+ * Wraps the master key for `secret` into `slot` of both tables, each with its end's KDF salt. With
+ * `other`, first refuses a secret that already opens the other kind of volume: unlocking tries the
+ * outer keyslots first, so an outer slot holding the hidden secret would make the hidden volume
+ * unreachable, and a hidden slot holding an outer secret could never be reached.
+ */
 export async function wrapInBothCopies(
   state: HeaderState,
   tables: [SlotTable, SlotTable],
   slot: number,
   secret: Secret,
   costLevel: number,
+  other?: OtherSlots,
 ): Promise<void> {
   checkCostFits(costLevel);
   for (const end of ENDS) {
     const slotKey = await deriveCopySlotKey(secret, state.kdfSalts[end], costLevel);
     try {
+      if (other) refuseSecretOfOther(other, end, slotKey);
       wrapSlot(tables[end], copyId(state.kind, end), slot, slotKey, state.masterKey);
     } finally {
       wipe(slotKey);
     }
   }
+}
+
+function refuseSecretOfOther(other: OtherSlots, end: End, slotKey: Uint8Array): void {
+  const opened = openSlots(other.tables[end], copyId(other.kind, end), slotKey);
+  if (!opened) return;
+  wipe(opened.masterKey);
+  throw new VaultError(
+    'USAGE',
+    other.kind === 'hidden'
+      ? 'this secret opens the hidden volume of this vault; as a secret of the outer volume it would make the hidden volume unreachable'
+      : 'this secret opens the outer volume of this vault; the hidden volume needs a different one',
+    'choose another password or keyfile',
+  );
 }
 
 export function wipeHeaderState(state: HeaderState): void {

@@ -2,14 +2,11 @@
 // outer secret opens the vault, its exFAT/FAT filesystem tells how much of the tail is free, and the
 // hidden header pair is written where random bytes were. The outer header and data are never written.
 import { DEFAULT_COST_LEVEL } from '../crypto/kdf.js';
-import { wipe } from '../crypto/random.js';
 import { abortIfAsked, buildHidden, checkHiddenSize, type HiddenOptions } from './create.js';
 import { isVaultError, VaultError } from './errors.js';
 import { type ContainerFile, fileError, type OpenContainerFile, openContainerFile } from './file.js';
 import { type FilesystemUsage, measureFilesystem } from './fs-usage.js';
-import { openSlots } from './header.js';
 import {
-  deriveCopySlotKey,
   type HeaderState,
   layoutIncomplete,
   sealHeaderPair,
@@ -17,7 +14,7 @@ import {
   wipeHeaderState,
   writeHeaderPair,
 } from './header-pair.js';
-import { copyId, MIN_DATA_BYTES, PRIMARY, SECTOR_BYTES } from './layout.js';
+import { MIN_DATA_BYTES, SECTOR_BYTES } from './layout.js';
 import type { Secret } from './secret.js';
 import { Vault } from './vault.js';
 
@@ -83,7 +80,6 @@ export async function addHiddenVolume(path: string, options: AddHiddenOptions): 
     if (dataSize > room.maxHiddenBytes) throw tooLarge(room, dataSize);
     const hiddenStart = outer.dataOffset + outer.dataSize - dataSize;
     await refuseNeverWritten(file, hiddenStart, dataSize);
-    await refuseSecretOpeningOuter(outer, options.hidden.secret, options.hidden.costLevel ?? costLevel);
     abortIfAsked(options.signal, 'nothing was changed');
 
     hidden = await buildHidden(outer, options.hidden, costLevel, options.outerSecret);
@@ -213,31 +209,6 @@ async function refuseNeverWritten(file: ContainerFile, start: number, length: nu
         'create a new vault without --quick: vault create <size> <file> --hidden <size>, and copy the files over',
       );
     }
-  }
-}
-
-/**
- * A hidden secret that also opens an outer keyslot would never reach the hidden volume (unlock tries
- * the outer keyslots first). One extra KDF run, on the primary salt.
- */
-async function refuseSecretOpeningOuter(
-  outer: HeaderState,
-  secret: Secret,
-  costLevel: number,
-): Promise<void> {
-  const slotKey = await deriveCopySlotKey(secret, outer.kdfSalts[PRIMARY], costLevel);
-  try {
-    const opened = openSlots(outer.tables[PRIMARY], copyId('outer', PRIMARY), slotKey);
-    if (opened) {
-      wipe(opened.masterKey);
-      throw new VaultError(
-        'USAGE',
-        'the hidden volume needs a secret different from the outer one',
-        'this secret opens a keyslot of the outer volume; choose another password or keyfile for the hidden volume',
-      );
-    }
-  } finally {
-    wipe(slotKey);
   }
 }
 

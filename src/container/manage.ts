@@ -11,6 +11,7 @@ import {
   deriveCopySlotKey,
   type HeaderSectors,
   type HeaderState,
+  otherSlotsOf,
   readHeaderSectors,
   sealHeaderPair,
   stateFromMasterKey,
@@ -55,8 +56,9 @@ export async function changeSecret(
 ): Promise<number> {
   return withUnlocked(path, current, options, async (file, state) => {
     const slot = requireOpenedSlot(state);
+    const other = await otherSlotsOf(file, state);
     await updateHeaders(file, state, async (tables) => {
-      await wrapInBothCopies(state, tables, slot, next, newCost(options));
+      await wrapInBothCopies(state, tables, slot, next, newCost(options), other);
       return state.slotMask;
     });
     return slot;
@@ -80,8 +82,9 @@ export async function addKey(
         'remove one with `vault key remove` first',
       );
     }
+    const other = await otherSlotsOf(file, state);
     await updateHeaders(file, state, async (tables) => {
-      await wrapInBothCopies(state, tables, slot, added, newCost(options));
+      await wrapInBothCopies(state, tables, slot, added, newCost(options), other);
       return state.slotMask | (1 << slot);
     });
     return slot;

@@ -209,7 +209,7 @@ describe('adding a hidden volume to an existing vault', () => {
     await addKey(exfat, await secret('outer password'), await secret('second outer'), { costLevel });
     const otherSlot = await refusal(add(exfat, HIDDEN_SIZE, 'second outer'));
     expect(isVaultError(otherSlot, 'USAGE')).toBe(true);
-    expect((otherSlot as { hint?: string }).hint).toMatch(/opens a keyslot of the outer volume/);
+    expect(otherSlot.message).toMatch(/opens the outer volume of this vault/);
 
     const ext4 = await vaultHolding('ext4.vol', await filesystemImage('ext4', ['mkfs.ext4', '-q', '-F']));
     const ext4Before = sha256(await readFile(ext4));

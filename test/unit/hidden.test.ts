@@ -11,6 +11,7 @@ import {
   backupHeader,
   changeSecret,
   createVault,
+  isVaultError,
   openVault,
   repairHeaders,
   restoreHeader,
@@ -166,6 +167,42 @@ describe('hidden volumes', () => {
     await restored.close();
     const outerStill = await openVault(path, await secret('outer 2'), { costLevel, readOnly: true });
     await outerStill.close();
+  });
+
+  it('no secret can be given to both volumes: passwd and key add refuse one that opens the other kind', async () => {
+    const path = await makeHidden('crossed.vol');
+    const before = await readFile(path);
+    const refused = async (work: Promise<unknown>): Promise<Error> => {
+      const error = await work.then(
+        () => null,
+        (caught: unknown) => caught as Error,
+      );
+      expect(isVaultError(error, 'USAGE'), String(error)).toBe(true);
+      return error as Error;
+    };
+    // As an outer secret, the hidden password would always open the outer volume first.
+    const outerKey = await refused(
+      addKey(path, await secret('outer password'), await secret('hidden password'), { costLevel }),
+    );
+    expect(outerKey.message).toMatch(/opens the hidden volume of this vault/);
+    await refused(
+      changeSecret(path, await secret('outer password'), await secret('hidden password'), { costLevel }),
+    );
+    // As a hidden secret, an outer password could never reach the hidden volume.
+    const hiddenKey = await refused(
+      addKey(path, await secret('hidden password'), await secret('outer password'), { costLevel }),
+    );
+    expect(hiddenKey.message).toMatch(/opens the outer volume of this vault/);
+    await refused(
+      changeSecret(path, await secret('hidden password'), await secret('outer password'), { costLevel }),
+    );
+    expect(Buffer.compare(await readFile(path), before)).toBe(0);
+    // A vault without a hidden volume: its random hidden area opens nothing, so any new secret is fine.
+    const plain = join(dir, 'without-hidden.vol');
+    await createVault(plain, { fileSize: FILE_SIZE, secret: await secret('outer password'), costLevel });
+    expect(
+      await addKey(plain, await secret('outer password'), await secret('hidden password'), { costLevel }),
+    ).toBe(1);
   });
 
   it('refuses --quick with a hidden volume (unfilled sectors would give it away)', async () => {

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const VAULT_BIN = join(ROOT, 'bin/vault');
@@ -243,6 +243,23 @@ export function leftovers(dir: string, extraPaths: readonly string[] = []): stri
   return found;
 }
 
+/**
+ * One temporary directory for a whole suite (dist/ built first), handed to `use`; after the suite,
+ * whatever is still mounted or running there is cleaned up, and the suite fails if there was any.
+ */
+export function useSuiteDir(prefix: string, use: (dir: string) => void): void {
+  let dir = '';
+  beforeAll(async () => {
+    await buildDist();
+    dir = await makeTempDir(prefix);
+    use(dir);
+  });
+  afterAll(async () => {
+    const cleaned = await forceCleanup(dir);
+    await removeTempDirs();
+    expect(cleaned, 'the test left these behind').toEqual([]);
+  });
+}
 /**
  * The usual suite set-up: dist/ built and one temporary directory, handed to `use`, that is cleaned up
  * (forceCleanup) after every test and removed after the suite.

@@ -6,18 +6,8 @@
 // 256 MiB of writes per target in `npm test`, 1.25 GiB with VAULT_SOAK=1.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  buildDist,
-  canMount,
-  FAST_COST,
-  forceCleanup,
-  leftovers,
-  makeTempDir,
-  removeTempDirs,
-  sh,
-  vault,
-} from './helpers.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { canMount, FAST_COST, leftovers, sh, useSuiteDir, vault } from './helpers.js';
 
 const SOAK = process.env.VAULT_SOAK === '1';
 /** Bytes each of the two jobs writes. */
@@ -74,16 +64,8 @@ async function fio(jobs: string, extra: string[] = []): Promise<FioJob[]> {
 
 describe.skipIf(!canMount || !haveFio)('fio with verification', () => {
   let dir = '';
-
-  beforeAll(async () => {
-    await buildDist();
-    dir = await makeTempDir('vault-load-');
-  });
-
-  afterAll(async () => {
-    const cleaned = await forceCleanup(dir);
-    await removeTempDirs();
-    expect(cleaned, 'the test left these behind').toEqual([]);
+  useSuiteDir('vault-load-', (made) => {
+    dir = made;
   });
 
   const written = { filesystem: 0, blockFile: 0 };

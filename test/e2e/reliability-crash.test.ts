@@ -7,17 +7,14 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  buildDist,
   canMount,
   FAST_COST,
-  forceCleanup,
   leftovers,
   listedVault,
-  makeTempDir,
-  removeTempDirs,
   sh,
+  useSuiteDir,
   vault,
   vaultDaemons,
   waitFor,
@@ -124,16 +121,8 @@ const sleep = (ms: number) => new Promise((resolveSleep) => setTimeout(resolveSl
 
 describe.skipIf(!canMount)('kill -9 of the daemon during writes', () => {
   let dir = '';
-
-  beforeAll(async () => {
-    await buildDist();
-    dir = await makeTempDir('vault-crash-');
-  });
-
-  afterAll(async () => {
-    const cleaned = await forceCleanup(dir);
-    await removeTempDirs();
-    expect(cleaned, 'the test left these behind').toEqual([]);
+  useSuiteDir('vault-crash-', (made) => {
+    dir = made;
   });
 
   it(`${ROUNDS} rounds: fsync'd files survive, e2fsck is clean after journal replay, nothing is left`, {

@@ -7,20 +7,8 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  buildDist,
-  canMount,
-  FAST_COST,
-  forceCleanup,
-  leftovers,
-  listedVault,
-  makeTempDir,
-  removeTempDirs,
-  sh,
-  stateIdOf,
-  vault,
-} from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { canMount, FAST_COST, leftovers, listedVault, sh, stateIdOf, useSuiteDir, vault } from './helpers.js';
 
 const secretArgs = ['--password-stdin', '--non-interactive', '--cost', FAST_COST];
 
@@ -99,16 +87,8 @@ async function filesContaining(needle: string, roots: string[]): Promise<string[
 
 describe.skipIf(!canMount)('secrets', () => {
   let dir = '';
-
-  beforeAll(async () => {
-    await buildDist();
-    dir = await makeTempDir('vault-secrets-');
-  });
-
-  afterAll(async () => {
-    const cleaned = await forceCleanup(dir);
-    await removeTempDirs();
-    expect(cleaned, 'the test left these behind').toEqual([]);
+  useSuiteDir('vault-secrets-', (made) => {
+    dir = made;
   });
 
   it('no cleartext and no password outside the vault: files, argv, environment', async () => {

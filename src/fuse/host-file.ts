@@ -16,7 +16,7 @@ const fdatasyncAsync = promisify(fdatasync);
 const fstatAsync = promisify(fstat);
 const futimesAsync = promisify(futimes);
 
-export const openHostFile: OpenContainerFile = (path, mode) => openHostFileWith(fdatasyncAsync)(path, mode);
+export const openHostFile: OpenContainerFile = openHostFileWith(fdatasyncAsync);
 
 /** @internal openHostFile with another fdatasync, so tests can see and fail the background writeback. */
 export function openHostFileWith(datasync: (fd: number) => Promise<void>): OpenContainerFile {

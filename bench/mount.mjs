@@ -6,7 +6,16 @@
 // MB = 10^6 bytes. BENCH_DIR picks the directory (default: the system temp dir), BENCH_ROUNDS the rounds,
 // BENCH_SIZE the size of the vault and of the passthrough's image (default 4G).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statfsSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -96,10 +105,23 @@ if (!existsSync(join(root, 'dist/fuse/daemon.js'))) {
   log('bench mount: build first (npx tsc -p tsconfig.build.json)');
   process.exit(1);
 }
-ensureGocryptfs();
 const { checkMount, mountVault, findMounted, dismountVault } = await import('../dist/fuse/lifecycle.js');
+const { formatSize, parseSize } = await import('../dist/cli/size.js');
 
-const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'vault-bench-mount-'));
+// The vault (allocated in full), the 1 GiB file in the passthrough's sparse image and in gocryptfs,
+// and room for ext4's metadata.
+const benchDir = process.env.BENCH_DIR ?? tmpdir();
+const needed = parseSize(SIZE) + 2.5 * 2 ** 30;
+const { bavail, bsize } = statfsSync(benchDir);
+if (bavail * bsize < needed) {
+  log(
+    `bench mount: ${benchDir} has ${formatSize(bavail * bsize)} free, the bench needs ${formatSize(needed)}; ` +
+      'pick another disk with BENCH_DIR or a smaller volume with BENCH_SIZE (at least 2G)',
+  );
+  process.exit(1);
+}
+ensureGocryptfs();
+const work = mkdtempSync(join(benchDir, 'vault-bench-mount-'));
 const paths = {
   vault: join(work, 'bench.vol'),
   plain: join(work, 'plain.img'),

@@ -113,9 +113,10 @@ const { formatSize, parseSize } = await import('../dist/cli/size.js');
 const benchDir = process.env.BENCH_DIR ?? tmpdir();
 const needed = parseSize(SIZE) + 2.5 * 2 ** 30;
 const { bavail, bsize } = statfsSync(benchDir);
-if (bavail * bsize < needed) {
+const free = bavail * bsize;
+if (free < needed) {
   log(
-    `bench mount: ${benchDir} has ${formatSize(bavail * bsize)} free, the bench needs ${formatSize(needed)}; ` +
+    `bench mount: ${benchDir} has ${formatSize(free)} free, the bench needs ${formatSize(needed)}; ` +
       'pick another disk with BENCH_DIR or a smaller volume with BENCH_SIZE (at least 2G)',
   );
   process.exit(1);

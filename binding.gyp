@@ -4,8 +4,8 @@
   "targets": [
     {
       "target_name": "vault_xts",
-      "sources": ["native/xts.c"],
-      "cflags": ["-O2", "-Wall", "-Wextra", "-fvisibility=hidden"],
+      "sources": ["native/xts.c", "native/secure.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS"]
     }
   ]

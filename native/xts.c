@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "secure.h"
+
 #define XTS_KEY_BYTES 64
 #define XTS_HALF_BYTES 32
 #define XTS_BLOCK_BYTES 16
@@ -302,7 +304,8 @@ NAPI_MODULE_INIT() {
   };
   napi_value constructor;
   if (napi_define_class(env, "XtsContext", NAPI_AUTO_LENGTH, context_new, NULL, 3, methods, &constructor) != napi_ok ||
-      napi_set_named_property(env, exports, "XtsContext", constructor) != napi_ok) {
+      napi_set_named_property(env, exports, "XtsContext", constructor) != napi_ok ||
+      !secure_register(env, exports)) {
     return NULL;
   }
   return exports;

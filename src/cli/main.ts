@@ -1,7 +1,11 @@
 // Entry point of the `vault` command (bin/vault imports this): run the command line, set the exit code.
 // Everything else (error lines, exit-code table, Ctrl-C) lives in program.ts, report.ts, interrupt.ts.
+import { hardenProcess } from '../crypto/memory.js';
 import { prestartDaemon } from '../fuse/daemon-process.js';
 import { EXIT_CODES } from './exit-codes.js';
+
+// Before any secret is read: no core dump and no same-user ptrace of a process that holds one.
+hardenProcess();
 
 // `vault mount` starts its daemon first: node's start-up and module loading in the daemon then run
 // alongside ours instead of after them (about a third of a mount's time). Unused, it is killed at exit.

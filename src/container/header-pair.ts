@@ -2,6 +2,7 @@
 // run per end of the file (that run tries the outer and the hidden keyslots), deciding which copy is
 // authoritative, and writing updates backup-first so a crash never loses the vault.
 import { costMemoryCheck, deriveKdf } from '../crypto/kdf.js';
+import { moveToLocked } from '../crypto/memory.js';
 import { wipe } from '../crypto/random.js';
 import { cannotUnlock, VaultError } from './errors.js';
 import type { ContainerFile } from './file.js';
@@ -216,8 +217,9 @@ export function stateFromMasterKey(
     slotMask: body.slotMask,
     tables,
     kdfSalts,
-    masterKey,
-    headerKey,
+    // Held for as long as the volume is open (a mount: until dismount): in locked, undumpable pages.
+    masterKey: moveToLocked(masterKey),
+    headerKey: moveToLocked(headerKey),
     openedSlot: null,
     authoritative,
     copies: [copyState(primary), copyState(backup)],

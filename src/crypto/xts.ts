@@ -2,7 +2,7 @@
 // The hot path is the native addon in native/xts.c (OpenSSL with one keyed context reused across
 // sectors); when it cannot load, a node:crypto cipher per sector gives the same bytes, about 10x slower.
 import { createCipheriv, createDecipheriv, timingSafeEqual } from 'node:crypto';
-import { createRequire } from 'node:module';
+import { type NativeAddon, type NativeXtsContext, nativeAddon } from './native.js';
 
 export const SECTOR_SIZE = 4096;
 
@@ -27,28 +27,8 @@ const MAX_SECTOR_SIZE = 1 << 24;
 const MAX_EXACT_NUMBER = 2 ** 53;
 const TWO_POW_64 = 1n << 64n;
 
-interface NativeXtsContext {
-  encrypt(input: Uint8Array, firstSector: number | bigint, out: Uint8Array): void;
-  decrypt(input: Uint8Array, firstSector: number | bigint, out: Uint8Array): void;
-  destroy(): void;
-}
-type NativeXtsConstructor = new (key: Uint8Array, sectorSize: number) => NativeXtsContext;
-
-// build/ sits two levels above both src/crypto and dist/crypto, so one relative path serves both.
-const NativeXts: NativeXtsConstructor | null = loadAddon();
-
-function loadAddon(): NativeXtsConstructor | null {
-  try {
-    const loaded: unknown = createRequire(import.meta.url)('../../build/Release/vault_xts.node');
-    if (typeof loaded === 'object' && loaded !== null && 'XtsContext' in loaded) {
-      const contextClass: unknown = loaded.XtsContext;
-      if (typeof contextClass === 'function') return contextClass as NativeXtsConstructor;
-    }
-  } catch {
-    // Not built (no compiler at install time) or built for another Node ABI: the fallback takes over.
-  }
-  return null;
-}
+type NativeXtsConstructor = NativeAddon['XtsContext'];
+const NativeXts: NativeXtsConstructor | null = nativeAddon?.XtsContext ?? null;
 
 /** Implementations usable in this process: the addon only if it loaded. */
 export function availableXtsImplementations(): XtsImplementation[] {

@@ -9,6 +9,7 @@ import type { BlockDevice } from '../container/block-device.js';
 import { isVaultError, VaultError } from '../container/errors.js';
 import { Secret } from '../container/secret.js';
 import { openVault, Vault } from '../container/vault.js';
+import { hardenProcess, keyMemoryLocked } from '../crypto/memory.js';
 import { type Bridge, mountBridge } from './bridge.js';
 import { preloadFuse } from './fuse-native.js';
 import { openHostFile } from './host-file.js';
@@ -25,6 +26,7 @@ import {
   mountFilesystem,
   mountsOfSource,
   run,
+  SAFE_MOUNT_OPTIONS,
   unmountFilesystem,
 } from './system.js';
 
@@ -39,6 +41,11 @@ function log(message: string): void {
     // A full /run must not stop the daemon from serving or from wiping its keys.
   }
 }
+
+// Before the secret arrives: not dumpable (no core file, no ptrace or /proc/<pid>/mem for processes of
+// the same user, which matters for --user daemons) and a core limit of 0. Keys then live in locked
+// pages (crypto/memory.ts); the log says when they could not be locked.
+const hardening = hardenProcess();
 
 const channel = new Socket({ fd: 3, readable: true, writable: true });
 let settings: DaemonSettings | null = null;
@@ -99,6 +106,7 @@ async function start(): Promise<void> {
   };
   await writeState(state);
   log(`mounting ${s.file}${s.readOnly ? ' read-only' : ''}`);
+  if (hardening.dumpable) log('warning: the native addon is not loaded: this daemon stays dumpable');
   const unlockStarted = performance.now();
   if (s.device === 'passthrough') {
     received.secret.fill(0);
@@ -122,6 +130,8 @@ async function start(): Promise<void> {
       if (vault.identity.dev !== s.dev || vault.identity.ino !== s.ino) {
         throw new VaultError('BUSY', `${s.file} was replaced while mounting`, 'run the command again');
       }
+      if (!keyMemoryLocked())
+        log('warning: key memory could not be locked (RLIMIT_MEMLOCK); keys may reach swap');
       warnings.push(...vault.warnings);
       for (const warning of vault.warnings) log(`warning: ${warning}`);
     } finally {
@@ -163,7 +173,7 @@ async function start(): Promise<void> {
 
   if (!s.noFilesystem && s.mountpoint && s.user) {
     // No loop device without root: fuse2fs (as this user) reads and writes ext4 on the block file.
-    const options = s.readOnly ? 'fakeroot,ro' : 'fakeroot';
+    const options = [s.readOnly ? 'ro' : 'rw', 'fakeroot', ...s.fsOptions, ...SAFE_MOUNT_OPTIONS].join(',');
     await saveState({ user: true });
     const result = await run('fuse2fs', [bridge.blockFile, s.mountpoint, '-o', options]);
     if (result.code !== 0 || !isMountpoint(s.mountpoint)) {
@@ -201,7 +211,11 @@ async function start(): Promise<void> {
       }
       source = `${loopDevice}p${partition}`;
     }
-    const fsType = await mountFilesystem(source, s.mountpoint, { readOnly: s.readOnly });
+    const fsType = await mountFilesystem(source, s.mountpoint, {
+      readOnly: s.readOnly,
+      owner: s.owner,
+      extra: s.fsOptions,
+    });
     await saveState({ fsType });
     step('mount');
   }

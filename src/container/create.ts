@@ -1,13 +1,12 @@
 // Creating a vault (docs/FORMAT.md 1 and 5.2): a temporary file next to the target, written in full
 // (headers, random areas, the data area filled with XTS ciphertext of zeros under a throwaway key),
 // synced, optionally formatted, then moved into place. Any failure or abort removes the temporary file.
-import { execFile } from 'node:child_process';
-import { timingSafeEqual } from 'node:crypto';
+import { randomFillSync, timingSafeEqual } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { link, readdir, rename, stat, statfs, unlink } from 'node:fs/promises';
+import { link, lstat, readdir, rename, statfs, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { promisify } from 'node:util';
 import { DEFAULT_COST_LEVEL } from '../crypto/kdf.js';
+import { lockedBuffer, moveToLocked } from '../crypto/memory.js';
 import { randomBytes, wipe } from '../crypto/random.js';
 import { createXts } from '../crypto/xts.js';
 import { isVaultError, VaultError } from './errors.js';
@@ -66,7 +65,6 @@ export interface HiddenOptions {
 }
 
 const FILL_CHUNK_BYTES = 1 << 20;
-const execFileAsync = promisify(execFile);
 
 export async function createVault(path: string, options: CreateOptions): Promise<void> {
   const { fileSize } = options;
@@ -177,9 +175,18 @@ function processAlive(pid: number): boolean {
  * Returns what is there now (null when nothing).
  */
 export async function checkNewFile(path: string, force: boolean): Promise<Stats | null> {
-  const existing = await stat(path).catch(() => null);
+  // lstat: a symlink is not followed (its target is not ours to replace), and a device node, fifo or
+  // socket is never replaced, even with --force: `--force /dev/null` must not turn it into a file.
+  const existing = await lstat(path).catch(() => null);
   if (existing?.isDirectory())
     throw new VaultError('USAGE', `is a directory: ${path}`, 'name a file to create');
+  if (existing && !existing.isFile()) {
+    throw new VaultError(
+      'USAGE',
+      `not a regular file: ${path} (${fileKind(existing)})`,
+      'name a new file or an existing regular file; vault never replaces devices, fifos, sockets or symlinks',
+    );
+  }
   if (existing && !force) {
     throw new VaultError(
       'EXISTS',
@@ -188,6 +195,15 @@ export async function checkNewFile(path: string, force: boolean): Promise<Stats 
     );
   }
   return existing;
+}
+
+function fileKind(info: Stats): string {
+  if (info.isSymbolicLink()) return 'a symbolic link';
+  if (info.isBlockDevice()) return 'a block device';
+  if (info.isCharacterDevice()) return 'a character device';
+  if (info.isFIFO()) return 'a fifo';
+  if (info.isSocket()) return 'a socket';
+  return 'not a file';
 }
 
 export function checkFileSize(fileSize: number): void {
@@ -248,7 +264,7 @@ async function newHeaderState(
     tables,
     kdfSalts: layout.kdfSalts ?? [tables[PRIMARY].salt, tables[BACKUP].salt],
     masterKey,
-    headerKey: deriveHeaderKey(masterKey),
+    headerKey: moveToLocked(deriveHeaderKey(masterKey)),
     openedSlot: 0,
     authoritative: PRIMARY,
     copies: [
@@ -327,11 +343,12 @@ function timingSafeEqualBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** A random master key in locked memory (crypto/memory.ts); its halves differ, as XTS requires. */
 export function newMasterKey(): Buffer {
+  const key = lockedBuffer(MASTER_KEY_BYTES);
   for (;;) {
-    const key = randomBytes(MASTER_KEY_BYTES);
+    randomFillSync(key);
     if (!key.subarray(0, 32).equals(key.subarray(32))) return key;
-    wipe(key);
   }
 }
 
@@ -343,7 +360,7 @@ async function writeLayout(file: ContainerFile, state: HeaderState, options: Cre
   const backupOffset = DATA_OFFSET + state.dataSize;
   await file.write(Buffer.concat([backup, randomBytes(2 * HEADER_AREA_BYTES - SECTOR_BYTES)]), backupOffset);
   if (options.quick) {
-    await allocate(file.path, fileSize);
+    await file.allocate(fileSize);
     options.onProgress?.(fileSize, fileSize);
     return;
   }
@@ -390,17 +407,6 @@ export async function fillWithCiphertext(
   } finally {
     await pending.catch(() => {});
     xts.destroy();
-  }
-}
-
-/** Reserves the whole file on the host disk without writing it (util-linux fallocate). */
-async function allocate(path: string, fileSize: number): Promise<void> {
-  try {
-    await execFileAsync('fallocate', ['--length', String(fileSize), path]);
-  } catch {
-    // A filesystem without fallocate: the file stays sparse; later writes may then hit a full disk.
-    const { truncate } = await import('node:fs/promises');
-    await truncate(path, fileSize);
   }
 }
 

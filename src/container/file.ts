@@ -2,6 +2,7 @@
 // sync. Everything that touches the host file goes through ContainerFile, so tests can inject faults
 // (a write that fails at step N, a full disk) without patching code.
 import { type FileHandle, open } from 'node:fs/promises';
+import { nativeAddon } from '../crypto/native.js';
 import { VaultError } from './errors.js';
 
 export interface ContainerFile {
@@ -14,6 +15,11 @@ export interface ContainerFile {
   /** fdatasync: the data (and the size) reach the disk. */
   sync(): Promise<void>;
   setTimes(atimeMs: number, mtimeMs: number): Promise<void>;
+  /**
+   * Makes the file `length` bytes long, reserving the space on the host disk where it can
+   * (posix_fallocate), else sparse (ftruncate). Always through the open descriptor, never by path.
+   */
+  allocate(length: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -74,6 +80,10 @@ class NodeContainerFile implements ContainerFile {
 
   async setTimes(atimeMs: number, mtimeMs: number): Promise<void> {
     await this.handle.utimes(atimeMs / 1000, mtimeMs / 1000);
+  }
+
+  async allocate(length: number): Promise<void> {
+    await allocateDescriptor(this.path, this.handle.fd, length, (size) => this.handle.truncate(size));
   }
 
   async close(): Promise<void> {
@@ -174,5 +184,27 @@ export function fileError(error: unknown, path: string): VaultError {
           cause: error,
         },
       );
+  }
+}
+
+/**
+ * ContainerFile.allocate for a descriptor: posix_fallocate through the addon; where the filesystem has
+ * no fallocate (or the addon is not built) the file is extended sparse with ftruncate, and later writes
+ * may then meet a full disk. A full disk now is an error (ENOSPC), as for any write.
+ */
+export async function allocateDescriptor(
+  path: string,
+  fd: number,
+  length: number,
+  truncate: (length: number) => Promise<void>,
+): Promise<void> {
+  const error = nativeAddon ? nativeAddon.fallocate(fd, length) : -1;
+  if (error === 0) return;
+  const ENOSPC = 28;
+  if (error === ENOSPC) throw fileError(Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' }), path);
+  try {
+    await truncate(length);
+  } catch (truncateError) {
+    throw fileError(truncateError, path);
   }
 }

@@ -18,6 +18,7 @@ export function crashingOpener(crashAt: number): { open: OpenContainerFile; step
       identity: () => real.identity(),
       read: (buffer, position) => real.read(buffer, position),
       setTimes: (a, m) => real.setTimes(a, m),
+      allocate: (length) => real.allocate(length),
       close: () => real.close(),
       async write(buffer, position) {
         if (dead) throw new Crash('dead');

@@ -94,6 +94,7 @@ function memoryOpener(image: Image): OpenContainerFile {
       },
       sync: async () => {},
       setTimes: async () => {},
+      allocate: async () => {},
       close: async () => {},
     };
     return file;

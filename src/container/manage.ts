@@ -13,7 +13,6 @@ import {
   type HeaderState,
   otherSlotsOf,
   readHeaderSectors,
-  sealHeaderPair,
   stateFromMasterKey,
   unlockHeaders,
   updateHeaders,
@@ -127,9 +126,12 @@ export async function repairHeaders(
 }
 
 /**
- * `vault header backup`: 8192 bytes, the front header sector of each kind (outer, then hidden area), as
- * opaque as the vault (docs/FORMAT.md 5.3). The kind the secret opens is written from its authoritative
- * state with fresh nonces; the other sector is copied as it is on disk (it may be random bytes).
+ * `vault header backup`: 8192 bytes, the front header sector of the outer volume, then the front
+ * sector of the hidden area, both copied verbatim (docs/FORMAT.md 5.3). The secret only proves that
+ * the caller may take a backup: it never changes what is written, so a backup made with the outer
+ * secret, with the hidden one, or of a vault without a hidden volume stands in the same relation to
+ * the vault file, and tells nothing about which secret made it. A damaged or out-of-date front copy
+ * is refused: `vault repair` rewrites it from the back copy first.
  */
 export async function backupHeader(
   path: string,
@@ -138,11 +140,15 @@ export async function backupHeader(
   options: ManageOptions = {},
 ): Promise<void> {
   const backup = await withUnlocked(path, secret, { ...options, readOnly: true }, async (file, state) => {
+    if (state.copies[PRIMARY].state !== 'ok') {
+      throw new VaultError(
+        'USAGE',
+        `the front header copy of ${path} is ${state.copies[PRIMARY].state === 'damaged' ? 'damaged' : 'out of date (an update was interrupted)'}; a backup of it would not restore`,
+        `run \`vault repair ${path}\` first (it rewrites it from the back copy), then take the backup`,
+      );
+    }
     const sectors = await readHeaderSectors(file, state.fileSize);
-    const [front] = sealHeaderPair(state, state.tables, state.slotMask, state.sequence);
-    return state.kind === 'outer'
-      ? Buffer.concat([front, sectors.hidden[PRIMARY]])
-      : Buffer.concat([sectors.outer[PRIMARY], front]);
+    return Buffer.concat([sectors.outer[PRIMARY], sectors.hidden[PRIMARY]]);
   });
   let handle: Awaited<ReturnType<typeof openFile>> | undefined;
   try {

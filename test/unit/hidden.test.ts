@@ -244,4 +244,56 @@ describe('hidden volumes', () => {
       }
     });
   });
+  it('header backups are the two front sectors verbatim: which secret made one, or whether a hidden volume exists, does not show', async () => {
+    const path = await makeHidden('backups.vol');
+    const plain = join(dir, 'backups-plain.vol');
+    await createVault(plain, { fileSize: FILE_SIZE, secret: await secret('outer password'), costLevel });
+    const front = async (file: string) => {
+      const raw = await readFile(file);
+      return Buffer.concat([
+        raw.subarray(0, 4096),
+        raw.subarray(HIDDEN_AREA_OFFSET, HIDDEN_AREA_OFFSET + 4096),
+      ]);
+    };
+    const made: Buffer[] = [];
+    for (const [file, text] of [
+      [path, 'outer password'],
+      [path, 'hidden password'],
+      [plain, 'outer password'],
+    ] as const) {
+      const backup = join(dir, `backup-${made.length}.hdr`);
+      await backupHeader(file, await secret(text), backup, { costLevel });
+      const bytes = await readFile(backup);
+      // The same relation to the vault file for all three: its two front sectors, byte for byte.
+      expect(bytes.equals(await front(file))).toBe(true);
+      made.push(bytes);
+    }
+    expect((made[0] as Buffer).equals(made[1] as Buffer)).toBe(true);
+    // Both kinds restore from the one backup.
+    await changeSecret(path, await secret('outer password'), await secret('outer new'), { costLevel });
+    await changeSecret(path, await secret('hidden password'), await secret('hidden new'), { costLevel });
+    const backup = join(dir, 'backup-0.hdr');
+    expect(await restoreHeader(path, await secret('outer password'), backup, { costLevel })).toBe('outer');
+    expect(await restoreHeader(path, await secret('hidden password'), backup, { costLevel })).toBe('hidden');
+    for (const text of ['outer password', 'hidden password']) {
+      const vault = await openVault(path, await secret(text), { costLevel, readOnly: true });
+      await vault.close();
+    }
+  });
+
+  it('a header backup of a damaged front copy is refused, pointing to vault repair', async () => {
+    const path = await makeHidden('backup-damaged.vol');
+    const raw = await readFile(path);
+    raw[3000] = (raw[3000] as number) ^ 1;
+    await writeFile(path, raw);
+    const backup = join(dir, 'backup-damaged.hdr');
+    await expect(
+      backupHeader(path, await secret('outer password'), backup, { costLevel }),
+    ).rejects.toMatchObject({
+      code: 'USAGE',
+      hint: expect.stringMatching(/vault repair/),
+    });
+    await expect(stat(backup)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await readFile(path)).equals(raw)).toBe(true);
+  });
 });

@@ -6,7 +6,7 @@ import { read } from 'node:fs';
 import type { Command } from 'commander';
 import { VaultError } from '../container/errors.js';
 import { Secret } from '../container/secret.js';
-import { DEFAULT_COST_LEVEL, MAX_COST_LEVEL, MIN_COST_LEVEL } from '../crypto/kdf.js';
+import { costParams, DEFAULT_COST_LEVEL, MAX_COST_LEVEL, MIN_COST_LEVEL } from '../crypto/kdf.js';
 import { promptHidden, stdinIsTerminal } from './prompt.js';
 import { warn } from './report.js';
 
@@ -66,7 +66,19 @@ export function parseCost(options: { cost?: string | number | undefined }): numb
       `leave out --cost for the default (${DEFAULT_COST_LEVEL}); \`vault benchmark\` shows the time and memory of each level`,
     );
   }
+  if (level < WEAK_COST_LEVEL) warn(weakCostWarning(level));
   return level;
+}
+
+/** Levels below this (64 MiB or less, one pass) make each password guess cheap: every path warns. */
+export const WEAK_COST_LEVEL = 8;
+
+export function weakCostWarning(level: number): string {
+  const { memoryKiB, iterations } = costParams(level);
+  return (
+    `cost level ${level} is weak: Argon2id with ${memoryKiB / 1024} MiB and ${iterations} pass makes ` +
+    `each password guess cheap; use ${WEAK_COST_LEVEL} or more (default ${DEFAULT_COST_LEVEL}) unless this is a test`
+  );
 }
 
 /** True when readSecret would prompt (no --password-stdin, no --non-interactive, stdin is a terminal). */

@@ -1,8 +1,11 @@
 // The block-file bridge: a FUSE filesystem with one file, `volume`, whose bytes are a BlockDevice's
 // cleartext. A loop device (or mkfs, dd, fsck) works on that file. Every write is acknowledged only
 // after writeAt resolved (the bytes are in the container file); fsync reaches it as fdatasync.
-import { mkdir, mkdtemp, readdir, rmdir } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { lstat, mkdir, mkdtemp, readdir, rmdir } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import type { BlockDevice } from '../container/block-device.js';
+import { VaultError } from '../container/errors.js';
 import {
   Errno,
   type FuseMount,
@@ -20,12 +23,41 @@ export const RUN_DIR = runDirFor(process.getuid?.() ?? 0);
 
 /**
  * root: /run/vault. Anyone else (vault mount --user) cannot write there: $XDG_RUNTIME_DIR/vault (a
- * private per-user tmpfs under systemd), else /tmp/vault-<uid>; both made 0700 and checked to be ours.
+ * private per-user tmpfs under systemd); without it ~/.cache/vault-run, which no other user can
+ * create first; /tmp/vault-<uid> only when there is no home of one's own (ensurePrivateRunDir checks it).
  */
 function runDirFor(uid: number): string {
   if (uid === 0) return '/run/vault';
   const runtime = process.env.XDG_RUNTIME_DIR;
-  return runtime?.startsWith('/') ? `${runtime}/vault` : `/tmp/vault-${uid}`;
+  if (runtime?.startsWith('/')) return `${runtime}/vault`;
+  const home = homedir();
+  if (home.startsWith('/') && statSync(home, { throwIfNoEntry: false })?.uid === uid) {
+    return `${home}/.cache/vault-run`;
+  }
+  return `/tmp/vault-${uid}`;
+}
+
+/**
+ * Creates RUN_DIR (0700) if needed and checks, before anything is created inside, that it is a
+ * directory of ours that nobody else can enter: under /tmp another user could have made it first.
+ */
+export async function ensurePrivateRunDir(): Promise<void> {
+  try {
+    await mkdir(RUN_DIR, { mode: 0o700 });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') await mkdir(RUN_DIR, { recursive: true, mode: 0o700 });
+    else if (code !== 'EEXIST') throw error;
+  }
+  const uid = process.getuid?.() ?? 0;
+  const info = await lstat(RUN_DIR);
+  if (!info.isDirectory() || info.uid !== uid || (info.mode & 0o077) !== 0) {
+    throw new VaultError(
+      'BUSY',
+      `${RUN_DIR} is not a private directory of yours (owner ${info.uid}, mode ${(info.mode & 0o777).toString(8)})`,
+      'another user may have created it: set XDG_RUNTIME_DIR to a private directory of yours, or ask an admin to remove it',
+    );
+  }
 }
 const SECTOR = 4096;
 
@@ -270,7 +302,7 @@ function noop(): void {}
  * Directories that a killed process (kill -9 of `vault create`) left behind, empty and unmounted, go.
  */
 export async function makePrivateDir(prefix: string): Promise<string> {
-  await mkdir(RUN_DIR, { recursive: true, mode: 0o700 });
+  await ensurePrivateRunDir();
   for (const name of await readdir(RUN_DIR).catch(() => [] as string[])) {
     if (!name.startsWith(prefix)) continue;
     const pid = Number(name.slice(prefix.length).split('-')[0]);

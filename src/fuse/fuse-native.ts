@@ -128,6 +128,10 @@ export function mountFuse(
     `fsname=${options.fsname}`,
     'subtype=vault',
     'default_permissions',
+    // The bridge directory holds one regular file: nothing in it is ever run or a device.
+    'nosuid',
+    'nodev',
+    'noexec',
   ];
   if (options.readOnly) extra.push('ro');
   fuse._fuseOptions = () => `-o${extra.join(',')}`;

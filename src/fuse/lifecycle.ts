@@ -2,7 +2,7 @@
 // daemon started with its settings and secret over a pipe, and clean-up of every remain when a daemon
 // died (kill -9, crash). The daemon itself does the mounting, so each step is undone in one place.
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, readdir, realpath, rmdir, stat } from 'node:fs/promises';
+import { chown, mkdir, readdir, realpath, rmdir, stat } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { homedir } from 'node:os';
 import { basename, extname, resolve } from 'node:path';
@@ -27,6 +27,7 @@ import {
 } from './state.js';
 import {
   checkSystem,
+  checkTrustedPath,
   describeHolders,
   detachLoop,
   findHolders,
@@ -35,6 +36,8 @@ import {
   loopsOfFile,
   mountsOfSource,
   mountTable,
+  type Owner,
+  resolveOwner,
   run,
   unmountFilesystem,
 } from './system.js';
@@ -57,6 +60,8 @@ export interface MountTarget {
   id: string;
   /** Absolute mountpoint, or null when one is to be created (or with --no-filesystem). */
   mountpoint: string | null;
+  /** Whom the mount belongs to (system.ts resolveOwner). */
+  owner: Owner;
 }
 
 /**
@@ -66,7 +71,7 @@ export interface MountTarget {
 export async function checkMount(
   file: string,
   mountpoint: string | undefined,
-  options: { noFilesystem: boolean; user?: boolean },
+  options: { noFilesystem: boolean; user?: boolean; owner?: string },
 ): Promise<MountTarget> {
   if (options.user)
     checkSystem(options.noFilesystem ? ['fusermount'] : ['fusermount', 'fuse2fs'], { user: true });
@@ -82,9 +87,14 @@ export async function checkMount(
     throw new VaultError('USAGE', `not a regular file: ${file}`, 'give the path of a vault file');
   const id = stateId(info.dev, info.ino);
   await refuseIfMounted(id, file);
+  const owner = await resolveOwner(options.owner);
   let target: string | null = null;
-  if (mountpoint !== undefined && !options.noFilesystem) target = await checkMountpoint(mountpoint);
-  return { file: absolute, dev: info.dev, ino: info.ino, id, mountpoint: target };
+  if (mountpoint !== undefined && !options.noFilesystem) {
+    target = await checkMountpoint(mountpoint);
+    // A user's own FUSE mount (--user) is checked by fusermount; root's mount must not be redirected.
+    if (!options.user) await checkTrustedPath(target, owner);
+  }
+  return { file: absolute, dev: info.dev, ino: info.ino, id, mountpoint: target, owner };
 }
 
 async function refuseIfMounted(id: string, file: string): Promise<void> {
@@ -147,14 +157,17 @@ export function userMediaDir(): string {
   return `${homedir()}/vault`;
 }
 
-async function createMountpoint(file: string, user: boolean): Promise<string> {
+/** A new mountpoint under /media/vault (~/vault with --user): mode 0700, owned by the mount's owner. */
+async function createMountpoint(file: string, user: boolean, owner: Owner): Promise<string> {
   const mediaDir = user ? userMediaDir() : MEDIA_DIR;
   await mkdir(mediaDir, { recursive: true, mode: 0o755 });
+  if (!user) await checkTrustedPath(mediaDir, owner);
   const name = basename(file, extname(file)).replace(/[^\w.+-]/g, '_') || 'vault';
   for (let n = 1; n < 1000; n++) {
     const path = `${mediaDir}/${n === 1 ? name : `${name}-${n}`}`;
     try {
-      await mkdir(path, { mode: 0o755 });
+      await mkdir(path, { mode: 0o700 });
+      if (process.getuid?.() === 0) await chown(path, owner.uid, owner.gid);
       return path;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
@@ -178,6 +191,8 @@ export interface MountRequest {
   partition?: number | null;
   /** Mount ext4 without root: fuse2fs on the block file instead of a loop device (see daemon). */
   user?: boolean;
+  /** --fs-options: extra mount options, checked by system.ts parseFsOptions (never undoing nosuid,nodev). */
+  fsOptions?: string[];
   /** Aborting (Ctrl-C) makes the daemon undo what it did; mountVault then throws INTERRUPTED. */
   signal?: AbortSignal;
 }
@@ -195,7 +210,7 @@ export async function mountVault(target: MountTarget, request: MountRequest): Pr
   let createdMountpoint = false;
   try {
     if (!request.noFilesystem && mountpoint === null) {
-      mountpoint = await createMountpoint(target.file, request.user ?? false);
+      mountpoint = await createMountpoint(target.file, request.user ?? false, target.owner);
       createdMountpoint = true;
     }
     // Usually prestarted by the CLI; it opens its own log (state.ts openLogFile) once it has the settings.
@@ -288,6 +303,8 @@ function sendSettings(
     hiddenSecretLength: hiddenMaterial.length,
     partition: request.partition ?? null,
     user: request.user ?? false,
+    owner: target.owner,
+    fsOptions: request.fsOptions ?? [],
   };
   return new Promise((resolveSent, reject) => {
     channel.write(`${JSON.stringify(settings)}\n`);

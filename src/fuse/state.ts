@@ -2,9 +2,8 @@
 // atomically), the daemon's log and the FUSE directory `fuse/` with the block file `volume`.
 // Keyed by the container's device and inode, so another path or a hard link to it is the same vault.
 import { openSync, statSync } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
-import { VaultError } from '../container/errors.js';
-import { RUN_DIR } from './bridge.js';
+import { mkdir, readdir, readFile, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { ensurePrivateRunDir, RUN_DIR } from './bridge.js';
 import { mountTable, processAlive, processCommand } from './system.js';
 
 export interface MountState {
@@ -76,17 +75,8 @@ export function openLogFile(id: string): number {
  * or remains of a crashed daemon). mkdir is atomic, so two concurrent mounts cannot both win.
  */
 export async function claimStateDir(id: string): Promise<boolean> {
+  await ensurePrivateRunDir();
   await mkdir(LOG_DIR, { recursive: true, mode: 0o700 });
-  // Under /tmp (a user's mounts without $XDG_RUNTIME_DIR) another user could have made it first.
-  const uid = process.getuid?.() ?? 0;
-  const info = await lstat(RUN_DIR);
-  if (!info.isDirectory() || info.uid !== uid || (info.mode & 0o077) !== 0) {
-    throw new VaultError(
-      'BUSY',
-      `${RUN_DIR} is not a private directory of yours (owner ${info.uid}, mode ${(info.mode & 0o777).toString(8)})`,
-      `remove it or set XDG_RUNTIME_DIR to a private directory`,
-    );
-  }
   try {
     await mkdir(stateDirOf(id), { mode: 0o700 });
     return true;

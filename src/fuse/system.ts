@@ -3,7 +3,7 @@
 // Everything here is idempotent enough to be used both on the way up and when cleaning up remains.
 import { execFile } from 'node:child_process';
 import { accessSync, constants, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { access, readdir, readFile, readlink } from 'node:fs/promises';
+import { access, lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { VaultError } from '../container/errors.js';
 
 export interface RunResult {
@@ -400,54 +400,183 @@ function noFilesystem(): VaultError {
   );
 }
 
+/** Who owns a mount: the user who asked for it (SUDO_UID under sudo, --owner), as numbers. */
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
 /**
- * Mounts the filesystem on `device` at `mountpoint` and returns its type. Read-write mounts let mount(8)
- * probe the type itself (one program less on the way up); read-only ones probe first, because ext3/ext4
- * then get `noload`: never replay the journal, so nothing at all is written.
+ * The filesystems vault mounts, and the ownership options of those whose files have no owner of their
+ * own (FAT, exFAT): uid/gid of the owner and umask 077, so nobody else lists, reads or writes anything.
+ * Anything else in a vault is refused rather than handed to whichever kernel driver recognises it.
+ */
+const MOUNTABLE: Record<string, { ownerOptions: (owner: Owner) => string[] }> = {
+  ext2: { ownerOptions: () => [] },
+  ext3: { ownerOptions: () => [] },
+  ext4: { ownerOptions: () => [] },
+  vfat: { ownerOptions: (owner) => [`uid=${owner.uid}`, `gid=${owner.gid}`, 'umask=077'] },
+  exfat: { ownerOptions: (owner) => [`uid=${owner.uid}`, `gid=${owner.gid}`, 'umask=077'] },
+};
+
+export const MOUNTABLE_TYPES = Object.keys(MOUNTABLE);
+
+/** Always last on every mount's option list, so nothing before them can switch them off. */
+export const SAFE_MOUNT_OPTIONS = ['nosuid', 'nodev'];
+
+/**
+ * Checks `--fs-options` (extra mount options such as noatime): comma-separated plain options; never
+ * one that would undo nosuid/nodev (suid, dev, defaults) or change what vault decides (ro/rw, remount).
+ */
+export function parseFsOptions(text: string): string[] {
+  const options = text.split(',').filter((option) => option.length > 0);
+  for (const option of options) {
+    const name = option.split('=')[0] ?? '';
+    if (!/^[a-z0-9_]+(=[A-Za-z0-9_.:/+-]*)?$/.test(option)) {
+      throw new VaultError('USAGE', `not a mount option: "${option}"`, 'give options like noatime,commit=30');
+    }
+    if (['suid', 'dev', 'defaults', 'user', 'users', 'owner', 'group'].includes(name)) {
+      throw new VaultError(
+        'USAGE',
+        `--fs-options cannot include "${name}": vault mounts are always nosuid,nodev`,
+        'leave it out; nosuid and nodev keep setuid programs and device nodes inside a vault harmless',
+      );
+    }
+    if (['ro', 'rw', 'remount', 'bind', 'rbind', 'move', 'loop', 'offset', 'sizelimit'].includes(name)) {
+      throw new VaultError(
+        'USAGE',
+        `--fs-options cannot include "${name}"`,
+        name === 'ro' || name === 'rw' ? 'use --read-only (-r) for a read-only mount' : 'leave it out',
+      );
+    }
+  }
+  return options;
+}
+
+/**
+ * Whom a mount (its mountpoint and, for FAT/exFAT, its files) and a new filesystem belong to: `--owner`
+ * (a name or uid; root only), else under sudo the user who ran sudo (SUDO_UID/SUDO_GID), else the caller.
+ */
+export async function resolveOwner(name?: string): Promise<Owner> {
+  const uid = process.getuid?.() ?? 0;
+  if (name === undefined) {
+    const sudoUid = Number(process.env.SUDO_UID);
+    const sudoGid = Number(process.env.SUDO_GID);
+    if (uid === 0 && Number.isSafeInteger(sudoUid) && sudoUid > 0 && Number.isSafeInteger(sudoGid)) {
+      return { uid: sudoUid, gid: sudoGid };
+    }
+    return { uid, gid: process.getgid?.() ?? 0 };
+  }
+  if (uid !== 0) {
+    throw new VaultError('USAGE', '--owner needs root', 'leave it out: your mounts belong to you');
+  }
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/.test(name)) {
+    throw new VaultError('USAGE', `not a user name: "${name}"`, 'give a user name or a numeric uid');
+  }
+  const [uidResult, gidResult] = await Promise.all([run('id', ['-u', name]), run('id', ['-g', name])]);
+  const ownerUid = Number(uidResult.stdout.trim());
+  const ownerGid = Number(gidResult.stdout.trim());
+  if (
+    uidResult.code !== 0 ||
+    gidResult.code !== 0 ||
+    !Number.isSafeInteger(ownerUid) ||
+    !Number.isSafeInteger(ownerGid)
+  ) {
+    throw new VaultError(
+      'USAGE',
+      `no such user: ${name}`,
+      'give an existing user name or uid (see: getent passwd)',
+    );
+  }
+  return { uid: ownerUid, gid: ownerGid };
+}
+
+/**
+ * A mountpoint root will mount on must be a path no other user can change between now and the mount
+ * (the KDF runs in between): every directory from / down to it owned by root or the owner, and none
+ * writable by anyone else unless it is sticky (/tmp: others cannot rename or remove what is not theirs).
+ * Otherwise another user could swap a component for a symlink and have root mount over /etc.
+ */
+export async function checkTrustedPath(path: string, owner: Owner): Promise<void> {
+  const parts = path.split('/').filter(Boolean);
+  for (let depth = 0; depth <= parts.length; depth++) {
+    const dir = `/${parts.slice(0, depth).join('/')}`;
+    const info = await lstat(dir);
+    const last = depth === parts.length;
+    const trustedOwner = info.uid === 0 || info.uid === owner.uid;
+    const othersMayWrite = (info.mode & 0o022) !== 0 && (info.mode & 0o1000) === 0;
+    if (!info.isDirectory() || !trustedOwner || (!last && othersMayWrite)) {
+      throw new VaultError(
+        'USAGE',
+        `the mountpoint ${path} is not safe to mount on: ${dir} ${
+          info.isDirectory()
+            ? trustedOwner
+              ? 'is writable by other users'
+              : `belongs to another user (uid ${info.uid})`
+            : 'is not a directory'
+        }`,
+        'use a directory that only you or root can change, or leave the mountpoint out (/media/vault/<name>)',
+      );
+    }
+  }
+}
+
+export interface FilesystemMountOptions {
+  readOnly: boolean;
+  owner: Owner;
+  /** From --fs-options, already checked by parseFsOptions. */
+  extra?: readonly string[];
+}
+
+/**
+ * Mounts the filesystem on `device` at `mountpoint` and returns its type. The type is probed first and
+ * pinned with -t (mount(8) never guesses, so only the drivers of MOUNTABLE ever see a vault's bytes);
+ * every mount is nosuid,nodev; FAT and exFAT belong to the owner with umask 077. Read-only ext3/ext4
+ * get `noload`: never replay the journal, so nothing at all is written.
  */
 export async function mountFilesystem(
   device: string,
   mountpoint: string,
-  options: { readOnly: boolean },
+  options: FilesystemMountOptions,
 ): Promise<string> {
-  if (options.readOnly) {
-    const fsType = await detectFilesystem(device);
-    if (!fsType) throw noFilesystem();
-    const mountOptions = /^ext[34]$/.test(fsType) ? 'ro,noload' : 'ro';
-    const result = await run('mount', ['-t', fsType, '-o', mountOptions, device, mountpoint]);
-    if (result.code !== 0) {
-      const fuseDriver = await mountWithFuseDriver(fsType, device, mountpoint, 'ro');
-      if (fuseDriver) return fuseDriver;
-      throw mountFailed(fsType, result.stderr);
-    }
-    return fsType;
-  }
-  const result = await run('mount', ['-o', 'rw', device, mountpoint]);
-  if (result.code === 0) {
-    const entry = mountTable().find((mount) => mount.mountpoint === mountpoint && mount.source === device);
-    return entry?.fstype ?? (await detectFilesystem(device)) ?? 'unknown';
-  }
   const fsType = await detectFilesystem(device);
   if (!fsType) throw noFilesystem();
-  const fuseDriver = await mountWithFuseDriver(fsType, device, mountpoint, 'rw');
+  const known = MOUNTABLE[fsType];
+  if (!known) {
+    throw new VaultError(
+      'USAGE',
+      `the vault holds a ${fsType} filesystem, which vault does not mount`,
+      `vault mounts ${MOUNTABLE_TYPES.join(', ')}; to use it anyway, mount the block file yourself: vault mount --no-filesystem`,
+    );
+  }
+  const list = [
+    options.readOnly ? 'ro' : 'rw',
+    ...(options.readOnly && /^ext[34]$/.test(fsType) ? ['noload'] : []),
+    ...known.ownerOptions(options.owner),
+    ...(options.extra ?? []),
+    ...SAFE_MOUNT_OPTIONS,
+  ].join(',');
+  const result = await run('mount', ['-t', fsType, '-o', list, device, mountpoint]);
+  if (result.code === 0) return fsType;
+  const fuseDriver = await mountWithFuseDriver(fsType, device, mountpoint, list);
   if (fuseDriver) return fuseDriver;
   throw mountFailed(fsType, result.stderr);
 }
 
 /**
  * Filesystems a kernel may lack (exfat, e.g. on minimal cloud kernels) can still be mounted by their
- * FUSE driver when it is installed (Debian exfat-fuse: mount.exfat-fuse). Returns the type mounted,
- * or null when there is no such driver or it failed too.
+ * FUSE driver when it is installed (Debian exfat-fuse: mount.exfat-fuse), with the same options.
+ * Returns the type mounted, or null when there is no such driver or it failed too.
  */
 async function mountWithFuseDriver(
   fsType: string,
   device: string,
   mountpoint: string,
-  mode: 'rw' | 'ro',
+  options: string,
 ): Promise<string | null> {
   const driver = FUSE_DRIVERS[fsType];
   if (!driver || !findTool(`mount.${driver}`)) return null;
-  const result = await run('mount', ['-t', driver, '-o', mode, device, mountpoint]);
+  const result = await run('mount', ['-t', driver, '-o', options, device, mountpoint]);
   return result.code === 0 ? driver : null;
 }
 

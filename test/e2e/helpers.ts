@@ -24,10 +24,22 @@ export interface RunResult {
   stderr: string;
 }
 
+/**
+ * The warning every command prints for FAST_COST (cli/secrets.ts weakCostWarning). vault() takes it out
+ * of stderr so tests can assert an otherwise clean stderr; security.test.ts checks it with keepWeakCost.
+ */
+const WEAK_COST_LINE = /^vault: warning: cost level \d is weak: .*\n/gm;
+
 /** Runs bin/vault with `args`; `stdin` is piped (closed when absent). Never throws for a non-zero exit. */
 export function vault(
   args: readonly string[],
-  options: { stdin?: string | Buffer; cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  options: {
+    stdin?: string | Buffer;
+    cwd?: string;
+    env?: NodeJS.ProcessEnv;
+    timeoutMs?: number;
+    keepWeakCost?: boolean;
+  } = {},
 ): Promise<RunResult> {
   return new Promise((resolveRun, reject) => {
     const child = spawn(process.execPath, [VAULT_BIN, ...args], {
@@ -47,7 +59,11 @@ export function vault(
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolveRun({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+      resolveRun({
+        code: code ?? (signal ? 128 : 1),
+        stdout,
+        stderr: options.keepWeakCost ? stderr : stderr.replace(WEAK_COST_LINE, ''),
+      });
     });
     child.stdin.on('error', () => {});
     child.stdin.end(options.stdin ?? '');

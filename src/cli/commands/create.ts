@@ -8,7 +8,7 @@ import { checkNewFile, createVault } from '../../container/create.js';
 import { VaultError } from '../../container/errors.js';
 import { addHiddenVolume } from '../../container/hidden.js';
 import { withBridge } from '../../fuse/bridge.js';
-import { checkFuseDevice, findTool, runChecked } from '../../fuse/system.js';
+import { checkFuseDevice, findTool, type Owner, resolveOwner, runChecked } from '../../fuse/system.js';
 import { interruptSignal } from '../interrupt.js';
 import { createProgress } from '../progress.js';
 import { warn } from '../report.js';
@@ -21,10 +21,16 @@ export type Filesystem = (typeof FILESYSTEMS)[number];
 
 const MKFS: Record<
   Exclude<Filesystem, 'none'>,
-  { tool: string; args: (blockFile: string) => string[]; package: string }
+  { tool: string; args: (blockFile: string, owner: Owner) => string[]; package: string }
 > = {
-  // nodiscard: the block file is a FUSE file, discarding it would only be refused.
-  ext4: { tool: 'mkfs.ext4', args: (file) => ['-q', '-F', '-E', 'nodiscard', file], package: 'e2fsprogs' },
+  // nodiscard: the block file is a FUSE file, discarding it would only be refused. The root directory
+  // belongs to the owner (mode 0700: set by makeFilesystem), so `sudo vault create` gives the user a
+  // volume they can write to and nobody else can list.
+  ext4: {
+    tool: 'mkfs.ext4',
+    args: (file, owner) => ['-q', '-F', '-E', `nodiscard,root_owner=${owner.uid}:${owner.gid}`, file],
+    package: 'e2fsprogs',
+  },
   vfat: { tool: 'mkfs.vfat', args: (file) => [file], package: 'dosfstools' },
   exfat: { tool: 'mkfs.exfat', args: (file) => [file], package: 'exfatprogs' },
 };
@@ -36,6 +42,7 @@ interface CreateCommandOptions extends SecretOptions {
   hidden?: string;
   hiddenFilesystem: string;
   hiddenKeyfile?: string[];
+  owner?: string;
 }
 
 export function register(program: Command): void {
@@ -52,7 +59,11 @@ export function register(program: Command): void {
     .argument('[file]', 'the vault file to create')
     .option('--filesystem <type>', `filesystem inside: ${FILESYSTEMS.join(', ')}`, 'ext4')
     .option('--quick', 'do not fill the data area with random-looking data (faster; reveals usage, see docs)')
-    .option('-f, --force', 'replace an existing file')
+    .option('-f, --force', 'replace an existing regular file (never a device, fifo or symlink)')
+    .option(
+      '--owner <user>',
+      'who owns the new filesystem (root only; default: the user who ran sudo, else you)',
+    )
     .option(
       '--hidden <size>',
       'also create a hidden volume of <size> in the tail (asks for a second secret); with one <file> only, add one to that existing vault',
@@ -102,6 +113,7 @@ the whole volume). See SECURITY.md on what deniability gives.`,
     );
     const hiddenFilesystem = parseFilesystem(options.hiddenFilesystem);
     const costLevel = parseCost(options);
+    const owner = await resolveOwner(options.owner);
     if (hiddenSize !== null && options.quick) {
       throw new VaultError(
         'USAGE',
@@ -150,14 +162,14 @@ the whole volume). See SECURITY.md on what deniability gives.`,
         force: options.force ?? false,
         signal: interruptSignal(),
         onProgress: (done, total) => progress.update(done, total),
-        ...(filesystem === 'none' ? {} : { format: formatter(filesystem) }),
+        ...(filesystem === 'none' ? {} : { format: formatter(filesystem, owner) }),
         ...(hiddenSize === null || !hiddenSecret
           ? {}
           : {
               hidden: {
                 dataSize: hiddenSize,
                 secret: hiddenSecret,
-                ...(hiddenFilesystem === 'none' ? {} : { format: formatter(hiddenFilesystem) }),
+                ...(hiddenFilesystem === 'none' ? {} : { format: formatter(hiddenFilesystem, owner) }),
               },
             }),
       });
@@ -197,6 +209,7 @@ async function addHidden(command: Command, file: string, options: CreateCommandO
   const hiddenSize = parseSize(options.hidden ?? '');
   const hiddenFilesystem = parseFilesystem(options.hiddenFilesystem);
   const costLevel = parseCost(options);
+  const owner = await resolveOwner(options.owner);
   const info = await stat(file).catch(() => null);
   if (!info) throw new VaultError('NOT_FOUND', `no such file: ${file}`, 'check the path of the vault');
   if (!info.isFile()) throw new VaultError('USAGE', `not a vault file: ${file}`, 'name the vault file');
@@ -221,7 +234,7 @@ async function addHidden(command: Command, file: string, options: CreateCommandO
       hidden: {
         dataSize: hiddenSize,
         secret: hiddenSecret,
-        ...(hiddenFilesystem === 'none' ? {} : { format: formatter(hiddenFilesystem) }),
+        ...(hiddenFilesystem === 'none' ? {} : { format: formatter(hiddenFilesystem, owner) }),
       },
     });
     const { usage } = room;
@@ -236,8 +249,11 @@ async function addHidden(command: Command, file: string, options: CreateCommandO
   }
 }
 
-function formatter(filesystem: Exclude<Filesystem, 'none'>): (vault: BlockDevice) => Promise<void> {
-  return (vault) => withBridge(vault, (blockFile) => makeFilesystem(filesystem, blockFile));
+function formatter(
+  filesystem: Exclude<Filesystem, 'none'>,
+  owner: Owner,
+): (vault: BlockDevice) => Promise<void> {
+  return (vault) => withBridge(vault, (blockFile) => makeFilesystem(filesystem, blockFile, owner));
 }
 
 function parseFilesystem(text: string): Filesystem {
@@ -270,7 +286,16 @@ function checkFormatTools(filesystem: Exclude<Filesystem, 'none'>): void {
 export async function makeFilesystem(
   filesystem: Exclude<Filesystem, 'none'>,
   blockFile: string,
+  owner: Owner,
 ): Promise<void> {
   const { tool, args } = MKFS[filesystem];
-  await runChecked(tool, args(blockFile), `making the ${filesystem} filesystem`);
+  await runChecked(tool, args(blockFile, owner), `making the ${filesystem} filesystem`);
+  if (filesystem === 'ext4') {
+    // mke2fs sets the root directory's owner but not its mode (0755): make it private.
+    await runChecked(
+      'debugfs',
+      ['-w', '-R', 'set_inode_field <2> mode 040700', blockFile],
+      'making the root directory private',
+    );
+  }
 }

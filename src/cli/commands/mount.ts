@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { VaultError } from '../../container/errors.js';
 import type { Secret } from '../../container/secret.js';
 import { checkMount, mountVault } from '../../fuse/lifecycle.js';
+import { parseFsOptions } from '../../fuse/system.js';
 import { interruptSignal } from '../interrupt.js';
 import { warn } from '../report.js';
 import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
@@ -16,6 +17,8 @@ interface MountCommandOptions extends SecretOptions {
   hiddenKeyfile?: string[];
   partition?: number;
   user?: boolean;
+  owner?: string;
+  fsOptions?: string;
 }
 
 export function register(program: Command): void {
@@ -42,6 +45,14 @@ export function register(program: Command): void {
     .option(
       '--user',
       'mount an ext4 vault without root: fuse2fs on the block file instead of a loop device (slower; default mountpoint ~/vault/<name>)',
+    )
+    .option(
+      '--fs-options <list>',
+      'extra mount options, comma-separated (e.g. noatime); nosuid,nodev are always added and cannot be undone',
+    )
+    .option(
+      '--owner <user>',
+      'who the mount belongs to (root only; default: the user who ran sudo, else you)',
     )
     .option(
       '--partition <n>',
@@ -82,7 +93,12 @@ After the first refused write the outer volume is read-only until dismounted (as
       );
     }
     const user = options.user ?? false;
-    const target = await checkMount(file, mountpoint, { noFilesystem, user });
+    const fsOptions = options.fsOptions === undefined ? [] : parseFsOptions(options.fsOptions);
+    const target = await checkMount(file, mountpoint, {
+      noFilesystem,
+      user,
+      ...(options.owner === undefined ? {} : { owner: options.owner }),
+    });
     const secret = await readSecret(options, {
       prompt: options.protectHidden ? `Password for the OUTER volume of ${file}: ` : `Password for ${file}: `,
     });
@@ -105,6 +121,7 @@ After the first refused write the outer volume is read-only until dismounted (as
         protectHidden: hiddenSecret,
         partition: options.partition ?? null,
         user,
+        fsOptions,
         signal: interruptSignal(),
       });
     } finally {

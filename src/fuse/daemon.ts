@@ -103,6 +103,8 @@ async function start(): Promise<void> {
     phase: 'starting',
     mountedAt: new Date().toISOString(),
     unlockMs: null,
+    // --user (with or without a filesystem): dismount must not ask for root.
+    ...(s.user ? { user: true } : {}),
   };
   await writeState(state);
   log(`mounting ${s.file}${s.readOnly ? ' read-only' : ''}`);

@@ -390,7 +390,8 @@ export async function findMounted(target: string): Promise<MountState> {
 }
 
 export async function dismountVault(state: MountState, options: { force: boolean }): Promise<DismountResult> {
-  checkSystem([], { user: state.user ?? false });
+  // A user's states are in their own run directory (bridge.ts RUN_DIR): all of them are --user mounts.
+  checkSystem([], { user: (state.user ?? false) || process.getuid?.() !== 0 });
   let pendingHolders: string | null = null;
   const alive = daemonAlive(state.pid);
   if (state.user && state.mountpoint && isMountpoint(state.mountpoint)) {

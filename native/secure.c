@@ -25,11 +25,6 @@
 // A locked region never grows past this: keys are tens of bytes; the bound only stops a caller's bug.
 #define MAX_LOCKED_BYTES (1u << 20)
 
-typedef struct {
-  void *base;
-  size_t mapped;
-} LockedRegion;
-
 static bool locked_pages_total_ok = true;
 
 static void throw_errno(napi_env env, const char *what, int error) {
@@ -61,21 +56,41 @@ static napi_value harden(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static void release_region(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)data;
-  LockedRegion *region = hint;
-  if (region == NULL) return;
-  OPENSSL_cleanse(region->base, region->mapped);
-  munlock(region->base, region->mapped);
-  munmap(region->base, region->mapped);
-  OPENSSL_cleanse(region, sizeof *region);
-  free(region);
+static size_t page_rounded(size_t length) {
+  long page = sysconf(_SC_PAGESIZE);
+  if (page <= 0) page = 4096;
+  return (length + (size_t)page - 1) / (size_t)page * (size_t)page;
 }
 
-// lockedBuffer(length): a zeroed ArrayBuffer whose pages the addon owns: mlock'ed, MADV_DONTDUMP,
-// MADV_WIPEONFORK, wiped and unmapped when the buffer is collected. Whether mlock succeeded (an
-// unprivileged user's RLIMIT_MEMLOCK can refuse it) is reported by lockedPagesOk().
+void *secure_key_alloc(size_t length) {
+  if (length == 0 || length > MAX_LOCKED_BYTES) return NULL;
+  size_t mapped = page_rounded(length);
+  void *base = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED) return NULL;
+  // Both are advice the kernel may not know (old kernels): key memory still works without them.
+  madvise(base, mapped, MADV_DONTDUMP);
+  madvise(base, mapped, MADV_WIPEONFORK);
+  if (mlock(base, mapped) != 0) locked_pages_total_ok = false;
+  return base;
+}
+
+void secure_key_free(void *key, size_t length) {
+  if (key == NULL) return;
+  size_t mapped = page_rounded(length);
+  OPENSSL_cleanse(key, mapped);
+  munlock(key, mapped);
+  munmap(key, mapped);
+}
+
+static void release_region(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  secure_key_free(data, (size_t)(uintptr_t)hint);
+}
+
+// lockedBuffer(length): a zeroed ArrayBuffer in pages the addon owns (secure_key_alloc), wiped and
+// unmapped when the buffer is collected. Whether mlock succeeded (an unprivileged user's
+// RLIMIT_MEMLOCK can refuse it) is reported by lockedPagesOk().
 static napi_value locked_buffer(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -86,30 +101,15 @@ static napi_value locked_buffer(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "lockedBuffer(length): length must be 1 to 1048576 bytes");
     return NULL;
   }
-  long page = sysconf(_SC_PAGESIZE);
-  if (page <= 0) page = 4096;
-  size_t mapped = ((size_t)length + (size_t)page - 1) / (size_t)page * (size_t)page;
-  void *base = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (base == MAP_FAILED) {
+  void *base = secure_key_alloc((size_t)length);
+  if (base == NULL) {
     throw_errno(env, "mmap of key memory", errno);
     return NULL;
   }
-  // Both are advice the kernel may not know (old kernels): key memory still works without them.
-  madvise(base, mapped, MADV_DONTDUMP);
-  madvise(base, mapped, MADV_WIPEONFORK);
-  if (mlock(base, mapped) != 0) locked_pages_total_ok = false;
-  LockedRegion *region = malloc(sizeof *region);
-  if (region == NULL) {
-    munmap(base, mapped);
-    napi_throw_error(env, NULL, "out of memory");
-    return NULL;
-  }
-  region->base = base;
-  region->mapped = mapped;
   napi_value buffer;
-  if (napi_create_external_arraybuffer(env, base, (size_t)length, release_region, region, &buffer) !=
-      napi_ok) {
-    release_region(env, NULL, region);
+  if (napi_create_external_arraybuffer(env, base, (size_t)length, release_region,
+                                       (void *)(uintptr_t)length, &buffer) != napi_ok) {
+    secure_key_free(base, (size_t)length);
     bool pending = false;
     napi_is_exception_pending(env, &pending);
     if (!pending) napi_throw_error(env, NULL, "cannot create an external ArrayBuffer for key memory");

@@ -2,9 +2,18 @@
 // bin/vault. Every row must give its documented exit code (src/cli/exit-codes.ts, docs/CLI.md), a
 // `vault: error:` line matching the expected message, a `vault: hint:` line, leave the vault file
 // byte-identical, and leave no mount, loop device, daemon, state directory or temporary file behind.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  linkSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -179,6 +188,9 @@ describe.skipIf(!canMount)('bad command-line input', () => {
     writeFileSync(at('zero-bytes.vol'), '');
     writeFileSync(at('junk.hdr'), randomBytes(8192));
     writeFileSync(at('secret.key'), randomBytes(64));
+    mkdirSync(at('theirs/mnt'), { recursive: true });
+    chownSync(at('theirs'), 65534, 65534);
+    execFileSync('mknod', [at('device-node'), 'c', '1', '3']);
     chmodSync(file, 0o600);
     const mnt = at('empty-mnt');
     const E = (name: keyof typeof EXIT_CODES) => name;
@@ -341,6 +353,24 @@ describe.skipIf(!canMount)('bad command-line input', () => {
         args: ['mount', file, busyMountpoint, ...secretArgs],
         code: 'BUSY',
         error: /already mounted at/,
+      },
+      {
+        name: 'mountpoint in a directory another user owns',
+        args: ['mount', file, at('theirs/mnt'), ...secretArgs],
+        code: 'USAGE',
+        error: /is not safe to mount on: .*belongs to another user/,
+      },
+      {
+        name: 'a mount option that would undo nosuid',
+        args: ['mount', file, mnt, '--fs-options', 'noatime,suid', ...secretArgs],
+        code: 'USAGE',
+        error: /--fs-options cannot include "suid"/,
+      },
+      {
+        name: 'a device node as the target, with --force',
+        args: ['create', '16M', at('device-node'), '--force', ...secretArgs],
+        code: 'USAGE',
+        error: /not a regular file: .*device-node \(a character device\)/,
       },
       {
         needsBusy: true,

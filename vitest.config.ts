@@ -15,6 +15,8 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
+          // dist/ (run by bin/vault) is built once for the whole run, not in every file.
+          globalSetup: ['test/e2e/global-setup.ts'],
           pool: 'forks',
           poolOptions: { forks: { singleFork: true } },
           testTimeout: 180_000,

@@ -19,7 +19,6 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import {
-  buildDist,
   canMount,
   FAST_COST,
   forceCleanup,
@@ -147,7 +146,6 @@ describe.skipIf(!canMount)('bad command-line input', () => {
   let busyDir = '';
 
   beforeAll(async () => {
-    await buildDist();
     dir = await makeTempDir('vault-bad-');
     // A second vault, mounted for the whole test in its own directory, to collide with.
     busyDir = await makeTempDir('vault-bad-busy-');

@@ -6,14 +6,13 @@ import { existsSync, readdirSync, readFileSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
-import { buildDist, FAST_COST, makeTempDir, removeTempDirs, VAULT_BIN, vault, waitFor } from './helpers.js';
+import { FAST_COST, makeTempDir, removeTempDirs, VAULT_BIN, vault, waitFor } from './helpers.js';
 
 const hasScript = existsSync('/usr/bin/script');
 const COST = ['--cost', FAST_COST];
 let dir = '';
 
 beforeAll(async () => {
-  await buildDist();
   dir = await makeTempDir('vault-cli-tty-');
 });
 afterAll(removeTempDirs);

@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import {
-  buildDist,
   canMount,
   FAST_COST,
   forceCleanup,
@@ -25,7 +24,6 @@ const PASSWORD = 'tr0ub4dor & 3 spaces ';
 let dir = '';
 
 beforeAll(async () => {
-  await buildDist();
   dir = await makeTempDir('vault-cli-');
 });
 

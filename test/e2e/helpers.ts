@@ -1,6 +1,7 @@
 // Shared end-to-end helpers: run the real bin/vault (piped stdin, exit code, stdout, stderr), temporary
 // directories, waiting for a condition, and checks that a test left no mount, loop device, daemon or
-// state directory behind. Generic on purpose: every e2e test file may use them.
+// state directory behind. Generic on purpose: every e2e test file may use them. dist/, which bin/vault
+// runs, is built once per run by global-setup.ts.
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -78,17 +79,6 @@ export function sh(command: string, args: readonly string[], timeoutMs = 60_000)
       resolveRun({ code: error ? (typeof raw === 'number' ? raw : 1) : 0, stdout, stderr });
     });
   });
-}
-
-/** Builds dist/ (bin/vault runs the compiled CLI). Call once per test file, in beforeAll. */
-export async function buildDist(): Promise<void> {
-  const result = await sh(
-    join(ROOT, 'node_modules/.bin/tsc'),
-    ['-p', join(ROOT, 'tsconfig.build.json')],
-    300_000,
-  );
-  if (!existsSync(join(ROOT, 'dist/cli/main.js')))
-    throw new Error(`build failed:\n${result.stdout}${result.stderr}`);
 }
 
 const tempDirs: string[] = [];
@@ -260,13 +250,12 @@ export function leftovers(dir: string, extraPaths: readonly string[] = []): stri
 }
 
 /**
- * One temporary directory for a whole suite (dist/ built first), handed to `use`; after the suite,
+ * One temporary directory for a whole suite, handed to `use`; after the suite,
  * whatever is still mounted or running there is cleaned up, and the suite fails if there was any.
  */
 export function useSuiteDir(prefix: string, use: (dir: string) => void): void {
   let dir = '';
   beforeAll(async () => {
-    await buildDist();
     dir = await makeTempDir(prefix);
     use(dir);
   });
@@ -277,13 +266,12 @@ export function useSuiteDir(prefix: string, use: (dir: string) => void): void {
   });
 }
 /**
- * The usual suite set-up: dist/ built and one temporary directory, handed to `use`, that is cleaned up
+ * The usual suite set-up: one temporary directory, handed to `use`, that is cleaned up
  * (forceCleanup) after every test and removed after the suite.
  */
 export function useTempDir(prefix: string, use: (dir: string) => void): void {
   let dir = '';
   beforeAll(async () => {
-    await buildDist();
     dir = await makeTempDir(prefix);
     use(dir);
   });

@@ -5,9 +5,8 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
-  buildDist,
   canMount,
   FAST_COST,
   forceCleanup,
@@ -86,10 +85,6 @@ function ioBytes(pid: number, field: 'rchar' | 'wchar'): number {
 }
 
 describe.skipIf(!canMount)('vault import / export', () => {
-  beforeAll(async () => {
-    await buildDist();
-  });
-
   afterEach(async () => {
     const cleaned = await forceCleanup(dir);
     expect(cleaned, 'a test left these behind').toEqual([]);

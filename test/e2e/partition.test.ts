@@ -14,7 +14,6 @@ import {
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  buildDist,
   canMount,
   forceCleanup,
   leftovers,
@@ -66,7 +65,6 @@ function writeTwoPartitionMbr(blockFile: string): void {
 
 describe.skipIf(!canMount)('vault mount --partition', () => {
   beforeAll(async () => {
-    await buildDist();
     dir = await makeTempDir('vault-partition-');
   });
   afterEach(async () => {

@@ -8,7 +8,6 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  buildDist,
   canMount,
   FAST_COST,
   forceCleanup,
@@ -30,7 +29,6 @@ describe.skipIf(!canMount)('a full host disk', () => {
   const remains = () => leftovers(host).filter((entry) => entry !== `mount at ${host}`);
 
   beforeAll(async () => {
-    await buildDist();
     dir = await makeTempDir('vault-diskfull-');
     host = join(dir, 'host');
     mkdirSync(host);

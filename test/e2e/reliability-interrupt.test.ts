@@ -17,7 +17,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isVaultError, openVault, Secret } from '../../src/container/index.js';
 import {
-  buildDist,
   canMount,
   FAST_COST,
   forceCleanup,
@@ -155,7 +154,6 @@ describe.skipIf(!canMount)('interrupting commands that write', () => {
   const findings: string[] = [];
 
   beforeAll(async () => {
-    await buildDist();
     dir = await makeTempDir('vault-interrupt-');
   });
 

@@ -45,6 +45,11 @@ export interface ExportOptions {
   force?: boolean;
   onProgress?: (doneBytes: number, totalBytes: number) => void;
   signal?: AbortSignal;
+  /**
+   * Called right after the vault opened, once per thing the user should hear about (Vault.warnings:
+   * the backup header was used, an interrupted update or resize), as `vault info` and `mount` report them.
+   */
+  onWarning?: (message: string) => void;
 }
 
 export interface ExportResult {
@@ -228,6 +233,7 @@ export async function exportImage(
     readOnly: true,
   });
   try {
+    for (const warning of vault.warnings) options.onWarning?.(warning);
     if (existing?.isBlockDevice()) return await exportToDevice(vault, target, options);
     return await exportToFile(vault, target, options);
   } finally {
@@ -250,6 +256,7 @@ export async function streamImage(
     readOnly: true,
   });
   try {
+    for (const warning of vault.warnings) options.onWarning?.(warning);
     await copyOut(vault, write, options, 'the output is incomplete');
     return { size: vault.size, sparseBytes: 0 };
   } finally {

@@ -180,6 +180,38 @@ describe.skipIf(!canMount)('vault import / export', () => {
     expect(readdirSync(dir).sort()).toEqual(['tty.vol']);
   });
 
+  it('export warns as info does when it reads the backup header, to a file and to stdout', async () => {
+    dir = await makeTempDir('vault-e2e-image-');
+    const file = join(dir, 'damaged.vol');
+    const created = await vault(['create', '8M', file, '--filesystem', 'none', ...secretArgs], {
+      stdin: `${PASSWORD}\n`,
+    });
+    expect(created.code, created.stderr).toBe(0);
+    const before = await vault(['export', file, join(dir, 'before.img'), ...secretArgs], {
+      stdin: `${PASSWORD}\n`,
+    });
+    expect(before.code, before.stderr).toBe(0);
+    // Flip one byte of the primary header's sealed body.
+    const raw = readFileSync(file);
+    raw[3000] = (raw[3000] as number) ^ 0xff;
+    writeFileSync(file, raw);
+    const warning = 'vault: warning: primary header damaged, using the backup; run vault repair\n';
+    const info = await vault(['info', file, ...secretArgs], { stdin: `${PASSWORD}\n` });
+    expect(info.code).toBe(0);
+    expect(info.stderr).toContain(warning);
+    const toFile = await vault(['export', file, join(dir, 'after.img'), ...secretArgs], {
+      stdin: `${PASSWORD}\n`,
+    });
+    expect(toFile.code, toFile.stderr).toBe(0);
+    expect(toFile.stderr).toContain(warning);
+    expect(readFileSync(join(dir, 'after.img')).equals(readFileSync(join(dir, 'before.img')))).toBe(true);
+    const toStdout = await vault(['export', file, '-', ...secretArgs], { stdin: `${PASSWORD}\n` });
+    expect(toStdout.code, toStdout.stderr).toBe(0);
+    expect(toStdout.stderr).toContain(warning);
+    // The vault itself is untouched: export opens it read-only and repairs nothing.
+    expect(readFileSync(file).equals(raw)).toBe(true);
+  });
+
   it('Ctrl-C during import leaves no vault, during export no image (exit 130)', async () => {
     dir = await makeTempDir('vault-e2e-image-');
     const image = join(dir, 'big.img');

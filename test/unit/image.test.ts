@@ -178,6 +178,49 @@ describe('exportImage', () => {
     expect((await readFile(vaultPath)).equals(vaultBytes)).toBe(true);
   });
 
+  it('tells the caller when it reads a backup header or a file left by an interrupted resize', async () => {
+    const { path, content } = await makeImage('warn.img', 2 * IMAGE_CHUNK_BYTES);
+    const vaultPath = join(dir, 'warn.vol');
+    await importImage(path, vaultPath, { secret: await password(), costLevel });
+    const healthy: string[] = [];
+    await exportImage(vaultPath, await password(), join(dir, 'warn-healthy.img'), {
+      costLevel,
+      onWarning: (message) => healthy.push(message),
+    });
+    expect(healthy).toEqual([]);
+
+    // A flipped byte in the primary header's sealed body: the backup copy is used.
+    const handle = await open(vaultPath, 'r+');
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, 3000);
+    byte[0] = (byte[0] as number) ^ 0xff;
+    await handle.write(byte, 0, 1, 3000);
+    await handle.close();
+    const damaged: string[] = [];
+    const out = join(dir, 'warn-damaged.img');
+    await exportImage(vaultPath, await password(), out, {
+      costLevel,
+      onWarning: (message) => damaged.push(message),
+    });
+    expect(damaged).toEqual(['primary header damaged, using the backup; run vault repair']);
+    expect((await readFile(out)).equals(content)).toBe(true);
+
+    // A file longer than its layout (resize interrupted after growing it), streamed.
+    const grown = join(dir, 'warn-grown.vol');
+    await importImage(path, grown, { secret: await password(), costLevel });
+    await truncate(grown, (await stat(grown)).size + IMAGE_CHUNK_BYTES);
+    const streamed: string[] = [];
+    const chunks: Buffer[] = [];
+    await streamImage(grown, await password(), async (chunk) => void chunks.push(Buffer.from(chunk)), {
+      costLevel,
+      onWarning: (message) => streamed.push(message),
+    });
+    expect(streamed).toEqual([
+      'the vault file is longer than its volume (an interrupted resize); run vault resize again',
+    ]);
+    expect(Buffer.concat(chunks).equals(content)).toBe(true);
+  });
+
   it('streams the same bytes through a writer', async () => {
     const { path, content } = await makeImage('stream.img', 3 * IMAGE_CHUNK_BYTES + 4096);
     const vaultPath = join(dir, 'stream.vol');

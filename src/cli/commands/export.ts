@@ -74,6 +74,8 @@ holes in a file. Anyone who can read the image can read everything in the vault.
     const exportOptions = {
       costLevel,
       signal: interruptSignal(),
+      // The same warnings as `vault info` (backup header used, interrupted resize), before the copy starts.
+      onWarning: warn,
       onProgress: (done: number, total: number) => {
         // The total is known only once the vault is open.
         if (done === 0) progress = createProgress('Exporting', total);

@@ -282,7 +282,8 @@ async function exportToFile(vault: Vault, target: string, options: ExportOptions
     await copyOut(
       vault,
       async (chunk) => {
-        // Leave all-zero chunks as holes: an empty volume exports as a small sparse file, like cp --sparse.
+        // Leave all-zero chunks as holes, like cp --sparse. Only zeros written into the volume give any:
+        // never-written sectors decrypt to random-looking bytes (FORMAT.md 4).
         if (chunk.equals(zeros.subarray(0, chunk.length))) sparseBytes += chunk.length;
         else await writeOutput(output, chunk, position, target);
         position += chunk.length;

@@ -4,7 +4,7 @@
 // --version, create, info, the man page, and the library entry point. No root needed.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAST_COST, makeTempDir, ROOT, type RunResult, removeTempDirs } from './helpers.js';
 
@@ -16,6 +16,7 @@ const ALLOW_SCRIPTS = '--allow-scripts=vault,argon2';
 let dir = '';
 let prefix = '';
 let installed = '';
+let installOutput = '';
 
 function run(command: string, args: readonly string[], cwd: string, stdin = ''): Promise<RunResult> {
   return new Promise((resolveRun, reject) => {
@@ -54,7 +55,8 @@ describe('npm pack, then npm install -g of the tarball', () => {
     const packed = await runOk('npm', ['pack', '--silent', '--pack-destination', dir], ROOT);
     const tarball = join(dir, packed.trim().split('\n').pop() ?? '');
     expect(tarball).toBe(join(dir, `vault-${version}.tgz`));
-    await runOk(
+    // --foreground-scripts: the install scripts' output (node-gyp's) is kept, to check what they did.
+    const install = await run(
       'npm',
       [
         'install',
@@ -62,6 +64,7 @@ describe('npm pack, then npm install -g of the tarball', () => {
         '--prefix',
         prefix,
         ALLOW_SCRIPTS,
+        '--foreground-scripts',
         '--prefer-offline',
         '--no-audit',
         '--no-fund',
@@ -69,6 +72,8 @@ describe('npm pack, then npm install -g of the tarball', () => {
       ],
       dir,
     );
+    installOutput = `${install.stdout}${install.stderr}`;
+    if (install.code !== 0) throw new Error(`npm install -g exited ${install.code}:\n${installOutput}`);
     installed = join(prefix, 'lib', 'node_modules', 'vault');
   }, 120_000);
 
@@ -80,9 +85,13 @@ describe('npm pack, then npm install -g of the tarball', () => {
     for (const command of ['create', 'mount', 'dismount', 'info', 'key add', 'header backup'])
       expect(man).toContain(`.SS "vault ${command}"`);
     expect(existsSync(join(installed, 'build', 'Release', 'vault_xts.node'))).toBe(true);
-    // node-gyp used this Node's own headers (no download): its nodedir is the prefix of the running node.
+    // node-gyp used local Node headers (scripts/build-addon.mjs passes the running node's prefix; an npm
+    // `nodedir` setting wins) and downloaded nothing.
     const gypConfig = readFileSync(join(installed, 'build', 'config.gypi'), 'utf8');
-    expect(gypConfig).toContain(`"nodedir": "${dirname(dirname(process.execPath))}"`);
+    const nodedir = /"nodedir": "([^"]+)"/.exec(gypConfig)?.[1] ?? '(none)';
+    expect(existsSync(join(nodedir, 'include', 'node', 'node_api.h')), nodedir).toBe(true);
+    expect(installOutput).toMatch(/gyp info ok/);
+    expect(installOutput).not.toMatch(/gyp http GET|node-v[\d.]+-headers/i);
     // Nothing the package does not need at run time: no sources, tests or maps.
     for (const absent of ['src', 'test', 'dist/cli/main.js.map', 'scripts/setup.sh'])
       expect(existsSync(join(installed, absent)), absent).toBe(false);

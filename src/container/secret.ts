@@ -7,7 +7,10 @@ import { wipe } from '../crypto/random.js';
 import { VaultError } from './errors.js';
 
 export interface SecretInputs {
-  /** UTF-8 bytes of the password, as typed (no normalisation). May be empty if keyfiles are given. */
+  /**
+   * The password bytes as given: no normalisation, no encoding check (UTF-8 in practice, FORMAT.md 6.1).
+   * May be empty if keyfiles are given.
+   */
   password?: Uint8Array;
   keyfiles?: readonly string[];
 }

@@ -296,7 +296,18 @@ describe.skipIf(!canMount || !(existsSync('/usr/bin/fuse2fs') || existsSync('/us
       chmodSync('/dev/fuse', 0o666);
     });
     afterAll(async () => {
-      await sh('runuser', ['-u', USER, '--', process.execPath, VAULT_BIN, 'dismount', '--all', '--force']);
+      // Its own vault only, if a failed test left it mounted: `dismount --all` as this user would also
+      // take the vaults of another test run on this machine, which share the user.
+      await sh('runuser', [
+        '-u',
+        USER,
+        '--',
+        process.execPath,
+        VAULT_BIN,
+        'dismount',
+        '--force',
+        join(dir, 'user.vol'),
+      ]);
       chmodSync('/dev/fuse', fuseMode);
       await forceCleanup(dir);
     });

@@ -39,12 +39,15 @@ _vault() {
   # The value of an option that takes one.
   case "$path:$prev" in
     'create:--filesystem') COMPREPLY=($(compgen -W 'ext4 vfat exfat none' -- "$cur")); return ;;
+    'create:--owner') _vault_files; return ;;
     'create:--hidden') COMPREPLY=($(compgen -W '' -- "$cur")); return ;;
     'create:--hidden-filesystem') COMPREPLY=($(compgen -W 'ext4 vfat exfat none' -- "$cur")); return ;;
     'create:--hidden-keyfile') _vault_files; return ;;
     'create:-k'|'create:--keyfile') _vault_files; return ;;
     'create:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
     'mount:--hidden-keyfile') _vault_files; return ;;
+    'mount:--fs-options') _vault_files; return ;;
+    'mount:--owner') _vault_files; return ;;
     'mount:--partition') _vault_files; return ;;
     'mount:-k'|'mount:--keyfile') _vault_files; return ;;
     'mount:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
@@ -75,8 +78,8 @@ _vault() {
   esac
   case "$path" in
     '') subcommands='create mount dismount list info passwd key keyfile header repair resize import export benchmark completion'; options='-h --help -V --version' ;;
-    'create') subcommands=''; options='-h --help --filesystem --quick -f --force --hidden --hidden-filesystem --hidden-keyfile -k --keyfile --password-stdin --non-interactive --cost' ;;
-    'mount') subcommands=''; options='-h --help -r --read-only --no-filesystem --preserve-timestamps --protect-hidden --hidden-keyfile --user --partition -k --keyfile --password-stdin --non-interactive --cost' ;;
+    'create') subcommands=''; options='-h --help --filesystem --quick -f --force --owner --hidden --hidden-filesystem --hidden-keyfile -k --keyfile --password-stdin --non-interactive --cost' ;;
+    'mount') subcommands=''; options='-h --help -r --read-only --no-filesystem --preserve-timestamps --protect-hidden --hidden-keyfile --user --fs-options --owner --partition -k --keyfile --password-stdin --non-interactive --cost' ;;
     'dismount') subcommands=''; options='-h --help -a --all -f --force' ;;
     'list') subcommands=''; options='-h --help --json' ;;
     'info') subcommands=''; options='-h --help --json -k --keyfile --password-stdin --non-interactive --cost' ;;

@@ -31,6 +31,11 @@ export interface RunResult {
  */
 const WEAK_COST_LINE = /^vault: warning: cost level \d is weak: .*\n/gm;
 
+/** stderr without the weak-cost warning, for commands run some other way than vault(). */
+export function withoutWeakCost(stderr: string): string {
+  return stderr.replace(WEAK_COST_LINE, '');
+}
+
 /** Runs bin/vault with `args`; `stdin` is piped (closed when absent). Never throws for a non-zero exit. */
 export function vault(
   args: readonly string[],
@@ -63,7 +68,7 @@ export function vault(
       resolveRun({
         code: code ?? (signal ? 128 : 1),
         stdout,
-        stderr: options.keepWeakCost ? stderr : stderr.replace(WEAK_COST_LINE, ''),
+        stderr: options.keepWeakCost ? stderr : withoutWeakCost(stderr),
       });
     });
     child.stdin.on('error', () => {});

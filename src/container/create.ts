@@ -8,7 +8,6 @@ import { basename, dirname, join } from 'node:path';
 import { DEFAULT_COST_LEVEL } from '../crypto/kdf.js';
 import { lockedBuffer, moveToLocked } from '../crypto/memory.js';
 import { randomBytes, wipe } from '../crypto/random.js';
-import { createXts } from '../crypto/xts.js';
 import { isVaultError, VaultError } from './errors.js';
 import { type ContainerFile, fileError, type OpenContainerFile, openContainerFile } from './file.js';
 import { deriveHeaderKey, randomSlotTable, type SlotTable } from './header.js';
@@ -36,6 +35,7 @@ import {
 } from './layout.js';
 import type { Secret } from './secret.js';
 import { Vault } from './vault.js';
+import { createVaultSectorCipher } from './vault-suites.js';
 
 export interface CreateOptions {
   /** Total size of the container file in bytes (a multiple of 4096, at least 1 MiB). */
@@ -386,7 +386,7 @@ export async function fillWithCiphertext(
   } = {},
 ): Promise<void> {
   const throwawayKey = newMasterKey();
-  const xts = createXts(throwawayKey);
+  const xts = createVaultSectorCipher(throwawayKey);
   wipe(throwawayKey);
   const zeros = Buffer.alloc(FILL_CHUNK_BYTES);
   // Two buffers: one is being written while the next is encrypted.

@@ -1,9 +1,11 @@
 // The two copies of a vault's header together (docs/FORMAT.md 5.1, 5.2 and 8): unlocking with one KDF
 // run per end of the file (that run tries the outer and the hidden keyslots), deciding which copy is
 // authoritative, and writing updates backup-first so a crash never loses the vault.
-import { costMemoryCheck, deriveKdf } from '../crypto/kdf.js';
+import type { KdfSuite } from '../crypto/kdf.js';
+import { costMemoryCheck } from '../crypto/kdf.js';
 import { moveToLocked } from '../crypto/memory.js';
 import { wipe } from '../crypto/random.js';
+import { isUsableXtsKey } from '../crypto/xts.js';
 import { cannotUnlock, VaultError } from './errors.js';
 import type { ContainerFile } from './file.js';
 import {
@@ -27,7 +29,7 @@ import {
   FLAG_HIDDEN,
   type HeaderKind,
   headerOffset,
-  MASTER_KEY_BYTES,
+  KDF_ARGON2ID_V1,
   MIN_FILE_BYTES,
   OVERHEAD_BYTES,
   PRIMARY,
@@ -35,6 +37,7 @@ import {
   SLOT_COUNT,
 } from './layout.js';
 import type { Secret } from './secret.js';
+import { VAULT_KDFS } from './vault-suites.js';
 
 export type CopyState = 'ok' | 'stale' | 'damaged';
 const ENDS = [PRIMARY, BACKUP] as const;
@@ -92,7 +95,11 @@ export async function deriveCopySlotKey(
   salt: Uint8Array,
   costLevel: number,
 ): Promise<Buffer> {
-  const kdfOutput = await deriveKdf(secret.material, salt, costLevel);
+  const kdfOutput = await (VAULT_KDFS.get(KDF_ARGON2ID_V1) as KdfSuite).derive(
+    secret.material,
+    salt,
+    costLevel,
+  );
   try {
     return deriveSlotKey(kdfOutput);
   } finally {
@@ -177,9 +184,8 @@ export function stateFromMasterKey(
   masterKey: Buffer,
   backupOffset = headerOffset(kind, BACKUP, fileSize),
 ): HeaderState | null {
-  // FORMAT.md 2.3: the halves MUST differ (XTS refuses equal ones); only a forged header holds such a key.
-  if (masterKey.subarray(0, MASTER_KEY_BYTES / 2).equals(masterKey.subarray(MASTER_KEY_BYTES / 2)))
-    return null;
+  // FORMAT.md 2.3: the key MUST pass the XTS key rule; only a forged header holds one that does not.
+  if (!isUsableXtsKey(masterKey)) return null;
   const headerKey = deriveHeaderKey(masterKey);
   const bodies = ENDS.map((end) => {
     const body = openBody(copyId(kind, end), sectors[kind][end], headerKey);

@@ -32,6 +32,7 @@ import {
   SLOT_TABLE_BYTES,
   SLOTS_OFFSET,
 } from './layout.js';
+import { VAULT_KDFS, vaultSectorCipher } from './vault-suites.js';
 
 const AEAD_NONCE_BYTES = 24;
 
@@ -180,8 +181,9 @@ function decodeBody(plain: Uint8Array): HeaderBody | null {
   const dataOffset = view.readBigUInt64BE(BODY.dataOffset);
   if (dataOffset < BigInt(DATA_OFFSET) || dataOffset > BigInt(MAX_DATA_BYTES)) return null;
   if (dataOffset % BigInt(SECTOR_BYTES) !== 0n) return null;
-  if (view.readUInt16BE(BODY.cipher) !== CIPHER_AES_256_XTS) return null;
-  if (view.readUInt16BE(BODY.kdf) !== KDF_ARGON2ID_V1) return null;
+  // Only the suites version 1 defines (one each today); anything else MUST be rejected.
+  if (vaultSectorCipher(view.readUInt16BE(BODY.cipher)) === null) return null;
+  if (!VAULT_KDFS.has(view.readUInt16BE(BODY.kdf))) return null;
   if (!isZero(view.subarray(BODY.reserved1, BODY.reserved1 + RESERVED1_BYTES))) return null;
   if (!isZero(view.subarray(BODY.reserved2, BODY.reserved2 + RESERVED2_BYTES))) return null;
   const sequence = view.readBigUInt64BE(BODY.sequence);

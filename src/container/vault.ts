@@ -2,7 +2,8 @@
 // Whole sectors go straight through XTS; partial sectors are read-modify-write under a sector lock.
 
 import { costParams, DEFAULT_COST_LEVEL } from '../crypto/kdf.js';
-import { activeXtsImplementation, createXts, type XtsCipher, type XtsImplementation } from '../crypto/xts.js';
+import type { SectorCipher } from '../crypto/suites.js';
+import { activeXtsImplementation, type XtsImplementation } from '../crypto/xts.js';
 import type { BlockDevice } from './block-device.js';
 import { isVaultError, VaultError } from './errors.js';
 import { type ContainerFile, type OpenContainerFile, openContainerFile } from './file.js';
@@ -16,6 +17,7 @@ import {
 } from './header-pair.js';
 import { DATA_OFFSET, FORMAT_VERSION, PRIMARY, SECTOR_BYTES, SLOT_COUNT } from './layout.js';
 import type { Secret } from './secret.js';
+import { createVaultSectorCipher } from './vault-suites.js';
 
 /** Size of the reused write buffer: the largest FUSE request (128 KiB) and then some. */
 const SCRATCH_BYTES = 1 << 20;
@@ -146,7 +148,7 @@ export class Vault implements BlockDevice {
   readonly warnings: string[] = [];
   /** Device and inode of the container file: the same vault under another path or a hard link. */
   readonly identity: { dev: number; ino: number };
-  #xts: XtsCipher | null;
+  #xts: SectorCipher | null;
   #closed = false;
   #scratch: Buffer | null = null;
   #scratchBusy = false;
@@ -163,7 +165,7 @@ export class Vault implements BlockDevice {
     this.size = state.dataSize;
     this.readOnly = settings.readOnly;
     this.identity = { dev: settings.identity.dev, ino: settings.identity.ino };
-    this.#xts = createXts(state.masterKey);
+    this.#xts = createVaultSectorCipher(state.masterKey);
     if (state.copies[PRIMARY].state === 'damaged') {
       this.warnings.push('primary header damaged, using the backup; run vault repair');
     } else if (state.copies[PRIMARY].state === 'stale') {
@@ -298,7 +300,8 @@ export class Vault implements BlockDevice {
       dataSize: this.state.dataSize,
       sectorSize: SECTOR_BYTES,
       cipher: 'aes-256-xts',
-      xtsImplementation: this.#xts?.implementation ?? activeXtsImplementation(),
+      xtsImplementation:
+        (this.#xts?.implementation as XtsImplementation | undefined) ?? activeXtsImplementation(),
       kdf: 'argon2id',
       kind: this.state.kind,
       costLevel: this.settings.costLevel,
@@ -320,7 +323,7 @@ export class Vault implements BlockDevice {
     return this.settings.costLevel;
   }
 
-  #cipher(): XtsCipher {
+  #cipher(): SectorCipher {
     if (this.#closed || !this.#xts) throw new VaultError('IO', 'the vault is closed', 'open it again');
     return this.#xts;
   }

@@ -132,3 +132,19 @@ export function hkdfSha512Bytes(ikm: Uint8Array, salt: Uint8Array, info: Uint8Ar
 function mebibytes(bytes: number): number {
   return Math.floor(bytes / (1024 * 1024));
 }
+
+/** A KDF as a record: what a format names, its parameters per cost level, and derive. */
+export interface KdfSuite {
+  readonly id: string;
+  readonly name: string;
+  params(level: number): CostParams;
+  derive(material: Uint8Array, salt: Uint8Array, level: number): Promise<Buffer>;
+}
+
+/** The vault format's KDF (header KDF id 1): Argon2id over the cost levels above. */
+export const ARGON2ID_COST_LEVELS: KdfSuite = {
+  id: 'argon2id',
+  name: 'Argon2id',
+  params: costParams,
+  derive: deriveKdf,
+};

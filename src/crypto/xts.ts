@@ -20,7 +20,6 @@ export interface XtsCipher {
 }
 
 export const XTS_KEY_BYTES = 64;
-const HALF_KEY_BYTES = 32;
 const BLOCK_BYTES = 16;
 /** Same bound as the addon: OpenSSL refuses data units above 2^20 blocks anyway. */
 const MAX_SECTOR_SIZE = 1 << 24;
@@ -46,7 +45,7 @@ export function createXts(
   key: Uint8Array /* 64 bytes */,
   options?: { sectorSize?: number; implementation?: XtsImplementation },
 ): XtsCipher {
-  checkKey(key);
+  checkXtsKey(key);
   const sectorSize = options?.sectorSize ?? SECTOR_SIZE;
   checkSectorSize(sectorSize);
   const implementation = options?.implementation ?? activeXtsImplementation();
@@ -145,13 +144,33 @@ class NodeCryptoXts implements XtsCipher {
   }
 }
 
-function checkKey(key: Uint8Array): void {
+/**
+ * The XTS key rule, stated once for every format: two halves (data key, tweak key) that MUST differ.
+ * Equal halves make the tweak key the data key, which voids XTS's security argument (OpenSSL refuses
+ * them too). `allowed` lists the whole-key sizes (64 for AES-256-XTS, 32 for AES-128-XTS).
+ */
+export function checkXtsKey(key: Uint8Array, allowed: readonly number[] = [XTS_KEY_BYTES]): void {
   if (!(key instanceof Uint8Array)) throw new TypeError('key must be a Uint8Array');
-  if (key.length !== XTS_KEY_BYTES) throw new RangeError(`XTS-AES-256 key must be ${XTS_KEY_BYTES} bytes`);
-  // Equal halves make the tweak key the data key, which voids XTS's security argument (OpenSSL refuses too).
-  const data = key.subarray(0, HALF_KEY_BYTES);
-  const tweak = key.subarray(HALF_KEY_BYTES);
-  if (timingSafeEqual(data, tweak)) throw new RangeError('XTS key halves must differ');
+  if (!allowed.includes(key.length)) {
+    throw new RangeError(
+      allowed.length === 1 && allowed[0] === XTS_KEY_BYTES
+        ? `XTS-AES-256 key must be ${XTS_KEY_BYTES} bytes`
+        : `XTS key must be ${allowed.join(' or ')} bytes`,
+    );
+  }
+  const half = key.length / 2;
+  if (timingSafeEqual(key.subarray(0, half), key.subarray(half)))
+    throw new RangeError('XTS key halves must differ');
+}
+
+/** checkXtsKey as a yes/no, for code that must reject rather than throw (a forged header's key). */
+export function isUsableXtsKey(key: Uint8Array, allowed: readonly number[] = [XTS_KEY_BYTES]): boolean {
+  try {
+    checkXtsKey(key, allowed);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function checkSectorSize(sectorSize: number): void {

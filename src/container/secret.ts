@@ -2,6 +2,7 @@
 // docs/FORMAT.md "Secret material" describes. Keyfiles are streamed, so any size works.
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { addKeyfileToPool, TC_KEYFILE_BYTES, TC_POOL_BYTES, VC_POOL_BYTES } from '../crypto/foreign-kdf.js';
 import { createKeyfileHasher, secretMaterial } from '../crypto/keyfiles.js';
 import { wipe } from '../crypto/random.js';
 import { VaultError } from './errors.js';
@@ -15,15 +16,37 @@ export interface SecretInputs {
   keyfiles?: readonly string[];
 }
 
+/**
+ * What the foreign formats need besides the vault material (docs/CLI.md "Foreign volumes"): the password
+ * bytes, the VeraCrypt/TrueCrypt keyfile pools (64 and 128 bytes; null without keyfiles) and, for LUKS,
+ * the bytes of the one keyfile (cryptsetup's --key-file), or null.
+ */
+export interface ForeignSecretParts {
+  password: Buffer;
+  pool64: Buffer | null;
+  pool128: Buffer | null;
+  luksKeyfile: Buffer | null;
+  keyfileCount: number;
+}
+
+/** cryptsetup's default --keyfile-size limit. */
+export const LUKS_KEYFILE_MAX_BYTES = 8 << 20;
+const WIRE_MAGIC = Buffer.from('\xff\xfevault-foreign-v1', 'latin1');
+
 export class Secret {
   #material: Buffer | null;
+  #foreign: ForeignSecretParts | null;
 
-  private constructor(material: Buffer) {
+  private constructor(material: Buffer, foreign: ForeignSecretParts | null = null) {
     this.#material = material;
+    this.#foreign = foreign;
   }
 
-  /** Reads and hashes every keyfile, then combines them with the password. Wipes its intermediates. */
-  static async fromInputs(inputs: SecretInputs): Promise<Secret> {
+  /**
+   * Reads and hashes every keyfile, then combines them with the password. Wipes its intermediates.
+   * With `foreign`, also keeps what LUKS, VeraCrypt and TrueCrypt volumes need (ForeignSecretParts).
+   */
+  static async fromInputs(inputs: SecretInputs, options: { foreign?: boolean } = {}): Promise<Secret> {
     const password = inputs.password ?? new Uint8Array(0);
     const keyfiles = inputs.keyfiles ?? [];
     if (password.length === 0 && keyfiles.length === 0) {
@@ -36,7 +59,8 @@ export class Secret {
     const digests: Buffer[] = [];
     try {
       for (const path of keyfiles) digests.push(await hashKeyfile(path));
-      return new Secret(secretMaterial(password, digests));
+      const material = secretMaterial(password, digests);
+      return new Secret(material, options.foreign ? await foreignParts(password, keyfiles) : null);
     } finally {
       wipe(...digests);
     }
@@ -47,15 +71,123 @@ export class Secret {
     return new Secret(material);
   }
 
+  /** The inverse of toWire (what the mount daemon receives). Takes ownership of nothing; wipe `wire`. */
+  static fromWire(wire: Uint8Array): Secret {
+    const bytes = Buffer.from(wire.buffer, wire.byteOffset, wire.byteLength);
+    if (!bytes.subarray(0, WIRE_MAGIC.length).equals(WIRE_MAGIC)) return new Secret(ownedCopy(bytes));
+    let at = WIRE_MAGIC.length;
+    const field = (): Buffer | null => {
+      const length = bytes.readUInt32BE(at);
+      at += 4;
+      if (length === 0xffffffff) return null;
+      const out = ownedCopy(bytes.subarray(at, at + length));
+      at += length;
+      return out;
+    };
+    const material = field() as Buffer;
+    const password = field() as Buffer;
+    const pool64 = field();
+    const pool128 = field();
+    const luksKeyfile = field();
+    const keyfileCount = bytes.readUInt32BE(at);
+    return new Secret(material, { password, pool64, pool128, luksKeyfile, keyfileCount });
+  }
+
+  /** One byte string for the pipe to the daemon: the material alone, or with the foreign parts. */
+  toWire(): Buffer {
+    const material = this.material;
+    const foreign = this.#foreign;
+    if (!foreign) return ownedCopy(material);
+    const fields = [material, foreign.password, foreign.pool64, foreign.pool128, foreign.luksKeyfile];
+    const length = WIRE_MAGIC.length + fields.reduce((sum, part) => sum + 4 + (part?.length ?? 0), 0) + 4;
+    const wire = Buffer.alloc(length);
+    let at = WIRE_MAGIC.copy(wire, 0);
+    for (const part of fields) {
+      at = wire.writeUInt32BE(part ? part.length : 0xffffffff, at);
+      if (part) at += part.copy(wire, at);
+    }
+    wire.writeUInt32BE(foreign.keyfileCount, at);
+    return wire;
+  }
+
   get material(): Buffer {
     if (!this.#material) throw new Error('secret already wiped');
     return this.#material;
   }
 
+  /** The parts the foreign formats need; null when the secret was read without `foreign`. */
+  get foreign(): ForeignSecretParts | null {
+    if (!this.#material) throw new Error('secret already wiped');
+    return this.#foreign;
+  }
+
   wipe(): void {
     wipe(this.#material);
     this.#material = null;
+    const foreign = this.#foreign;
+    if (foreign) wipe(foreign.password, foreign.pool64, foreign.pool128, foreign.luksKeyfile);
+    this.#foreign = null;
   }
+}
+
+function ownedCopy(bytes: Uint8Array): Buffer {
+  const copy = Buffer.alloc(bytes.length);
+  copy.set(bytes);
+  return copy;
+}
+
+async function foreignParts(password: Uint8Array, keyfiles: readonly string[]): Promise<ForeignSecretParts> {
+  const parts: ForeignSecretParts = {
+    password: ownedCopy(password),
+    pool64: keyfiles.length > 0 ? Buffer.alloc(TC_POOL_BYTES) : null,
+    pool128: keyfiles.length > 0 ? Buffer.alloc(VC_POOL_BYTES) : null,
+    luksKeyfile: null,
+    keyfileCount: keyfiles.length,
+  };
+  try {
+    for (const path of keyfiles) {
+      const head = await readHead(path, TC_KEYFILE_BYTES);
+      try {
+        if (parts.pool64) addKeyfileToPool(parts.pool64, head);
+        if (parts.pool128) addKeyfileToPool(parts.pool128, head);
+      } finally {
+        head.fill(0);
+      }
+    }
+    // cryptsetup takes one key file; with several, LUKS volumes cannot be opened (said at unlock).
+    const [only] = keyfiles;
+    if (keyfiles.length === 1 && only !== undefined) {
+      parts.luksKeyfile = await readHead(only, LUKS_KEYFILE_MAX_BYTES + 1);
+      if (parts.luksKeyfile.length > LUKS_KEYFILE_MAX_BYTES) {
+        wipe(parts.luksKeyfile);
+        parts.luksKeyfile = null;
+      }
+    }
+    return parts;
+  } catch (error) {
+    wipe(parts.password, parts.pool64, parts.pool128, parts.luksKeyfile);
+    throw error;
+  }
+}
+
+/** The first `limit` bytes of a keyfile (already checked by hashKeyfile), in a buffer the caller wipes. */
+async function readHead(path: string, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, end: limit - 1 })) {
+      chunks.push(chunk as Buffer);
+      total += (chunk as Buffer).length;
+    }
+  } catch (error) {
+    wipe(...chunks);
+    throw new VaultError('IO', `cannot read keyfile: ${path}`, 'check its permissions', { cause: error });
+  }
+  const out = Buffer.alloc(total);
+  let at = 0;
+  for (const chunk of chunks) at += chunk.copy(out, at);
+  wipe(...chunks);
+  return out;
 }
 
 async function hashKeyfile(path: string): Promise<Buffer> {

@@ -1,0 +1,230 @@
+// An opened foreign volume (LUKS, VeraCrypt, TrueCrypt): the same BlockDevice the bridge, export and
+// import use for vaults, over the format's sector cipher. Partial sectors are read-modify-write under
+// the same ordering rule as Vault: writes that share a sector run in arrival order.
+import type { SectorCipher } from '../crypto/suites.js';
+import type { BlockDevice } from './block-device.js';
+import { VaultError } from './errors.js';
+import type { ContainerFile } from './file.js';
+import {
+  type ForeignFormat,
+  type ForeignUnlock,
+  type KdfDescription,
+  wipeUnlock,
+} from './formats/foreign.js';
+
+export interface ForeignVolumeSettings {
+  readOnly: boolean;
+  preserveTimestamps: boolean;
+  identity: { dev: number; ino: number; atimeMs: number; mtimeMs: number };
+  /** Cleartext byte range [start, end) that writes must never touch (a hidden volume). */
+  protectedRange?: { start: number; end: number };
+}
+
+export interface ForeignVolumeInfo {
+  path: string;
+  format: ForeignFormat;
+  formatVersion: number;
+  fileSize: number;
+  dataOffset: number;
+  dataSize: number;
+  sectorSize: number;
+  /** Bytes per IV step (dm-crypt plain64 and VeraCrypt count 512-byte units). */
+  ivUnitBytes: number;
+  /** IV of the first data sector, in IV units (VeraCrypt: the data offset / 512; LUKS2: iv_tweak). */
+  ivOffset: number;
+  cipher: string;
+  cipherName: string;
+  kdf: KdfDescription;
+  kind: 'normal' | 'hidden';
+  header: string;
+  keyslot: number | null;
+  readOnly: boolean;
+}
+
+export class ForeignVolume implements BlockDevice {
+  readonly path: string;
+  readonly size: number;
+  readonly readOnly: boolean;
+  readonly format: ForeignFormat;
+  readonly warnings: string[];
+  readonly identity: { dev: number; ino: number };
+  #cipher: SectorCipher | null;
+  #closed = false;
+  #protectionTripped = false;
+  #writesInFlight: Array<{ first: number; last: number; done: Promise<void> }> = [];
+  readonly #sector: number;
+  readonly #info: Omit<ForeignVolumeInfo, 'readOnly'>;
+
+  /** Takes ownership of unlock's master key (wiped here at once, the cipher keeps its own copy). */
+  constructor(
+    readonly file: ContainerFile,
+    unlock: ForeignUnlock,
+    fileSize: number,
+    private readonly settings: ForeignVolumeSettings,
+  ) {
+    try {
+      this.#cipher = unlock.suite.create(unlock.masterKey, unlock.layout);
+    } finally {
+      wipeUnlock(unlock);
+    }
+    this.path = file.path;
+    this.size = unlock.dataSize;
+    this.readOnly = settings.readOnly;
+    this.format = unlock.format;
+    this.warnings = [...unlock.notes];
+    this.identity = { dev: settings.identity.dev, ino: settings.identity.ino };
+    this.#sector = unlock.layout.sectorBytes;
+    this.#info = {
+      path: file.path,
+      format: unlock.format,
+      formatVersion: unlock.version,
+      fileSize,
+      dataOffset: unlock.dataOffset,
+      dataSize: unlock.dataSize,
+      sectorSize: unlock.layout.sectorBytes,
+      ivUnitBytes: unlock.layout.ivUnitBytes,
+      ivOffset: unlock.layout.ivOffset,
+      cipher: unlock.suite.id,
+      cipherName: unlock.suite.describe(unlock.masterKey.length),
+      kdf: unlock.kdf,
+      kind: unlock.kind,
+      header: unlock.header,
+      keyslot: unlock.keyslot,
+    };
+  }
+
+  info(): ForeignVolumeInfo {
+    return { ...this.#info, readOnly: this.readOnly };
+  }
+
+  get protectionTripped(): boolean {
+    return this.#protectionTripped;
+  }
+
+  async readAt(plain: Uint8Array, offset: number): Promise<void> {
+    const cipher = this.#live();
+    this.#checkRange(plain.length, offset);
+    if (plain.length === 0) return;
+    const sector = this.#sector;
+    const dataOffset = this.#info.dataOffset;
+    if (offset % sector === 0 && plain.length % sector === 0) {
+      await this.file.read(plain, dataOffset + offset);
+      cipher.decrypt(plain, offset / sector);
+      return;
+    }
+    const first = Math.floor(offset / sector);
+    const last = Math.floor((offset + plain.length - 1) / sector);
+    const sectors = Buffer.alloc((last - first + 1) * sector);
+    await this.file.read(sectors, dataOffset + first * sector);
+    cipher.decrypt(sectors, first);
+    const start = offset - first * sector;
+    plain.set(sectors.subarray(start, start + plain.length));
+    sectors.fill(0);
+  }
+
+  async writeAt(plain: Uint8Array, offset: number): Promise<void> {
+    this.#live();
+    if (this.readOnly)
+      throw new VaultError('IO', 'the volume is open read-only', 'open it without --read-only');
+    this.#checkRange(plain.length, offset);
+    if (plain.length === 0) return;
+    this.#checkProtection(plain.length, offset);
+    const sector = this.#sector;
+    const first = Math.floor(offset / sector);
+    const last = Math.floor((offset + plain.length - 1) / sector);
+    const earlier = this.#writesInFlight.filter((write) => write.first <= last && first <= write.last);
+    let release = () => {};
+    const entry = { first, last, done: new Promise<void>((resolve) => (release = resolve)) };
+    this.#writesInFlight.push(entry);
+    try {
+      if (earlier.length > 0) await Promise.all(earlier.map((write) => write.done));
+      await this.#writeSectors(plain, offset, first, last);
+    } finally {
+      this.#writesInFlight.splice(this.#writesInFlight.indexOf(entry), 1);
+      release();
+    }
+  }
+
+  async #writeSectors(plain: Uint8Array, offset: number, first: number, last: number): Promise<void> {
+    const cipher = this.#live();
+    const sector = this.#sector;
+    const dataOffset = this.#info.dataOffset;
+    const sectors = Buffer.alloc((last - first + 1) * sector);
+    try {
+      const start = offset - first * sector;
+      const partialHead = start !== 0;
+      const partialTail = (offset + plain.length) % sector !== 0;
+      if (partialHead || partialTail) {
+        const head = sectors.subarray(0, sector);
+        const tail = sectors.subarray(sectors.length - sector);
+        if (partialHead) {
+          await this.file.read(head, dataOffset + first * sector);
+          cipher.decrypt(head, first);
+        }
+        if (partialTail && (last !== first || !partialHead)) {
+          await this.file.read(tail, dataOffset + last * sector);
+          cipher.decrypt(tail, last);
+        }
+        sectors.set(plain, start);
+        cipher.encrypt(sectors, first);
+      } else {
+        cipher.encrypt(plain, first, sectors);
+      }
+      await this.file.write(sectors, dataOffset + first * sector);
+    } finally {
+      sectors.fill(0);
+    }
+  }
+
+  async flush(): Promise<void> {
+    this.#live();
+    if (!this.readOnly) await this.file.sync();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      if (this.#writesInFlight.length > 0) await Promise.all(this.#writesInFlight.map((write) => write.done));
+      if (!this.readOnly) await this.file.sync();
+      if (this.settings.preserveTimestamps && !this.readOnly) {
+        await this.file.setTimes(this.settings.identity.atimeMs, this.settings.identity.mtimeMs);
+      }
+    } finally {
+      this.#cipher?.destroy();
+      this.#cipher = null;
+      await this.file.close();
+    }
+  }
+
+  #live(): SectorCipher {
+    if (this.#closed || !this.#cipher) throw new VaultError('IO', 'the volume is closed', 'open it again');
+    return this.#cipher;
+  }
+
+  #checkProtection(length: number, offset: number): void {
+    const range = this.settings.protectedRange;
+    if (!range) return;
+    if (!this.#protectionTripped && offset < range.end && range.start < offset + length) {
+      this.#protectionTripped = true;
+      this.warnings.push(
+        'a write to the outer volume would have damaged the hidden volume; the outer volume is now read-only',
+      );
+    }
+    if (this.#protectionTripped) {
+      throw new VaultError(
+        'IO',
+        'write refused to protect the hidden volume; the outer volume is read-only until dismounted',
+        'copy what you need from the outer volume, dismount it, and keep less data on it',
+      );
+    }
+  }
+
+  #checkRange(length: number, offset: number): void {
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > this.size) {
+      throw new RangeError(
+        `access outside the volume: offset ${offset}, length ${length}, size ${this.size}`,
+      );
+    }
+  }
+}

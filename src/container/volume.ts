@@ -1,0 +1,188 @@
+// Opening any volume vault understands: its own format, LUKS1/LUKS2, VeraCrypt and TrueCrypt.
+// Detection, cheapest first: the LUKS magic (no KDF), the vault format (one Argon2id run), VeraCrypt,
+// then TrueCrypt (normal and hidden headers, then the backups). `type` narrows the search.
+import type { Prf } from '../crypto/foreign-kdf.js';
+import { isVaultError, VaultError } from './errors.js';
+import { type OpenContainerFile, openContainerFile } from './file.js';
+import { ForeignVolume } from './foreign-volume.js';
+import type { ForeignUnlock } from './formats/foreign.js';
+import { hasLuksMagic, unlockLuks } from './formats/luks.js';
+import { unlockTcrypt } from './formats/tcrypt.js';
+import type { Secret } from './secret.js';
+import { type OpenOptions, openVault, type Vault } from './vault.js';
+
+export type VolumeType = 'vault' | 'luks' | 'veracrypt' | 'truecrypt';
+export const VOLUME_TYPES: readonly VolumeType[] = ['vault', 'luks', 'veracrypt', 'truecrypt'];
+
+export interface VolumeOpenOptions extends OpenOptions {
+  /** Only this format (--type); all of them, cheapest first, when left out. */
+  type?: VolumeType;
+  /** VeraCrypt/TrueCrypt: only this PBKDF2 hash (--hash). */
+  hash?: Prf;
+  /** VeraCrypt's PIM (--pim). */
+  pim?: number;
+}
+
+export type Volume = Vault | ForeignVolume;
+
+/** Every failed unlock of a foreign attempt looks the same, as for vaults (the formats are deniable). */
+export function cannotUnlockAny(tried: readonly VolumeType[]): VaultError {
+  const names = tried.map((type) =>
+    type === 'luks'
+      ? 'LUKS'
+      : type === 'veracrypt'
+        ? 'VeraCrypt'
+        : type === 'truecrypt'
+          ? 'TrueCrypt'
+          : 'vault',
+  );
+  return new VaultError(
+    'CANNOT_UNLOCK',
+    `cannot unlock the volume as ${names.join(', ')}: wrong password, keyfile, cost level or PIM, or not such a volume`,
+    'check the password and keyfiles (-k); vault opens its own vaults, LUKS1/LUKS2 (aes-xts-plain64, ' +
+      'aes-cbc-essiv:sha256) and VeraCrypt/TrueCrypt volumes encrypted with AES; --type, --hash and --pim narrow the search',
+  );
+}
+
+/**
+ * Opens `path` as whichever format the secret unlocks. The secret must carry its foreign parts
+ * (Secret.fromInputs(..., { foreign: true })) for anything but the vault format.
+ */
+export async function openVolume(
+  path: string,
+  secret: Secret,
+  options: VolumeOpenOptions = {},
+): Promise<Volume> {
+  const type = options.type;
+  if (type === 'vault') return openVault(path, secret, options);
+  if ((options.hash !== undefined || options.pim !== undefined) && type === 'luks') {
+    throw new VaultError(
+      'USAGE',
+      '--hash and --pim are for VeraCrypt and TrueCrypt volumes',
+      'leave them out for LUKS: its header names the hash',
+    );
+  }
+  if (options.pim !== undefined && type === 'truecrypt') {
+    throw new VaultError(
+      'USAGE',
+      '--pim is a VeraCrypt setting; TrueCrypt volumes have none',
+      'leave out --pim',
+    );
+  }
+  const openFile: OpenContainerFile = options.openFile ?? openContainerFile;
+  const tried: VolumeType[] = [];
+  // Cheapest first: the LUKS magic needs no KDF, and a file that has it is nothing else.
+  if (type === undefined || type === 'luks') {
+    const file = await openFile(path, 'read');
+    const luks = await hasLuksMagic(file).finally(() => file.close());
+    if (luks) return openForeign(path, secret, options, openFile, () => 'luks');
+    if (type === 'luks') throw cannotUnlockAny(['luks']);
+  }
+  const foreignOnly = options.hash !== undefined || options.pim !== undefined;
+  if (type === undefined && !foreignOnly) {
+    try {
+      return await openVault(path, secret, options);
+    } catch (error) {
+      if (!isVaultError(error, 'CANNOT_UNLOCK')) throw error;
+      tried.push('vault');
+    }
+  }
+  for (const flavour of ['veracrypt', 'truecrypt'] as const) {
+    if (type !== undefined && type !== flavour) continue;
+    if (flavour === 'truecrypt' && options.pim !== undefined) continue;
+    try {
+      return await openForeign(path, secret, options, openFile, () => flavour);
+    } catch (error) {
+      if (!isVaultError(error, 'CANNOT_UNLOCK')) throw error;
+      tried.push(flavour);
+    }
+  }
+  throw cannotUnlockAny(tried);
+}
+
+async function openForeign(
+  path: string,
+  secret: Secret,
+  options: VolumeOpenOptions,
+  openFile: OpenContainerFile,
+  which: () => 'luks' | 'veracrypt' | 'truecrypt',
+): Promise<ForeignVolume> {
+  const readOnly = options.readOnly ?? false;
+  const file = await openFile(path, readOnly ? 'read' : 'write');
+  try {
+    const identity = await file.identity();
+    const fileSize = await file.size();
+    const format = which();
+    const unlock: ForeignUnlock =
+      format === 'luks'
+        ? await unlockLuks(file, secret)
+        : await unlockTcrypt(file, secret, {
+            flavour: format,
+            ...(options.hash ? { prf: options.hash } : {}),
+            pim: options.pim ?? null,
+          });
+    let protectedRange: { start: number; end: number } | undefined;
+    if (options.protectHidden) {
+      try {
+        protectedRange = await hiddenRange(file, unlock, options, format);
+      } catch (error) {
+        unlock.masterKey.fill(0);
+        throw error;
+      }
+    }
+    return new ForeignVolume(file, unlock, fileSize, {
+      readOnly,
+      preserveTimestamps: options.preserveTimestamps ?? false,
+      identity,
+      ...(protectedRange ? { protectedRange } : {}),
+    });
+  } catch (error) {
+    await file.close();
+    throw error;
+  }
+}
+
+/** VeraCrypt/TrueCrypt --protect-hidden: the hidden volume's data area in outer cleartext offsets. */
+async function hiddenRange(
+  file: Awaited<ReturnType<OpenContainerFile>>,
+  outer: ForeignUnlock,
+  options: VolumeOpenOptions,
+  format: 'luks' | 'veracrypt' | 'truecrypt',
+): Promise<{ start: number; end: number }> {
+  const secret = options.protectHidden as Secret;
+  if (format === 'luks') {
+    throw new VaultError(
+      'USAGE',
+      'LUKS volumes have no hidden volume to protect',
+      'mount without --protect-hidden',
+    );
+  }
+  if (outer.kind !== 'normal') {
+    throw new VaultError(
+      'USAGE',
+      'the first secret opens a hidden volume; protection is for mounting the outer volume',
+      'give the outer volume secret first, then the hidden one',
+    );
+  }
+  let hidden: ForeignUnlock;
+  try {
+    hidden = await unlockTcrypt(file, secret, {
+      flavour: format,
+      ...(options.hash ? { prf: options.hash } : {}),
+      pim: options.pim ?? null,
+      hiddenOnly: true,
+    });
+  } catch (error) {
+    if (isVaultError(error, 'CANNOT_UNLOCK')) {
+      throw new VaultError(
+        'CANNOT_UNLOCK',
+        'cannot unlock the hidden volume to protect it: wrong hidden password, keyfile or PIM, or no hidden volume',
+        'give the hidden volume secret as the second secret, or mount without --protect-hidden',
+      );
+    }
+    throw error;
+  }
+  hidden.masterKey.fill(0);
+  const start = hidden.dataOffset - outer.dataOffset;
+  return { start, end: start + hidden.dataSize };
+}

@@ -27,6 +27,8 @@ export interface ReadSecretRequest {
   stdinLine?: number;
   /** Keyfiles for this secret instead of options.keyfile (e.g. the new keyfiles of `vault key add`). */
   keyfiles?: readonly string[];
+  /** Also keep what LUKS, VeraCrypt and TrueCrypt volumes need (commands that open foreign volumes). */
+  foreign?: boolean;
 }
 
 /** Passwords shorter than this (in characters) get a warning when chosen. */
@@ -108,7 +110,9 @@ export async function readSecret(options: SecretOptions, request: ReadSecretRequ
         SECRET_HINT,
       );
     }
-    return await Secret.fromInputs(password ? { password, keyfiles } : { keyfiles });
+    return await Secret.fromInputs(password ? { password, keyfiles } : { keyfiles }, {
+      foreign: request.foreign ?? false,
+    });
   } finally {
     password?.fill(0);
   }

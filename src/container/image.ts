@@ -4,12 +4,14 @@
 import { execFile } from 'node:child_process';
 import { type FileHandle, link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import type { BlockDevice } from './block-device.js';
 import { createVault, removeAbandonedTemporaries, temporaryPath } from './create.js';
 import { VaultError } from './errors.js';
 import { fileError, readFully, writeFully } from './file.js';
 import { MAX_DATA_BYTES, MIN_DATA_BYTES, OVERHEAD_BYTES, SECTOR_BYTES } from './layout.js';
 import type { Secret } from './secret.js';
-import { openVault, type Vault } from './vault.js';
+import type { Vault } from './vault.js';
+import { openVolume, type VolumeOpenOptions } from './volume.js';
 
 /** Bytes per read and write while copying: big enough for full-speed I/O, small enough to stop quickly. */
 export const IMAGE_CHUNK_BYTES = 1 << 20;
@@ -41,6 +43,8 @@ export interface ImportResult {
 
 export interface ExportOptions {
   costLevel?: number;
+  /** Which format to open (vault, LUKS, VeraCrypt, TrueCrypt; detected when left out). */
+  volume?: Pick<VolumeOpenOptions, 'type' | 'hash' | 'pim'>;
   /** Replace an existing file; required to write onto a block device. */
   force?: boolean;
   onProgress?: (doneBytes: number, totalBytes: number) => void;
@@ -200,6 +204,50 @@ function readImage(input: FileHandle, into: Buffer, position: number, path: stri
 }
 
 /**
+ * Creates the vault `target` holding the cleartext of an opened volume (e.g. a LUKS or VeraCrypt
+ * volume: the migration path of `vault import`). Like importImage, every sector is written, and no
+ * target is left behind on failure or abort. The source is only read.
+ */
+export async function importVolume(
+  source: BlockDevice,
+  target: string,
+  options: ImportOptions,
+): Promise<ImportResult> {
+  const dataSize = dataSizeForImage(source.size);
+  if (dataSize > MAX_DATA_BYTES)
+    throw new VaultError('USAGE', 'the volume is larger than a vault can be (8 PiB)');
+  const fileSize = dataSize + OVERHEAD_BYTES;
+  await createVault(target, {
+    fileSize,
+    secret: options.secret,
+    ...(options.costLevel === undefined ? {} : { costLevel: options.costLevel }),
+    quick: true,
+    force: options.force ?? false,
+    ...(options.signal ? { signal: options.signal } : {}),
+    format: (vault) => copyVolume(source, vault, options),
+  });
+  return { imageSize: source.size, dataSize, fileSize };
+}
+
+async function copyVolume(source: BlockDevice, vault: Vault, options: ImportOptions): Promise<void> {
+  const total = vault.size;
+  await pipeline(
+    total,
+    async (buffer, offset) => {
+      const length = Math.min(IMAGE_CHUNK_BYTES, total - offset);
+      const chunk = buffer.subarray(0, length);
+      const wanted = Math.max(0, Math.min(length, source.size - offset));
+      if (wanted > 0) await source.readAt(chunk.subarray(0, wanted), offset);
+      chunk.fill(0, wanted);
+      return chunk;
+    },
+    (chunk, offset) => vault.writeAt(chunk, offset),
+    options,
+    'the partial vault was removed',
+  );
+}
+
+/**
  * Writes the cleartext volume of the vault `path` to `target` (opened read-only, so the vault is not
  * touched). A regular file is written to a temporary file next to it (mode 0600, all-zero chunks left
  * as holes), synced, then moved into place; a block device is written in place (needs force).
@@ -228,8 +276,9 @@ export async function exportImage(
     );
   }
   await refuseSameFile(path, target, 'the vault and the image must be different files');
-  const vault = await openVault(path, secret, {
+  const vault = await openVolume(path, secret, {
     ...(options.costLevel === undefined ? {} : { costLevel: options.costLevel }),
+    ...options.volume,
     readOnly: true,
   });
   try {
@@ -251,8 +300,9 @@ export async function streamImage(
   write: (chunk: Buffer) => Promise<void>,
   options: Omit<ExportOptions, 'force'> = {},
 ): Promise<ExportResult> {
-  const vault = await openVault(path, secret, {
+  const vault = await openVolume(path, secret, {
     ...(options.costLevel === undefined ? {} : { costLevel: options.costLevel }),
+    ...options.volume,
     readOnly: true,
   });
   try {
@@ -264,7 +314,11 @@ export async function streamImage(
   }
 }
 
-async function exportToFile(vault: Vault, target: string, options: ExportOptions): Promise<ExportResult> {
+async function exportToFile(
+  vault: BlockDevice,
+  target: string,
+  options: ExportOptions,
+): Promise<ExportResult> {
   await removeAbandonedTemporaries(target);
   const temporary = temporaryPath(target);
   let output: FileHandle;
@@ -318,7 +372,11 @@ async function exportToFile(vault: Vault, target: string, options: ExportOptions
   }
 }
 
-async function exportToDevice(vault: Vault, target: string, options: ExportOptions): Promise<ExportResult> {
+async function exportToDevice(
+  vault: BlockDevice,
+  target: string,
+  options: ExportOptions,
+): Promise<ExportResult> {
   const info = await stat(target);
   const deviceSize = await blockDeviceSize(target, info.rdev);
   if (deviceSize < vault.size) {
@@ -355,7 +413,7 @@ async function exportToDevice(vault: Vault, target: string, options: ExportOptio
 }
 
 async function copyOut(
-  vault: Vault,
+  vault: BlockDevice,
   write: (chunk: Buffer) => Promise<void>,
   options: { onProgress?: (doneBytes: number, totalBytes: number) => void; signal?: AbortSignal },
   onAbort: string,

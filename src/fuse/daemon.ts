@@ -7,8 +7,10 @@ import { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { BlockDevice } from '../container/block-device.js';
 import { isVaultError, VaultError } from '../container/errors.js';
+import { ForeignVolume } from '../container/foreign-volume.js';
 import { Secret } from '../container/secret.js';
-import { openVault, Vault } from '../container/vault.js';
+import { Vault } from '../container/vault.js';
+import { openVolume } from '../container/volume.js';
 import { hardenProcess, keyMemoryLocked } from '../crypto/memory.js';
 import { type Bridge, mountBridge } from './bridge.js';
 import { preloadFuse } from './fuse-native.js';
@@ -116,12 +118,13 @@ async function start(): Promise<void> {
   } else {
     // The outer secret, then (with --protect-hidden) the hidden one: split into two owned buffers.
     const outerLength = received.secret.length - (s.hiddenSecretLength ?? 0);
-    const secret = Secret.fromMaterial(ownedCopy(received.secret.subarray(0, outerLength)));
+    const secret = Secret.fromWire(received.secret.subarray(0, outerLength));
     const hiddenSecret =
-      s.hiddenSecretLength > 0 ? Secret.fromMaterial(ownedCopy(received.secret.subarray(outerLength))) : null;
+      s.hiddenSecretLength > 0 ? Secret.fromWire(received.secret.subarray(outerLength)) : null;
     received.secret.fill(0);
     try {
-      const vault = await openVault(s.file, secret, {
+      const vault = await openVolume(s.file, secret, {
+        ...s.volume,
         costLevel: s.costLevel,
         readOnly: s.readOnly,
         preserveTimestamps: s.preserveTimestamps,
@@ -134,6 +137,7 @@ async function start(): Promise<void> {
       }
       if (!keyMemoryLocked())
         log('warning: key memory could not be locked (RLIMIT_MEMLOCK); keys may reach swap');
+      if (vault instanceof ForeignVolume) await saveState({ format: vault.format });
       warnings.push(...vault.warnings);
       for (const warning of vault.warnings) log(`warning: ${warning}`);
     } finally {
@@ -157,7 +161,11 @@ async function start(): Promise<void> {
     fsname: `vault:${s.id}`,
     onError: (message) => {
       log(message);
-      if (device instanceof Vault && device.protectionTripped && state?.hiddenProtection === 'on') {
+      if (
+        (device instanceof Vault || device instanceof ForeignVolume) &&
+        device.protectionTripped &&
+        state?.hiddenProtection === 'on'
+      ) {
         log(
           'hidden volume protection: a write would have landed in the hidden volume; all writes are refused now',
         );
@@ -335,11 +343,4 @@ try {
     hint: vaultError.hint ?? null,
   });
   process.exit(1);
-}
-
-/** A Buffer.alloc'd copy (never the shared allocation pool) for key material. */
-function ownedCopy(bytes: Uint8Array): Buffer {
-  const copy = Buffer.alloc(bytes.length);
-  copy.set(bytes);
-  return copy;
 }

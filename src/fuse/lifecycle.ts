@@ -9,7 +9,7 @@ import { basename, extname, resolve } from 'node:path';
 import { VaultError, type VaultErrorCode } from '../container/errors.js';
 import type { Secret } from '../container/secret.js';
 import { channelOf, takeDaemon } from './daemon-process.js';
-import { type DaemonSettings, readDaemonMessage } from './protocol.js';
+import { type DaemonSettings, readDaemonMessage, type VolumeSelection } from './protocol.js';
 import {
   claimStateDir,
   daemonAlive,
@@ -195,6 +195,8 @@ export interface MountRequest {
   fsOptions?: string[];
   /** Aborting (Ctrl-C) makes the daemon undo what it did; mountVault then throws INTERRUPTED. */
   signal?: AbortSignal;
+  /** Which volume format to open (--type, --hash, --pim); detected when absent. */
+  volume?: VolumeSelection;
 }
 
 export interface MountResult {
@@ -284,8 +286,9 @@ function sendSettings(
   mountpoint: string | null,
   createdMountpoint: boolean,
 ): Promise<void> {
-  const material = request.secret?.material ?? Buffer.alloc(0);
-  const hiddenMaterial = request.protectHidden?.material ?? Buffer.alloc(0);
+  // The wire form carries the foreign parts too (LUKS, VeraCrypt, TrueCrypt); these copies are wiped below.
+  const material = request.secret?.toWire() ?? Buffer.alloc(0);
+  const hiddenMaterial = request.protectHidden?.toWire() ?? Buffer.alloc(0);
   const settings: DaemonSettings = {
     id: target.id,
     file: target.file,
@@ -305,12 +308,16 @@ function sendSettings(
     user: request.user ?? false,
     owner: target.owner,
     fsOptions: request.fsOptions ?? [],
+    ...(request.volume ? { volume: request.volume } : {}),
   };
   return new Promise((resolveSent, reject) => {
     channel.write(`${JSON.stringify(settings)}\n`);
-    // Written from the Secret's own buffer, so the caller's wipe covers it; nothing is copied here.
     channel.write(material);
-    channel.write(hiddenMaterial, (error) => (error ? reject(error) : resolveSent()));
+    channel.write(hiddenMaterial, (error) => {
+      material.fill(0);
+      hiddenMaterial.fill(0);
+      return error ? reject(error) : resolveSent();
+    });
   });
 }
 
@@ -479,6 +486,8 @@ export interface ListedVault {
   mountedAt: string;
   /** With --protect-hidden: "on", or "tripped" once a write was refused (read-only since); else null. */
   hiddenProtection: 'on' | 'tripped' | null;
+  /** 'vault', or the foreign format: 'luks1', 'luks2', 'veracrypt', 'truecrypt'. */
+  format: string;
 }
 
 export async function listVaults(): Promise<ListedVault[]> {
@@ -495,6 +504,7 @@ export async function listVaults(): Promise<ListedVault[]> {
       state: statusOf(state),
       mountedAt: state.mountedAt,
       hiddenProtection: state.hiddenProtection ?? null,
+      format: state.format ?? 'vault',
     }));
 }
 

@@ -2,6 +2,7 @@
 // JSON line of settings followed by the raw secret material (never argv, env or a file); the daemon
 // answers with JSON lines: `ready` once everything is mounted, or `error` after undoing every step.
 import type { VaultErrorCode } from '../container/errors.js';
+import type { Prf } from '../crypto/foreign-kdf.js';
 import type { MountState } from './state.js';
 
 export interface DaemonSettings {
@@ -31,6 +32,14 @@ export interface DaemonSettings {
   owner: { uid: number; gid: number };
   /** --fs-options, already checked: added before nosuid,nodev, which always come last. */
   fsOptions: string[];
+  /** --type/--hash/--pim: which volume format to open (LUKS, VeraCrypt, TrueCrypt); absent: detect. */
+  volume?: VolumeSelection;
+}
+
+export interface VolumeSelection {
+  type?: 'vault' | 'luks' | 'veracrypt' | 'truecrypt';
+  hash?: Prf;
+  pim?: number;
 }
 
 export type DaemonMessage =

@@ -36,6 +36,8 @@ export interface MountState {
    * (every write is refused from then on). Absent without protection.
    */
   hiddenProtection?: 'on' | 'tripped';
+  /** The volume format when it is not a vault: 'luks1', 'luks2', 'veracrypt', 'truecrypt'. */
+  format?: string;
   /** With --partition N: the filesystem is on partition N of the volume (/dev/loopXpN). */
   partition?: number;
   /** vault mount --user: no loop device; fuse2fs (run as the user) serves the ext4 at the mountpoint. */

@@ -12,9 +12,10 @@ import { createProgress } from '../progress.js';
 import { warn } from '../report.js';
 import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
 import { formatSize } from '../size.js';
+import { addVolumeTypeOptions, parseVolumeTypeOptions, type VolumeTypeOptions } from '../volume-options.js';
 import { refuseIfMounted } from './resize.js';
 
-interface ExportCommandOptions extends SecretOptions {
+interface ExportCommandOptions extends SecretOptions, VolumeTypeOptions {
   force?: boolean;
 }
 
@@ -22,11 +23,12 @@ export function register(program: Command): void {
   const command = program
     .command('export')
     .description('write the decrypted volume of a vault as a raw, UNENCRYPTED disk image')
-    .argument('<file>', 'the vault file')
+    .argument('<file>', 'the vault file (or a LUKS, VeraCrypt or TrueCrypt volume)')
     .argument('<out>', 'the image file to write, or - for stdout (never a terminal)')
     .option('-f, --force', 'replace an existing file (or write onto an existing block device)');
   addSecretOptions(command);
   addCostOption(command);
+  addVolumeTypeOptions(command);
   command.addHelpText(
     'after',
     `
@@ -40,6 +42,7 @@ holes in a file. Anyone who can read the image can read everything in the vault.
   );
   command.action(async (file: string, out: string, options: ExportCommandOptions) => {
     const costLevel = parseCost(options);
+    const volume = parseVolumeTypeOptions(options);
     const toStdout = out === '-';
     if (toStdout ? isatty(1) : isTerminalPath(out)) {
       throw new VaultError(
@@ -65,7 +68,7 @@ holes in a file. Anyone who can read the image can read everything in the vault.
         );
       }
     }
-    const secret = await readSecret(options, { prompt: `Password for ${file}: ` });
+    const secret = await readSecret(options, { prompt: `Password for ${file}: `, foreign: true });
     warn(
       `the image ${toStdout ? 'written to stdout' : out} is NOT encrypted: anyone who can read it can read everything in the vault`,
     );
@@ -73,6 +76,7 @@ holes in a file. Anyone who can read the image can read everything in the vault.
     let progress = createProgress('Exporting', 0);
     const exportOptions = {
       costLevel,
+      volume,
       signal: interruptSignal(),
       // The same warnings as `vault info` (backup header used, interrupted resize), before the copy starts.
       onWarning: warn,

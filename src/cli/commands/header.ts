@@ -2,6 +2,7 @@
 // keep elsewhere; restoring it needs a secret it holds, and refuses a backup of another vault.
 import type { Command } from 'commander';
 import { backupHeader, restoreHeader } from '../../container/manage.js';
+import { refuseForeignVolume } from '../foreign-refusal.js';
 import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
 
 export function register(program: Command): void {
@@ -16,6 +17,7 @@ export function register(program: Command): void {
   addCostOption(backup);
   backup.addHelpText('after', '\nExamples:\n  vault header backup secret.vol /media/usb/secret.hdr');
   backup.action(async (file: string, target: string, options: SecretOptions) => {
+    await refuseForeignVolume(file, 'header');
     const costLevel = parseCost(options);
     const secret = await readSecret(options, { prompt: `Password for ${file}: ` });
     try {
@@ -42,6 +44,7 @@ export function register(program: Command): void {
     '\nThe secret is one that was valid when the backup was made.\n\nExamples:\n  vault header restore secret.vol /media/usb/secret.hdr',
   );
   restore.action(async (file: string, source: string, options: SecretOptions & { force?: boolean }) => {
+    await refuseForeignVolume(file, 'header');
     const costLevel = parseCost(options);
     const secret = await readSecret(options, { prompt: `Password stored in ${source}: ` });
     try {

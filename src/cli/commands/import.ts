@@ -4,26 +4,50 @@ import { realpath, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { checkNewFile } from '../../container/create.js';
 import { VaultError } from '../../container/errors.js';
-import { dataSizeForImage, importImage, inspectImage, refuseSameFile } from '../../container/image.js';
+import { openContainerFile } from '../../container/file.js';
+import { hasLuksMagic } from '../../container/formats/luks.js';
+import {
+  dataSizeForImage,
+  importImage,
+  importVolume,
+  inspectImage,
+  refuseSameFile,
+} from '../../container/image.js';
+import type { Secret } from '../../container/secret.js';
+import { openVolume, type VolumeOpenOptions } from '../../container/volume.js';
 import { detectFilesystem, loopsOfFile, mountTable } from '../../fuse/system.js';
 import { interruptSignal } from '../interrupt.js';
 import { createProgress } from '../progress.js';
 import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
 import { formatSize } from '../size.js';
+import { addVolumeTypeOptions, parseVolumeTypeOptions, type VolumeTypeOptions } from '../volume-options.js';
+import { refuseIfMounted } from './resize.js';
 
-interface ImportCommandOptions extends SecretOptions {
+interface ImportCommandOptions extends SecretOptions, VolumeTypeOptions {
   force?: boolean;
+  oldKeyfile?: string[];
+  oldCost?: string;
 }
 
 export function register(program: Command): void {
   const command = program
     .command('import')
     .description('encrypt a raw disk image or block device into a new vault of the same size')
-    .argument('<image>', 'a raw image file (dd, qemu raw, mkfs on a file) or a block device')
+    .argument(
+      '<image>',
+      'a raw image file or block device, or an encrypted volume (LUKS, VeraCrypt, TrueCrypt, vault)',
+    )
     .argument('<file>', 'the vault file to create')
-    .option('-f, --force', 'replace an existing vault file (only once the new one is complete)');
+    .option('-f, --force', 'replace an existing vault file (only once the new one is complete)')
+    .option(
+      '--old-keyfile <path>',
+      'keyfile of the encrypted source volume (repeatable); -k is for the new vault',
+      (path: string, previous: string[] | undefined) => [...(previous ?? []), path],
+    )
+    .option('--old-cost <level>', 'cost level of a vault source (with --type vault)');
   addSecretOptions(command);
   addCostOption(command);
+  addVolumeTypeOptions(command);
   command.addHelpText(
     'after',
     `
@@ -31,6 +55,8 @@ Examples:
   vault import disk.img disk.vol                 # asks for the new password twice
   sudo vault import /dev/sdb1 usb.vol            # a whole partition (unmount it first)
   printf '%s\\n' "$PASS" | vault import disk.img disk.vol --password-stdin
+  vault import old.luks new.vol                  # a LUKS volume: asks its password, then the new one
+  vault import old.hc new.vol --type veracrypt   # VeraCrypt/TrueCrypt/vault sources need --type
 
 The volume size is the image size rounded up to 4 KiB; the file is 256 KiB larger. Every sector is
 written, holes of sparse images included (they are read from memory, not from disk). Ctrl-C leaves no
@@ -38,6 +64,11 @@ vault behind. The original image is not changed or removed: delete it securely y
   );
   command.action(async (image: string, file: string, options: ImportCommandOptions) => {
     const costLevel = parseCost(options);
+    const volume = parseVolumeTypeOptions(options);
+    if (volume.type !== undefined || (await startsWithLuksMagic(image))) {
+      await importEncrypted(image, file, options, volume, costLevel);
+      return;
+    }
     // Fail before asking for a password when the source or the target is obviously wrong.
     const source = await inspectImage(image);
     await checkNewFile(file, options.force ?? false);
@@ -97,4 +128,73 @@ async function refuseMountedReadWrite(image: string): Promise<void> {
       );
     }
   }
+}
+
+async function startsWithLuksMagic(path: string): Promise<boolean> {
+  try {
+    const file = await openContainerFile(path, 'read');
+    try {
+      return await hasLuksMagic(file);
+    } finally {
+      await file.close();
+    }
+  } catch {
+    return false; // inspectImage says what is wrong with it
+  }
+}
+
+/**
+ * The migration path: opens the encrypted source read-only with its own secret (line 1 of stdin with
+ * --password-stdin, --old-keyfile), then writes a new vault with the same cleartext (line 2, -k).
+ */
+async function importEncrypted(
+  image: string,
+  file: string,
+  options: ImportCommandOptions,
+  volume: Pick<VolumeOpenOptions, 'type' | 'hash' | 'pim'>,
+  costLevel: number,
+): Promise<void> {
+  await checkNewFile(file, options.force ?? false);
+  await refuseSameFile(image, file, 'the source volume and the new vault must be different files');
+  await refuseIfMounted(image, { allowReadOnly: true });
+  const oldCost = options.oldCost === undefined ? costLevel : parseCost({ cost: options.oldCost });
+  const oldSecret = await readSecret(options, {
+    prompt: `Password for the volume ${image}: `,
+    keyfiles: options.oldKeyfile ?? [],
+    foreign: true,
+  });
+  let source: Awaited<ReturnType<typeof openVolume>>;
+  try {
+    source = await openVolume(image, oldSecret, { ...volume, costLevel: oldCost, readOnly: true });
+  } finally {
+    oldSecret.wipe();
+  }
+  let secret: Secret | null = null;
+  const progress = createProgress('Importing', dataSizeForImage(source.size));
+  let result: Awaited<ReturnType<typeof importVolume>>;
+  try {
+    secret = await readSecret(options, {
+      prompt: `Password for the new vault ${file}: `,
+      confirm: true,
+      stdinLine: 1,
+    });
+    result = await importVolume(source, file, {
+      secret,
+      costLevel,
+      force: options.force ?? false,
+      signal: interruptSignal(),
+      onProgress: (done) => progress.update(done),
+    });
+  } finally {
+    progress.done();
+    secret?.wipe();
+    await source.close();
+  }
+  const what = 'format' in source ? source.format : 'vault';
+  process.stdout.write(
+    `Imported the ${what} volume ${image} into ${file}: volume ${formatSize(result.dataSize)}, file ${formatSize(result.fileSize)}.\n`,
+  );
+  process.stdout.write(
+    `The original ${image} is still there; delete it yourself once the new vault is checked.\n`,
+  );
 }

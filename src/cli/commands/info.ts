@@ -1,11 +1,14 @@
 // `vault info <file>`: unlocks (reads only) and shows the layout, cipher, KDF level, keyslots and the
-// health of both header copies.
+// health of both header copies; for LUKS, VeraCrypt and TrueCrypt volumes what their header says.
 import type { Command } from 'commander';
-import { openVault } from '../../container/vault.js';
+import type { ForeignVolumeInfo } from '../../container/foreign-volume.js';
+import type { VaultInfo } from '../../container/vault.js';
+import { openVolume } from '../../container/volume.js';
 import { printJson } from '../output.js';
 import { warn } from '../report.js';
 import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
 import { formatSize } from '../size.js';
+import { addVolumeTypeOptions, parseVolumeTypeOptions, type VolumeTypeOptions } from '../volume-options.js';
 
 export function register(program: Command): void {
   const command = program
@@ -13,53 +16,99 @@ export function register(program: Command): void {
     .description(
       'unlock a vault (read-only) and show its size, cipher, cost level, keyslots and header health',
     )
-    .argument('<file>', 'the vault file')
+    .argument('<file>', 'the vault file (or a LUKS, VeraCrypt or TrueCrypt volume)')
     .option('--json', 'print one JSON object (schema in docs/CLI.md)');
   addSecretOptions(command);
   addCostOption(command);
+  addVolumeTypeOptions(command);
   command.addHelpText(
     'after',
-    '\nExamples:\n  vault info secret.vol\n  vault info secret.vol -k key.bin --non-interactive --json',
+    '\nExamples:\n  vault info secret.vol\n  vault info secret.vol -k key.bin --non-interactive --json\n' +
+      '  vault info old.hc --type veracrypt --pim 485\n  vault info disk.luks',
   );
-  command.action(async (file: string, options: SecretOptions & { json?: boolean }) => {
+  command.action(async (file: string, options: SecretOptions & VolumeTypeOptions & { json?: boolean }) => {
     const costLevel = parseCost(options);
-    const secret = await readSecret(options, { prompt: `Password for ${file}: ` });
-    let info: ReturnType<Awaited<ReturnType<typeof openVault>>['info']>;
+    const volumeOptions = parseVolumeTypeOptions(options);
+    const secret = await readSecret(options, { prompt: `Password for ${file}: `, foreign: true });
+    let info: VaultInfo | ForeignVolumeInfo;
     try {
-      const vault = await openVault(file, secret, { costLevel, readOnly: true });
-      for (const warning of vault.warnings) warn(warning);
-      info = vault.info();
-      await vault.close();
+      const volume = await openVolume(file, secret, { costLevel, readOnly: true, ...volumeOptions });
+      for (const warning of volume.warnings) warn(warning);
+      info = volume.info();
+      await volume.close();
     } finally {
       secret.wipe();
     }
     if (options.json) {
-      printJson(info);
+      printJson('format' in info ? info : { format: 'vault', ...info });
       return;
     }
-    const copy = (state: { state: string; sequence: number | null }) =>
-      state.sequence === null ? state.state : `${state.state} (sequence ${state.sequence})`;
-    const rows: Array<[string, string]> = [
-      ['file', info.path],
-      ['volume size', `${formatSize(info.dataSize)} (${info.dataSize} bytes)`],
-      ['file size', `${formatSize(info.fileSize)} (${info.fileSize} bytes)`],
-      ['data offset', `${info.dataOffset} bytes`],
-      ['sector size', `${info.sectorSize} bytes`],
-      ['format', `vault v${info.formatVersion}`],
-      ['cipher', `AES-256-XTS (${info.xtsImplementation})`],
-      [
-        'kdf',
-        `Argon2id, cost level ${info.costLevel} (${formatSize(info.kdfMemoryKiB * 1024)}, t=${info.kdfIterations}, p=${info.kdfParallelism})`,
-      ],
-      [
-        'keyslots',
-        `${info.keyslots.used.length} of ${info.keyslots.total} used (${info.keyslots.used.join(', ')}); ` +
-          `this secret opens ${info.keyslots.opened === null ? 'an out-of-date copy only' : `slot ${info.keyslots.opened}`}`,
-      ],
-      ['primary header', copy(info.headers.primary)],
-      ['backup header', copy(info.headers.backup)],
-    ];
-    const width = Math.max(...rows.map(([field]) => field.length));
-    for (const [field, value] of rows) process.stdout.write(`${`${field}:`.padEnd(width + 2)}${value}\n`);
+    printRows('format' in info ? foreignRows(info) : vaultRows(info));
   });
+}
+
+function printRows(rows: Array<[string, string]>): void {
+  const width = Math.max(...rows.map(([field]) => field.length));
+  for (const [field, value] of rows) process.stdout.write(`${`${field}:`.padEnd(width + 2)}${value}\n`);
+}
+
+function vaultRows(info: VaultInfo): Array<[string, string]> {
+  const copy = (state: { state: string; sequence: number | null }) =>
+    state.sequence === null ? state.state : `${state.state} (sequence ${state.sequence})`;
+  return [
+    ['file', info.path],
+    ['volume size', `${formatSize(info.dataSize)} (${info.dataSize} bytes)`],
+    ['file size', `${formatSize(info.fileSize)} (${info.fileSize} bytes)`],
+    ['data offset', `${info.dataOffset} bytes`],
+    ['sector size', `${info.sectorSize} bytes`],
+    ['format', `vault v${info.formatVersion}`],
+    ['cipher', `AES-256-XTS (${info.xtsImplementation})`],
+    [
+      'kdf',
+      `Argon2id, cost level ${info.costLevel} (${formatSize(info.kdfMemoryKiB * 1024)}, t=${info.kdfIterations}, p=${info.kdfParallelism})`,
+    ],
+    [
+      'keyslots',
+      `${info.keyslots.used.length} of ${info.keyslots.total} used (${info.keyslots.used.join(', ')}); ` +
+        `this secret opens ${info.keyslots.opened === null ? 'an out-of-date copy only' : `slot ${info.keyslots.opened}`}`,
+    ],
+    ['primary header', copy(info.headers.primary)],
+    ['backup header', copy(info.headers.backup)],
+  ];
+}
+
+const FORMAT_NAMES = {
+  luks1: 'LUKS1',
+  luks2: 'LUKS2',
+  veracrypt: 'VeraCrypt',
+  truecrypt: 'TrueCrypt',
+} as const;
+
+function foreignRows(info: ForeignVolumeInfo): Array<[string, string]> {
+  const kdf = info.kdf;
+  const kdfText =
+    kdf.type === 'pbkdf2'
+      ? `PBKDF2-${kdf.hash.toUpperCase()}, ${kdf.iterations} iterations`
+      : `${kdf.type === 'argon2i' ? 'Argon2i' : 'Argon2id'} (${formatSize(kdf.memoryKiB * 1024)}, t=${kdf.iterations}, p=${kdf.parallelism})`;
+  const rows: Array<[string, string]> = [
+    ['file', info.path],
+    ['volume size', `${formatSize(info.dataSize)} (${info.dataSize} bytes)`],
+    ['file size', `${formatSize(info.fileSize)} (${info.fileSize} bytes)`],
+    ['data offset', `${info.dataOffset} bytes`],
+    [
+      'sector size',
+      `${info.sectorSize} bytes (IV counts ${info.ivUnitBytes}-byte units from ${info.ivOffset})`,
+    ],
+    [
+      'format',
+      `${FORMAT_NAMES[info.format]}${info.format.startsWith('luks') ? '' : ` (header version ${info.formatVersion})`}${info.kind === 'hidden' ? ', hidden volume' : ''}`,
+    ],
+    ['cipher', `${info.cipherName} (${info.cipher})`],
+    ['kdf', kdfText],
+    [
+      'header',
+      info.keyslot === null ? info.header : `${info.header}; this secret opens keyslot ${info.keyslot}`,
+    ],
+  ];
+  return rows;
 }

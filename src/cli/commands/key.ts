@@ -2,6 +2,7 @@
 // cryptsetup luksAddKey / luksRemoveKey. The last keyslot can never be removed.
 import type { Command } from 'commander';
 import { addKey, removeKey } from '../../container/manage.js';
+import { refuseForeignVolume } from '../foreign-refusal.js';
 import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
 import { addNewSecretOptions, type NewSecretOptions, newCost } from './new-secret.js';
 
@@ -25,6 +26,7 @@ Examples:
   vault key add secret.vol --new-keyfile backup.key     # the new secret is a keyfile (Enter for no password)`,
   );
   add.action(async (file: string, options: SecretOptions & NewSecretOptions) => {
+    await refuseForeignVolume(file, 'key');
     const costLevel = parseCost(options);
     const newCostLevel = newCost(options, costLevel);
     const current = await readSecret(options, { prompt: `Existing password for ${file}: ` });
@@ -57,6 +59,7 @@ Examples:
     '\nExamples:\n  vault key remove secret.vol          # asks for the password to remove',
   );
   remove.action(async (file: string, options: SecretOptions) => {
+    await refuseForeignVolume(file, 'key');
     const costLevel = parseCost(options);
     const secret = await readSecret(options, { prompt: `Password to remove from ${file}: ` });
     try {

@@ -24,6 +24,7 @@ export function register(program: Command): void {
       printTable(
         vaults.map((vault) => ({
           file: vault.file,
+          format: vault.format,
           mountpoint: vault.mountpoint ?? '-',
           blockFile: vault.blockFile,
           loop: vault.loopDevice ?? '-',
@@ -38,6 +39,7 @@ export function register(program: Command): void {
         })),
         [
           'file',
+          'format',
           'mountpoint',
           { key: 'blockFile', header: 'BLOCK FILE' },
           'loop',

@@ -8,8 +8,9 @@ import { parseFsOptions } from '../../fuse/system.js';
 import { interruptSignal } from '../interrupt.js';
 import { warn } from '../report.js';
 import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
+import { addVolumeTypeOptions, parseVolumeTypeOptions, type VolumeTypeOptions } from '../volume-options.js';
 
-interface MountCommandOptions extends SecretOptions {
+interface MountCommandOptions extends SecretOptions, VolumeTypeOptions {
   readOnly?: boolean;
   filesystem: boolean;
   preserveTimestamps?: boolean;
@@ -25,7 +26,7 @@ export function register(program: Command): void {
   const command = program
     .command('mount')
     .description('unlock a vault and mount the filesystem inside (default mountpoint: /media/vault/<name>)')
-    .argument('<file>', 'the vault file')
+    .argument('<file>', 'the vault file (or a LUKS, VeraCrypt or TrueCrypt volume)')
     .argument('[mountpoint]', 'an empty directory; created under /media/vault when left out')
     .option('-r, --read-only', 'mount read-only: nothing reaches the vault file')
     .option('--no-filesystem', 'only expose the decrypted block file and print its path (for dd, mkfs, fsck)')
@@ -61,6 +62,7 @@ export function register(program: Command): void {
     );
   addSecretOptions(command);
   addCostOption(command);
+  addVolumeTypeOptions(command);
   command.addHelpText(
     'after',
     `
@@ -71,12 +73,15 @@ Examples:
   printf '%s\\n' "$PASS" | sudo vault mount secret.vol /mnt/s --password-stdin --non-interactive
   sudo vault mount disk.vol /mnt/p2 --partition 2  # partition 2 of a partitioned image
   sudo vault mount deniable.vol /mnt/outer --protect-hidden   # outer password, then the hidden one
+  sudo vault mount old.hc /mnt/old --type veracrypt --pim 485  # a VeraCrypt container
+  vault mount disk.luks --user                     # a LUKS2 container without root (ext4 via fuse2fs)
 
 With --protect-hidden and --password-stdin, line 1 is the outer password and line 2 the hidden one.
 After the first refused write the outer volume is read-only until dismounted (as VeraCrypt does).`,
   );
   command.action(async (file: string, mountpoint: string | undefined, options: MountCommandOptions) => {
     const costLevel = parseCost(options);
+    const volume = parseVolumeTypeOptions(options);
     const noFilesystem = !options.filesystem;
     if (options.partition !== undefined && noFilesystem) {
       throw new VaultError(
@@ -101,6 +106,7 @@ After the first refused write the outer volume is read-only until dismounted (as
     });
     const secret = await readSecret(options, {
       prompt: options.protectHidden ? `Password for the OUTER volume of ${file}: ` : `Password for ${file}: `,
+      foreign: true,
     });
     let hiddenSecret: Secret | null = null;
     let result: Awaited<ReturnType<typeof mountVault>>;
@@ -110,6 +116,7 @@ After the first refused write the outer volume is read-only until dismounted (as
           prompt: `Password for the HIDDEN volume of ${file} (to protect it): `,
           stdinLine: 1,
           keyfiles: options.hiddenKeyfile ?? [],
+          foreign: true,
         });
       }
       result = await mountVault(target, {
@@ -123,6 +130,7 @@ After the first refused write the outer volume is read-only until dismounted (as
         user,
         fsOptions,
         signal: interruptSignal(),
+        volume,
       });
     } finally {
       secret.wipe();

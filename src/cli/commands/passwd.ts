@@ -2,6 +2,7 @@
 // the data never change; other keyslots are untouched.
 import type { Command } from 'commander';
 import { changeSecret } from '../../container/manage.js';
+import { refuseForeignVolume } from '../foreign-refusal.js';
 import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
 import { addNewSecretOptions, type NewSecretOptions, newCost } from './new-secret.js';
 
@@ -24,6 +25,7 @@ Examples:
   printf '%s\\n%s\\n' "$OLD" "$NEW" | vault passwd secret.vol --password-stdin`,
   );
   command.action(async (file: string, options: SecretOptions & NewSecretOptions) => {
+    await refuseForeignVolume(file, 'passwd');
     const costLevel = parseCost(options);
     const newCostLevel = newCost(options, costLevel);
     const current = await readSecret(options, { prompt: `Current password for ${file}: ` });

@@ -2,6 +2,7 @@
 // survives, also those of secrets you do not know (docs/FORMAT.md: the mirror).
 import type { Command } from 'commander';
 import { repairHeaders } from '../../container/manage.js';
+import { refuseForeignVolume } from '../foreign-refusal.js';
 import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
 
 export function register(program: Command): void {
@@ -13,6 +14,7 @@ export function register(program: Command): void {
   addCostOption(command);
   command.addHelpText('after', '\nExamples:\n  vault repair secret.vol');
   command.action(async (file: string, options: SecretOptions) => {
+    await refuseForeignVolume(file, 'repair');
     const costLevel = parseCost(options);
     const secret = await readSecret(options, { prompt: `Password for ${file}: ` });
     try {

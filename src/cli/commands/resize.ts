@@ -12,6 +12,7 @@ import type { Vault } from '../../container/vault.js';
 import { withBridge } from '../../fuse/bridge.js';
 import { readState, stateId, statusOf } from '../../fuse/state.js';
 import { checkSystem, detectFilesystem, findTool, firstLine } from '../../fuse/system.js';
+import { refuseForeignVolume } from '../foreign-refusal.js';
 import { interruptSignal } from '../interrupt.js';
 import { createProgress } from '../progress.js';
 import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
@@ -44,6 +45,7 @@ interrupted or the machine crashes, the vault still opens with the same secrets:
 again (with the absolute size) to finish.`,
   );
   command.action(async (file: string, sizeText: string, options: ResizeCommandOptions) => {
+    await refuseForeignVolume(file, 'resize');
     const costLevel = parseCost(options);
     const info = await stat(file).catch(() => null);
     if (!info?.isFile())

@@ -1,0 +1,74 @@
+// The options that say which kind of volume a command opens (docs/CLI.md "Foreign volumes"):
+// --type vault|luks|veracrypt|truecrypt, --hash (VeraCrypt/TrueCrypt PBKDF2 hash), --pim (VeraCrypt).
+import type { Command } from 'commander';
+import { VaultError } from '../container/errors.js';
+import { VOLUME_TYPES, type VolumeOpenOptions, type VolumeType } from '../container/volume.js';
+import { PRFS, parsePrf, prfAvailable } from '../crypto/foreign-kdf.js';
+
+export interface VolumeTypeOptions {
+  type?: string;
+  hash?: string;
+  pim?: string;
+}
+
+export function addVolumeTypeOptions(command: Command): Command {
+  return command
+    .option(
+      '--type <type>',
+      'the volume format: vault, luks, veracrypt or truecrypt (default: detect, vault and LUKS first)',
+    )
+    .option('--hash <name>', `VeraCrypt/TrueCrypt PBKDF2 hash to try only: ${PRFS.join(', ')}`)
+    .option('--pim <n>', "VeraCrypt's PIM (Personal Iterations Multiplier) used when the volume was made");
+}
+
+/** The parsed --type/--hash/--pim, ready for openVolume. Throws VaultError USAGE. */
+export function parseVolumeTypeOptions(
+  options: VolumeTypeOptions,
+): Pick<VolumeOpenOptions, 'type' | 'hash' | 'pim'> {
+  const parsed: Pick<VolumeOpenOptions, 'type' | 'hash' | 'pim'> = {};
+  if (options.type !== undefined) {
+    const type = options.type.toLowerCase() as VolumeType;
+    if (!VOLUME_TYPES.includes(type)) {
+      throw new VaultError(
+        'USAGE',
+        `unknown volume type "${options.type}"`,
+        `--type is one of ${VOLUME_TYPES.join(', ')}; leave it out to detect`,
+      );
+    }
+    parsed.type = type;
+  }
+  if (options.hash !== undefined) {
+    const prf = parsePrf(options.hash);
+    if (!prf) {
+      throw new VaultError('USAGE', `unknown hash "${options.hash}"`, `--hash is one of ${PRFS.join(', ')}`);
+    }
+    if (!prfAvailable(prf)) {
+      throw new VaultError(
+        'NEEDS_SYSTEM',
+        `${prf} is not available in this Node.js (OpenSSL keeps it in its legacy provider)`,
+        'run vault with NODE_OPTIONS=--openssl-legacy-provider',
+      );
+    }
+    parsed.hash = prf;
+  }
+  if (options.pim !== undefined) {
+    const text = String(options.pim).trim();
+    const pim = /^\d{1,7}$/.test(text) ? Number(text) : Number.NaN;
+    if (!Number.isSafeInteger(pim) || pim < 1 || pim > 2_000_000) {
+      throw new VaultError(
+        'USAGE',
+        `invalid PIM "${options.pim}"`,
+        'the PIM is a whole number from 1 up (VeraCrypt)',
+      );
+    }
+    parsed.pim = pim;
+  }
+  if (parsed.type === 'vault' && (parsed.hash !== undefined || parsed.pim !== undefined)) {
+    throw new VaultError(
+      'USAGE',
+      '--hash and --pim are for VeraCrypt and TrueCrypt volumes',
+      'vaults use --cost',
+    );
+  }
+  return parsed;
+}

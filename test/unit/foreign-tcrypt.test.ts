@@ -13,7 +13,7 @@ import { ForeignVolume } from '../../src/container/foreign-volume.js';
 import { Secret } from '../../src/container/secret.js';
 import { openVolume, type VolumeOpenOptions } from '../../src/container/volume.js';
 import { crc32, type Prf, prfAvailable } from '../../src/crypto/foreign-kdf.js';
-import { decryptArea, type TcryptVolumeSpec, writeTcryptVolume } from '../tools/tcrypt-writer.js';
+import { decryptArea, writeTcryptVolume } from '../tools/tcrypt-writer.js';
 
 const cryptsetup = ['/usr/sbin/cryptsetup', '/sbin/cryptsetup'].find((path) => existsSync(path));
 const CRYPTSETUP_HASH: Record<Prf, string> = {

@@ -13,7 +13,10 @@ cd "$(dirname "$0")/.."
 #   fio                 the load tests
 #   mtools              mcopy: files onto vfat images in the hidden-volume unit tests
 #   fuse2fs             vault mount --user: ext4 without root (FUSE instead of a loop device)
-packages=(fuse libfuse2 e2fsprogs dosfstools exfatprogs exfat-fuse util-linux mount fio fuse2fs mtools)
+#   cryptsetup-bin      tests only: makes LUKS1/LUKS2 volumes and reads VeraCrypt/TrueCrypt headers (no
+#                       device-mapper needed); vault itself opens those volumes without it
+#   tcplay              tests only: makes TrueCrypt volumes (on a loop device)
+packages=(fuse libfuse2 e2fsprogs dosfstools exfatprogs exfat-fuse util-linux mount fio fuse2fs mtools cryptsetup-bin tcplay)
 
 missing=()
 for package in "${packages[@]}"; do

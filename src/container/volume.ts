@@ -2,17 +2,19 @@
 // Detection, cheapest first: the LUKS magic (no KDF), the vault format (one Argon2id run), TrueCrypt
 // (PBKDF2 with 1000-2000 iterations: ~1/250 of VeraCrypt's cost), then VeraCrypt (normal and hidden
 // headers, then the backups, for each PRF). `type` narrows the search.
-import { type Prf, prfAvailable } from '../crypto/foreign-kdf.js';
+import type { Prf } from '../crypto/foreign-kdf.js';
 import { isVaultError, VaultError } from './errors.js';
 import { type OpenContainerFile, openContainerFile } from './file.js';
 import { ForeignVolume } from './foreign-volume.js';
-import type { ForeignUnlock } from './formats/foreign.js';
+import { cannotUnlockAny, type ForeignUnlock } from './formats/foreign.js';
 import { hasLuksMagic, unlockLuks } from './formats/luks.js';
 import { unlockTcrypt } from './formats/tcrypt.js';
 import type { Secret } from './secret.js';
 import { type OpenOptions, openVault, type Vault } from './vault.js';
 
-export type VolumeType = 'vault' | 'luks' | 'veracrypt' | 'truecrypt';
+export type { VolumeType } from './formats/foreign.js';
+
+import type { VolumeType } from './formats/foreign.js';
 export const VOLUME_TYPES: readonly VolumeType[] = ['vault', 'luks', 'veracrypt', 'truecrypt'];
 
 export interface VolumeOpenOptions extends OpenOptions {
@@ -25,31 +27,6 @@ export interface VolumeOpenOptions extends OpenOptions {
 }
 
 export type Volume = Vault | ForeignVolume;
-
-/** Every failed unlock of a foreign attempt looks the same, as for vaults (the formats are deniable). */
-export function cannotUnlockAny(tried: readonly VolumeType[]): VaultError {
-  const foreign = tried.includes('veracrypt') || tried.includes('truecrypt');
-  const whirlpool =
-    foreign && !prfAvailable('whirlpool')
-      ? '; Whirlpool was not tried (this Node.js lacks it: set NODE_OPTIONS=--openssl-legacy-provider)'
-      : '';
-  const names = tried.map((type) =>
-    type === 'luks'
-      ? 'LUKS'
-      : type === 'veracrypt'
-        ? 'VeraCrypt'
-        : type === 'truecrypt'
-          ? 'TrueCrypt'
-          : 'vault',
-  );
-  return new VaultError(
-    'CANNOT_UNLOCK',
-    `cannot unlock the volume as ${names.join(', ')}: wrong password, keyfile, cost level or PIM, or not such a volume`,
-    'check the password and keyfiles (-k); vault opens its own vaults, LUKS1/LUKS2 (aes-xts-plain64, ' +
-      'aes-cbc-essiv:sha256) and VeraCrypt/TrueCrypt volumes encrypted with AES (not Serpent, Twofish, Camellia, ' +
-      `Kuznyechik or cascades); --type, --hash and --pim narrow the search${whirlpool}`,
-  );
-}
 
 /**
  * Opens `path` as whichever format the secret unlocks. The secret must carry its foreign parts

@@ -1,8 +1,12 @@
 // What every foreign volume format (LUKS, VeraCrypt, TrueCrypt) hands to the data path once unlocked:
 // the master key, the sector cipher and its IV rule, where the data area is, and a description for
 // `vault info`. One module per format (luks.ts, tcrypt.ts) produces it.
+
+import { prfAvailable } from '../../crypto/foreign-kdf.js';
 import type { SectorCipherSuite, SectorLayout } from '../../crypto/suites.js';
 import { VaultError } from '../errors.js';
+
+export type VolumeType = 'vault' | 'luks' | 'veracrypt' | 'truecrypt';
 
 export type ForeignFormat = 'luks1' | 'luks2' | 'veracrypt' | 'truecrypt';
 
@@ -39,4 +43,29 @@ export function unsupported(message: string, hint: string): VaultError {
 
 export function wipeUnlock(unlock: ForeignUnlock): void {
   unlock.masterKey.fill(0);
+}
+
+/** Every failed unlock of a foreign attempt looks the same, as for vaults (the formats are deniable). */
+export function cannotUnlockAny(tried: readonly VolumeType[]): VaultError {
+  const foreign = tried.includes('veracrypt') || tried.includes('truecrypt');
+  const whirlpool =
+    foreign && !prfAvailable('whirlpool')
+      ? '; Whirlpool was not tried (this Node.js lacks it: set NODE_OPTIONS=--openssl-legacy-provider)'
+      : '';
+  const names = tried.map((type) =>
+    type === 'luks'
+      ? 'LUKS'
+      : type === 'veracrypt'
+        ? 'VeraCrypt'
+        : type === 'truecrypt'
+          ? 'TrueCrypt'
+          : 'vault',
+  );
+  return new VaultError(
+    'CANNOT_UNLOCK',
+    `cannot unlock the volume as ${names.join(', ')}: wrong password, keyfile, cost level or PIM, or not such a volume`,
+    'check the password and keyfiles (-k); vault opens its own vaults, LUKS1/LUKS2 (aes-xts-plain64, ' +
+      'aes-cbc-essiv:sha256) and VeraCrypt/TrueCrypt volumes encrypted with AES (not Serpent, Twofish, Camellia, ' +
+      `Kuznyechik or cascades); --type, --hash and --pim narrow the search${whirlpool}`,
+  );
 }

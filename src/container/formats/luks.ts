@@ -6,10 +6,12 @@ import { freemem } from 'node:os';
 import { afMerge, argon2, DIGEST_BYTES, type Prf, parsePrf, pbkdf2 } from '../../crypto/foreign-kdf.js';
 import { wipe } from '../../crypto/random.js';
 import { type SectorCipherSuite, sectorCipherSuite } from '../../crypto/suites.js';
-import { cannotUnlock, VaultError } from '../errors.js';
+import { VaultError } from '../errors.js';
 import type { ContainerFile } from '../file.js';
 import type { Secret } from '../secret.js';
-import { type ForeignUnlock, type KdfDescription, unsupported } from './foreign.js';
+import { cannotUnlockAny, type ForeignUnlock, type KdfDescription, unsupported } from './foreign.js';
+
+const cannotUnlock = () => cannotUnlockAny(['luks']);
 
 export const LUKS_MAGIC = Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe]); // "LUKS\xba\xbe"
 const LUKS2_SECONDARY_MAGIC = Buffer.from([0x53, 0x4b, 0x55, 0x4c, 0xba, 0xbe]); // "SKUL\xba\xbe"

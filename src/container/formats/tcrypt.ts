@@ -5,10 +5,10 @@ import { createDecipheriv } from 'node:crypto';
 import { crc32, type Prf, pbkdf2, prfAvailable, tcPassword } from '../../crypto/foreign-kdf.js';
 import { AES_XTS_PLAIN64 } from '../../crypto/suites.js';
 import { isUsableXtsKey } from '../../crypto/xts.js';
-import { cannotUnlock, VaultError } from '../errors.js';
+import { VaultError } from '../errors.js';
 import type { ContainerFile } from '../file.js';
 import type { ForeignSecretParts, Secret } from '../secret.js';
-import { type ForeignUnlock, unsupported } from './foreign.js';
+import { cannotUnlockAny, type ForeignUnlock, unsupported } from './foreign.js';
 
 export type TcryptFlavour = 'veracrypt' | 'truecrypt';
 
@@ -84,7 +84,7 @@ export async function unlockTcrypt(
   options: TcryptOptions,
 ): Promise<ForeignUnlock> {
   const fileSize = await file.size();
-  if (fileSize < MIN_FILE_BYTES) throw cannotUnlock();
+  if (fileSize < MIN_FILE_BYTES) throw cannotUnlockAny([options.flavour]);
   const foreign = secret.foreign;
   if (!foreign) throw new Error('VeraCrypt/TrueCrypt need the foreign secret parts');
   const password = tcPasswordFor(foreign, options.flavour);
@@ -128,7 +128,7 @@ export async function unlockTcrypt(
   } finally {
     password.fill(0);
   }
-  throw cannotUnlock();
+  throw cannotUnlockAny([options.flavour]);
 }
 
 function tcPasswordFor(foreign: ForeignSecretParts, flavour: TcryptFlavour): Buffer {

@@ -38,7 +38,11 @@ export async function openVolume(
   options: VolumeOpenOptions = {},
 ): Promise<Volume> {
   const type = options.type;
-  if (type === 'vault') return openVault(path, secret, options);
+  // A secret read without its foreign parts can only be a vault's (the library's behaviour before 17).
+  if (type === 'vault' || (type === undefined && secret.foreign === null))
+    return openVault(path, secret, options);
+  if (secret.foreign === null)
+    throw new Error('foreign volumes need Secret.fromInputs(..., { foreign: true })');
   if ((options.hash !== undefined || options.pim !== undefined) && type === 'luks') {
     throw new VaultError(
       'USAGE',

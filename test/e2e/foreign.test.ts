@@ -3,12 +3,12 @@
 // ext4: mounted with detection and with --type, a file read, a file written, dismounted, mounted again;
 // the written file is then read from an independent decryption of the container (Python's cryptography
 // + debugfs). Also info, export, import (migration), refusals, and a wrong secret leaving nothing behind.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeTcryptVolume } from '../tools/tcrypt-writer.js';
-import { canMount, isMounted, loopDevices, ROOT, sh, useTempDir, vault } from './helpers.js';
+import { canMount, isMounted, loopDevices, ROOT, sh, useTempDir, VAULT_BIN, vault } from './helpers.js';
 
 const hasTools = existsSync('/usr/sbin/cryptsetup') && existsSync('/usr/sbin/tcplay');
 const PASSWORD = 'foreign secret';
@@ -119,6 +119,35 @@ async function infoJson(
 function dumpedKey(output: string): string {
   const dump = output.slice(output.indexOf('MK dump:') + 8);
   return (dump.match(/\b[0-9a-f]{2}\b/g) ?? []).join('');
+}
+
+/** tcplay makes a TrueCrypt volume on a loop device over `file`; it prompts on a terminal, so a
+ *  pseudo-terminal (Python's pty) answers: the passphrase twice, then "y". */
+async function tcplayCreate(file: string, prf: string): Promise<void> {
+  const loop = (await sh('losetup', ['--find', '--show', file])).stdout.trim();
+  expect(loop).toMatch(/^\/dev\/loop\d+$/);
+  try {
+    const driver = `
+import os, pty, select, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp('tcplay', ['tcplay', '-c', '-d', sys.argv[1], '-a', sys.argv[3], '-b', 'AES-256-XTS', '-z', '-w'])
+answers = [sys.argv[2], sys.argv[2], 'y']
+while True:
+    ready, _, _ = select.select([fd], [], [], 60)
+    if not ready: break
+    try: data = os.read(fd, 4096)
+    except OSError: break
+    if not data: break
+    if (b'assphrase' in data or b'(y/n)' in data) and answers: os.write(fd, (answers.pop(0) + '\\n').encode())
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+`;
+    const made = await sh('python3', ['-c', driver, loop, PASSWORD, prf], 120_000);
+    expect(made.code, made.stdout + made.stderr).toBe(0);
+  } finally {
+    await sh('losetup', ['-d', loop]);
+  }
 }
 
 describe.skipIf(!canMount || !hasTools)('foreign volumes through the CLI', () => {
@@ -274,32 +303,7 @@ describe.skipIf(!canMount || !hasTools)('foreign volumes through the CLI', () =>
     const file = join(dir, 'disk.tc');
     await writeFile(file, Buffer.alloc(0));
     await truncate(file, 10 << 20);
-    const loop = (await sh('losetup', ['--find', '--show', file])).stdout.trim();
-    expect(loop).toMatch(/^\/dev\/loop\d+$/);
-    try {
-      // tcplay prompts on a terminal: a pseudo-terminal answers (passphrase twice, then "y").
-      const driver = `
-import os, pty, select, sys
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp('tcplay', ['tcplay', '-c', '-d', sys.argv[1], '-a', 'SHA512', '-b', 'AES-256-XTS', '-z', '-w'])
-answers, out = [sys.argv[2], sys.argv[2], 'y'], b''
-while True:
-    ready, _, _ = select.select([fd], [], [], 60)
-    if not ready: break
-    try: data = os.read(fd, 4096)
-    except OSError: break
-    if not data: break
-    out += data
-    if (b'assphrase' in data or b'(y/n)' in data) and answers: os.write(fd, (answers.pop(0) + '\\n').encode())
-_, status = os.waitpid(pid, 0)
-sys.exit(os.waitstatus_to_exitcode(status))
-`;
-      const made = await sh('python3', ['-c', driver, loop, PASSWORD], 120_000);
-      expect(made.code, made.stdout + made.stderr).toBe(0);
-    } finally {
-      await sh('losetup', ['-d', loop]);
-    }
+    await tcplayCreate(file, 'SHA512');
     expect(loopDevices().some((entry) => entry.backingFile === file)).toBe(false);
     const exposed = await vault(['mount', file, '--no-filesystem', '--type', 'truecrypt', ...secretArgs], {
       stdin: `${PASSWORD}\n`,
@@ -330,6 +334,26 @@ sys.exit(os.waitstatus_to_exitcode(status))
       file,
     ]);
     await independentlyReadable(file, dumpedKey(dump.stdout), info, 'truecrypt');
+  });
+
+  it("TrueCrypt with Whirlpool (tcplay): needs OpenSSL's legacy provider, and says so", async () => {
+    const file = join(dir, 'whirlpool.tc');
+    await writeFile(file, Buffer.alloc(0));
+    await truncate(file, 4 << 20);
+    await tcplayCreate(file, 'whirlpool');
+    const args = ['info', file, '--json', '--type', 'truecrypt', ...secretArgs];
+    const without = await vault(args, { stdin: `${PASSWORD}\n`, env: { NODE_OPTIONS: '' } });
+    expect(without.code).toBe(3);
+    expect(without.stderr).toMatch(/Whirlpool was not tried .*--openssl-legacy-provider/);
+    const withLegacy = await vault(args, {
+      stdin: `${PASSWORD}\n`,
+      env: { NODE_OPTIONS: '--openssl-legacy-provider' },
+    });
+    expect(withLegacy.code, withLegacy.stderr).toBe(0);
+    expect(JSON.parse(withLegacy.stdout)).toMatchObject({
+      format: 'truecrypt',
+      kdf: { hash: 'whirlpool', iterations: 1000 },
+    });
   });
 
   it('a wrong secret is exit 3 and leaves no mount, loop device or daemon; a hint names what vault opens', async () => {
@@ -366,5 +390,67 @@ sys.exit(os.waitstatus_to_exitcode(status))
     });
     expect(badType.code).toBe(2);
     expect(badType.stderr).toMatch(/--type is one of vault, luks, veracrypt, truecrypt/);
+  });
+});
+
+const USER = 'vaulttest';
+const hasFuse2fs = existsSync('/usr/bin/fuse2fs') || existsSync('/usr/sbin/fuse2fs');
+
+/** Runs a command as the test user (created when missing, as user-mount.test.ts does); stdin optional. */
+function asUser(args: string[], stdin?: string) {
+  const command = stdin === undefined ? args : ['sh', '-c', `printf '%s\\n' "$0" | "$@"`, stdin, ...args];
+  return sh('runuser', ['-u', USER, '--', ...command], 120_000);
+}
+
+describe.skipIf(!canMount || !hasTools || !hasFuse2fs)('a LUKS2 volume mounted without root (--user)', () => {
+  it('a user mounts, writes, dismounts and mounts again a LUKS2 container: no loop device, no device-mapper', async () => {
+    if ((await sh('id', ['-u', USER])).code !== 0) await sh('useradd', ['-m', USER]);
+    const uid = Number((await sh('id', ['-u', USER])).stdout.trim());
+    const gid = Number((await sh('id', ['-g', USER])).stdout.trim());
+    const fuseMode = statSync('/dev/fuse').mode & 0o777;
+    chmodSync(dir, 0o755);
+    const image = await ext4Image('userluks', 24 << 20);
+    const file = join(dir, 'user.luks2');
+    writeFileSync(file, readFileSync(image));
+    await truncate(file, 40 << 20);
+    writeFileSync(join(dir, 'pass'), PASSWORD);
+    const encrypted = await sh('cryptsetup', [
+      'reencrypt',
+      '-q',
+      '--encrypt',
+      '--type',
+      'luks2',
+      ...FAST_PBKDF2,
+      '--reduce-device-size',
+      '16M',
+      '--key-file',
+      join(dir, 'pass'),
+      file,
+    ]);
+    expect(encrypted.code, encrypted.stderr).toBe(0);
+    chownSync(file, uid, gid);
+    const mountpoint = join(dir, 'user.mnt');
+    await mkdir(mountpoint);
+    chownSync(mountpoint, uid, gid);
+    chmodSync('/dev/fuse', 0o666);
+    try {
+      const vaultArgs = (args: string[]) => [process.execPath, VAULT_BIN, ...args];
+      const mounted = await asUser(vaultArgs(['mount', file, mountpoint, '--user', ...secretArgs]), PASSWORD);
+      expect(mounted.code, mounted.stderr).toBe(0);
+      expect((await asUser(['cat', join(mountpoint, 'hello.txt')])).stdout).toBe('hello from userluks\n');
+      expect((await asUser(['sh', '-c', `echo by the user > ${mountpoint}/mine.txt && sync`])).code).toBe(0);
+      expect(loopDevices().some((entry) => entry.backingFile.startsWith(dir))).toBe(false);
+      expect((await asUser(vaultArgs(['dismount', file]))).code).toBe(0);
+      const again = await asUser(
+        vaultArgs(['mount', file, mountpoint, '--user', '--type', 'luks', ...secretArgs]),
+        PASSWORD,
+      );
+      expect(again.code, again.stderr).toBe(0);
+      expect((await asUser(['cat', join(mountpoint, 'mine.txt')])).stdout).toBe('by the user\n');
+      expect((await asUser(vaultArgs(['dismount', file]))).code).toBe(0);
+    } finally {
+      chmodSync('/dev/fuse', fuseMode);
+    }
+    expect(isMounted(mountpoint)).toBe(false);
   });
 });

@@ -122,13 +122,13 @@ function dumpedKey(output: string): string {
 }
 
 /** tcplay makes a TrueCrypt volume on a loop device over `file`; it prompts on a terminal, so a
- *  pseudo-terminal (Python's pty) answers: the passphrase twice, then "y". */
+ *  pseudo-terminal (Python's pty) answers: the passphrase twice, then "y", each after a pause. */
 async function tcplayCreate(file: string, prf: string): Promise<void> {
   const loop = (await sh('losetup', ['--find', '--show', file])).stdout.trim();
   expect(loop).toMatch(/^\/dev\/loop\d+$/);
   try {
     const driver = `
-import os, pty, select, sys
+import os, pty, select, sys, time
 pid, fd = pty.fork()
 if pid == 0:
     os.execvp('tcplay', ['tcplay', '-c', '-d', sys.argv[1], '-a', sys.argv[3], '-b', 'AES-256-XTS', '-z', '-w'])
@@ -139,7 +139,9 @@ while True:
     try: data = os.read(fd, 4096)
     except OSError: break
     if not data: break
-    if (b'assphrase' in data or b'(y/n)' in data) and answers: os.write(fd, (answers.pop(0) + '\\n').encode())
+    if (b'assphrase' in data or b'(y/n)' in data) and answers:
+        time.sleep(0.5)  # tcplay sets the terminal with TCSAFLUSH: an answer typed too early is discarded
+        os.write(fd, (answers.pop(0) + '\\n').encode())
 _, status = os.waitpid(pid, 0)
 sys.exit(os.waitstatus_to_exitcode(status))
 `;

@@ -4,6 +4,7 @@ export type { BlockDevice } from './block-device.js';
 export { type CreateOptions, createVault, type HiddenOptions } from './create.js';
 export { cannotUnlock, isVaultError, VaultError, type VaultErrorCode } from './errors.js';
 export type { ContainerFile, OpenContainerFile } from './file.js';
+export { ForeignVolume, type ForeignVolumeInfo } from './foreign-volume.js';
 export {
   type FilesystemUsage,
   type MeasuredFilesystem,
@@ -26,3 +27,4 @@ export {
 export { type ResizeOptions, type ResizeResult, resizeVault } from './resize.js';
 export { Secret, type SecretInputs } from './secret.js';
 export { type OpenOptions, openVault, Vault, type VaultInfo } from './vault.js';
+export { openVolume, VOLUME_TYPES, type Volume, type VolumeOpenOptions, type VolumeType } from './volume.js';

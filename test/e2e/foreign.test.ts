@@ -122,8 +122,13 @@ function dumpedKey(output: string): string {
 }
 
 /** tcplay makes a TrueCrypt volume on a loop device over `file`; it prompts on a terminal, so a
- *  pseudo-terminal (Python's pty) answers: the passphrase twice, then "y", each after a pause. */
-async function tcplayCreate(file: string, prf: string): Promise<void> {
+ *  pseudo-terminal (Python's pty) answers: the passphrase twice (with `hidden`: the hidden passphrase
+ *  twice and its size), then "y", each after a pause. */
+async function tcplayCreate(
+  file: string,
+  prf: string,
+  hidden?: { password: string; size: string },
+): Promise<void> {
   const loop = (await sh('losetup', ['--find', '--show', file])).stdout.trim();
   expect(loop).toMatch(/^\/dev\/loop\d+$/);
   try {
@@ -131,21 +136,25 @@ async function tcplayCreate(file: string, prf: string): Promise<void> {
 import os, pty, select, sys, time
 pid, fd = pty.fork()
 if pid == 0:
-    os.execvp('tcplay', ['tcplay', '-c', '-d', sys.argv[1], '-a', sys.argv[3], '-b', 'AES-256-XTS', '-z', '-w'])
-answers = [sys.argv[2], sys.argv[2], 'y']
+    os.execvp('tcplay', ['tcplay', '-c', '-d', sys.argv[1], '-a', sys.argv[3], '-b', 'AES-256-XTS', '-z', '-w'] + (['-g'] if len(sys.argv) > 4 else []))
+answers = [sys.argv[2], sys.argv[2]] + ([sys.argv[4], sys.argv[4], sys.argv[5]] if len(sys.argv) > 4 else []) + ['y']
 while True:
     ready, _, _ = select.select([fd], [], [], 60)
     if not ready: break
     try: data = os.read(fd, 4096)
     except OSError: break
     if not data: break
-    if (b'assphrase' in data or b'(y/n)' in data) and answers:
+    if (b'assphrase' in data or b'(y/n)' in data or b'Size of hidden' in data) and answers:
         time.sleep(0.5)  # tcplay sets the terminal with TCSAFLUSH: an answer typed too early is discarded
         os.write(fd, (answers.pop(0) + '\\n').encode())
 _, status = os.waitpid(pid, 0)
 sys.exit(os.waitstatus_to_exitcode(status))
 `;
-    const made = await sh('python3', ['-c', driver, loop, PASSWORD, prf], 120_000);
+    const made = await sh(
+      'python3',
+      ['-c', driver, loop, PASSWORD, prf, ...(hidden ? [hidden.password, hidden.size] : [])],
+      120_000,
+    );
     expect(made.code, made.stdout + made.stderr).toBe(0);
   } finally {
     await sh('losetup', ['-d', loop]);
@@ -356,6 +365,91 @@ describe.skipIf(!canMount || !hasTools)('foreign volumes through the CLI', () =>
       format: 'truecrypt',
       kdf: { hash: 'whirlpool', iterations: 1000 },
     });
+  });
+
+  it('TrueCrypt hidden volume (tcplay -g): opened by its own password; --protect-hidden refuses writes into it', async () => {
+    const image = await ext4Image('hidden', 2 << 20, '1024');
+    const file = join(dir, 'hidden.tc');
+    await writeFile(file, Buffer.alloc(0));
+    await truncate(file, 8 << 20);
+    await tcplayCreate(file, 'SHA512', { password: 'hidden secret', size: '2M' });
+    const hiddenSecret = ['--password-stdin', '--non-interactive'];
+    const hiddenInfo = await vault(['info', file, '--json', '--type', 'truecrypt', ...hiddenSecret], {
+      stdin: 'hidden secret\n',
+    });
+    expect(hiddenInfo.code, hiddenInfo.stderr).toBe(0);
+    const info = JSON.parse(hiddenInfo.stdout) as { kind: string; dataOffset: number; dataSize: number };
+    expect(info).toMatchObject({ kind: 'hidden', dataSize: 2 << 20 });
+    const dump = await sh('sh', [
+      '-c',
+      `printf '%s' "$0" | cryptsetup tcryptDump --tcrypt-hidden --hash sha512 "$1"`,
+      'hidden secret',
+      file,
+    ]);
+    expect(dump.stdout).toMatch(new RegExp(`MK offset:\\s+${info.dataOffset}`));
+
+    const exposed = await vault(['mount', file, '--no-filesystem', '--type', 'truecrypt', ...hiddenSecret], {
+      stdin: 'hidden secret\n',
+    });
+    expect(exposed.code, exposed.stderr).toBe(0);
+    expect(
+      (
+        await sh('dd', [
+          `if=${image}`,
+          `of=${exposed.stdout.trim()}`,
+          'bs=1M',
+          'conv=fsync,notrunc',
+          'status=none',
+        ])
+      ).code,
+    ).toBe(0);
+    expect((await vault(['dismount', file])).code).toBe(0);
+
+    // The outer volume with the hidden one protected: a write into the hidden area fails, the rest works.
+    const outer = await vault(
+      ['mount', file, '--no-filesystem', '--type', 'truecrypt', '--protect-hidden', ...secretArgs],
+      { stdin: `${PASSWORD}\nhidden secret\n` },
+    );
+    expect(outer.code, outer.stderr).toBe(0);
+    const block = outer.stdout.trim();
+    expect(
+      (
+        await sh('dd', [
+          'if=/dev/zero',
+          `of=${block}`,
+          'bs=4096',
+          'count=4',
+          'conv=fsync,notrunc',
+          'status=none',
+        ])
+      ).code,
+    ).toBe(0);
+    const intoHidden = (info.dataOffset - 131072) / 4096;
+    const refused = await sh('dd', [
+      'if=/dev/zero',
+      `of=${block}`,
+      'bs=4096',
+      'count=4',
+      `seek=${intoHidden}`,
+      'conv=fsync,notrunc',
+      'status=none',
+    ]);
+    expect(refused.code).not.toBe(0);
+    const listed = JSON.parse((await vault(['list', '--json'])).stdout) as Array<{
+      file: string;
+      hiddenProtection: string | null;
+    }>;
+    expect(listed.find((entry) => entry.file === file)?.hiddenProtection).toBe('tripped');
+    expect((await vault(['dismount', file])).code).toBe(0);
+
+    const mountpoint = join(dir, 'hidden.mnt');
+    await mkdir(mountpoint);
+    const mounted = await vault(['mount', file, mountpoint, '-r', ...hiddenSecret], {
+      stdin: 'hidden secret\n',
+    });
+    expect(mounted.code, mounted.stderr).toBe(0);
+    expect(readFileSync(join(mountpoint, 'hello.txt'), 'utf8')).toBe('hello from hidden\n');
+    expect((await vault(['dismount', file])).code).toBe(0);
   });
 
   it('a wrong secret is exit 3 and leaves no mount, loop device or daemon; a hint names what vault opens', async () => {

@@ -67,11 +67,15 @@ export async function openVolume(
     if (type === 'luks') throw cannotUnlockAny(['luks']);
   }
   const foreignOnly = options.hash !== undefined || options.pim !== undefined;
+  // A vault attempt that could not even run (e.g. its cost level needs more memory than there is)
+  // must not hide a VeraCrypt or TrueCrypt volume: it is reported only when nothing else opens.
+  let vaultRefusal: VaultError | null = null;
   if (type === undefined && !foreignOnly) {
     try {
       return await openVault(path, secret, options);
     } catch (error) {
-      if (!isVaultError(error, 'CANNOT_UNLOCK')) throw error;
+      if (!isVaultError(error)) throw error;
+      if (error.code !== 'CANNOT_UNLOCK') vaultRefusal = error;
       tried.push('vault');
     }
   }
@@ -90,7 +94,7 @@ export async function openVolume(
       tried.push(flavour);
     }
   }
-  throw cannotUnlockAny(tried);
+  throw vaultRefusal ?? cannotUnlockAny(tried);
 }
 
 async function openForeign(

@@ -51,8 +51,14 @@ _vault() {
     'mount:--partition') _vault_files; return ;;
     'mount:-k'|'mount:--keyfile') _vault_files; return ;;
     'mount:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
+    'mount:--type') _vault_files; return ;;
+    'mount:--hash') _vault_files; return ;;
+    'mount:--pim') _vault_files; return ;;
     'info:-k'|'info:--keyfile') _vault_files; return ;;
     'info:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
+    'info:--type') _vault_files; return ;;
+    'info:--hash') _vault_files; return ;;
+    'info:--pim') _vault_files; return ;;
     'passwd:-k'|'passwd:--keyfile') _vault_files; return ;;
     'passwd:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
     'passwd:--new-keyfile') _vault_files; return ;;
@@ -71,18 +77,26 @@ _vault() {
     'repair:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
     'resize:-k'|'resize:--keyfile') _vault_files; return ;;
     'resize:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
+    'import:--old-keyfile') _vault_files; return ;;
+    'import:--old-cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
     'import:-k'|'import:--keyfile') _vault_files; return ;;
     'import:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
+    'import:--type') _vault_files; return ;;
+    'import:--hash') _vault_files; return ;;
+    'import:--pim') _vault_files; return ;;
     'export:-k'|'export:--keyfile') _vault_files; return ;;
     'export:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
+    'export:--type') _vault_files; return ;;
+    'export:--hash') _vault_files; return ;;
+    'export:--pim') _vault_files; return ;;
   esac
   case "$path" in
     '') subcommands='create mount dismount list info passwd key keyfile header repair resize import export benchmark completion'; options='-h --help -V --version' ;;
     'create') subcommands=''; options='-h --help --filesystem --quick -f --force --owner --hidden --hidden-filesystem --hidden-keyfile -k --keyfile --password-stdin --non-interactive --cost' ;;
-    'mount') subcommands=''; options='-h --help -r --read-only --no-filesystem --preserve-timestamps --protect-hidden --hidden-keyfile --user --fs-options --owner --partition -k --keyfile --password-stdin --non-interactive --cost' ;;
+    'mount') subcommands=''; options='-h --help -r --read-only --no-filesystem --preserve-timestamps --protect-hidden --hidden-keyfile --user --fs-options --owner --partition -k --keyfile --password-stdin --non-interactive --cost --type --hash --pim' ;;
     'dismount') subcommands=''; options='-h --help -a --all -f --force' ;;
     'list') subcommands=''; options='-h --help --json' ;;
-    'info') subcommands=''; options='-h --help --json -k --keyfile --password-stdin --non-interactive --cost' ;;
+    'info') subcommands=''; options='-h --help --json -k --keyfile --password-stdin --non-interactive --cost --type --hash --pim' ;;
     'passwd') subcommands=''; options='-h --help -k --keyfile --password-stdin --non-interactive --cost --new-keyfile --new-cost' ;;
     'key') subcommands='add remove'; options='-h --help' ;;
     'key add') subcommands=''; options='-h --help -k --keyfile --password-stdin --non-interactive --cost --new-keyfile --new-cost' ;;
@@ -94,8 +108,8 @@ _vault() {
     'header restore') subcommands=''; options='-h --help -f --force -k --keyfile --password-stdin --non-interactive --cost' ;;
     'repair') subcommands=''; options='-h --help -k --keyfile --password-stdin --non-interactive --cost' ;;
     'resize') subcommands=''; options='-h --help --no-filesystem -k --keyfile --password-stdin --non-interactive --cost' ;;
-    'import') subcommands=''; options='-h --help -f --force -k --keyfile --password-stdin --non-interactive --cost' ;;
-    'export') subcommands=''; options='-h --help -f --force -k --keyfile --password-stdin --non-interactive --cost' ;;
+    'import') subcommands=''; options='-h --help -f --force --old-keyfile --old-cost -k --keyfile --password-stdin --non-interactive --cost --type --hash --pim' ;;
+    'export') subcommands=''; options='-h --help -f --force -k --keyfile --password-stdin --non-interactive --cost --type --hash --pim' ;;
     'benchmark') subcommands=''; options='-h --help --json' ;;
     'completion') subcommands='bash zsh'; options='-h --help' ;;
   esac

@@ -113,6 +113,8 @@ async function checkWriteThrough(
   expect(back.equals(written)).toBe(true);
 }
 
+// Whirlpool needs OpenSSL's legacy provider; its row runs (and passes, checked by tcryptDump) with
+// NODE_OPTIONS=--openssl-legacy-provider npx vitest run --project unit test/unit/foreign-tcrypt.test.ts
 const VERACRYPT_PRFS: Prf[] = ['sha512', 'sha256', 'whirlpool', 'blake2s-256', 'ripemd160'];
 
 describe.skipIf(!cryptsetup)('VeraCrypt volumes (test writer, checked by cryptsetup tcryptDump)', () => {

@@ -52,3 +52,14 @@ export function formatTable(
     .map((line) => `${line}\n`)
     .join('');
 }
+
+/** One word for a POSIX shell: as it is when it needs no quoting, else in single quotes. */
+export function shellQuote(word: string): string {
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** A command line to show a user (a hint to copy), each word shell-quoted. */
+export function commandLine(words: readonly string[]): string {
+  return words.map(shellQuote).join(' ');
+}

@@ -157,12 +157,25 @@ export function userMediaDir(): string {
   return `${homedir()}/vault`;
 }
 
+/**
+ * The directory name for a vault's default mountpoint: the file name without its extension, letters
+ * and digits of any script kept (tëst-ñø.vol -> tëst-ñø); spaces, control characters and anything
+ * else but . _ + - become _, and a name that would be hidden or special (., ..) gets a prefix.
+ */
+export function mountpointName(file: string): string {
+  const name = basename(file, extname(file))
+    .normalize('NFC')
+    .replace(/[^\p{L}\p{M}\p{N}._+-]/gu, '_');
+  if (name === '' || name === '.' || name === '..') return 'vault';
+  return name.startsWith('.') ? `vault${name}` : name;
+}
+
 /** A new mountpoint under /media/vault (~/vault with --user): mode 0700, owned by the mount's owner. */
 async function createMountpoint(file: string, user: boolean, owner: Owner): Promise<string> {
   const mediaDir = user ? userMediaDir() : MEDIA_DIR;
   await mkdir(mediaDir, { recursive: true, mode: 0o755 });
   if (!user) await checkTrustedPath(mediaDir, owner);
-  const name = basename(file, extname(file)).replace(/[^\w.+-]/g, '_') || 'vault';
+  const name = mountpointName(file);
   for (let n = 1; n < 1000; n++) {
     const path = `${mediaDir}/${n === 1 ? name : `${name}-${n}`}`;
     try {

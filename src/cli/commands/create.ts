@@ -7,9 +7,11 @@ import type { BlockDevice } from '../../container/block-device.js';
 import { checkNewFile, createVault } from '../../container/create.js';
 import { VaultError } from '../../container/errors.js';
 import { addHiddenVolume } from '../../container/hidden.js';
+import { DEFAULT_COST_LEVEL } from '../../crypto/kdf.js';
 import { withBridge } from '../../fuse/bridge.js';
 import { checkFuseDevice, findTool, type Owner, resolveOwner, runChecked } from '../../fuse/system.js';
 import { interruptSignal } from '../interrupt.js';
+import { commandLine } from '../output.js';
 import { createProgress } from '../progress.js';
 import { warn } from '../report.js';
 import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
@@ -186,7 +188,17 @@ the whole volume). See SECURITY.md on what deniability gives.`,
           'Mount the outer volume with --protect-hidden until you are done writing to it.\n',
       );
     }
-    if (filesystem !== 'none') process.stdout.write(`Mount it with: vault mount ${file} <mountpoint>\n`);
+    if (filesystem !== 'none') {
+      // Everything the mount needs besides the password: keyfiles and a cost level other than the default.
+      const mountCommand = [
+        'vault',
+        'mount',
+        file,
+        ...(options.keyfile ?? []).flatMap((keyfile) => ['-k', keyfile]),
+        ...(costLevel === DEFAULT_COST_LEVEL ? [] : ['--cost', String(costLevel)]),
+      ];
+      process.stdout.write(`Mount it with: ${commandLine(mountCommand)}\n`);
+    }
   });
 }
 

@@ -5,7 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # What vault needs from Debian, and why:
-#   fuse, libfuse2      the FUSE bridge (fuse-native links libfuse.so.2; fusermount)
+#   libfuse3-3          the FUSE bridge (build/Release/vault_fuse.node links libfuse3.so.3)
+#   libfuse3-dev, pkg-config   to build that addon (native/fuse3.c) at npm ci
+#   fuse                fusermount (unmounting; mounting with --user); Debian's fuse3 may replace it,
+#                       it then provides fusermount3 and a fusermount link to it: vault uses either
 #   e2fsprogs           mkfs.ext4, e2fsck, resize2fs
 #   dosfstools          mkfs.vfat        exfatprogs   mkfs.exfat
 #   exfat-fuse          mounts exfat (the outer volume of hidden-volume vaults) on kernels without exfat
@@ -16,7 +19,11 @@ cd "$(dirname "$0")/.."
 #   cryptsetup-bin      tests only: makes LUKS1/LUKS2 volumes and reads VeraCrypt/TrueCrypt headers (no
 #                       device-mapper needed); vault itself opens those volumes without it
 #   tcplay              tests only: makes TrueCrypt volumes (on a loop device)
-packages=(fuse libfuse2 e2fsprogs dosfstools exfatprogs exfat-fuse util-linux mount fio fuse2fs mtools cryptsetup-bin tcplay)
+packages=(libfuse3-3 libfuse3-dev pkg-config e2fsprogs dosfstools exfatprogs exfat-fuse util-linux mount fio fuse2fs mtools cryptsetup-bin tcplay)
+# fuse or fuse3, whichever is there (each Breaks the other): only when neither provides fusermount.
+if ! PATH=$PATH:/usr/bin:/bin command -v fusermount3 >/dev/null && ! PATH=$PATH:/usr/bin:/bin command -v fusermount >/dev/null; then
+  packages+=(fuse)
+fi
 
 missing=()
 for package in "${packages[@]}"; do
@@ -33,8 +40,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm ci builds two native addons against the headers of this Node.js (no download): ours,
-# native/xts.c (OpenSSL XTS), and argon2's. argon2's prebuilt binary crashes (SIGSEGV) on this
+# npm ci builds three native addons against the headers of this Node.js (no download): ours,
+# native/xts.c (OpenSSL XTS) and native/fuse3.c (the FUSE 3 bridge), and argon2's.
+# argon2's prebuilt binary crashes (SIGSEGV) on this
 # machine kind, so package.json allows its install script to compile it from source.
 node_prefix=$(dirname "$(dirname "$(command -v node)")")
 if [[ -f $node_prefix/include/node/node_api.h ]]; then export npm_config_nodedir=$node_prefix; fi

@@ -13,4 +13,19 @@ export interface BlockDevice {
   flush(): Promise<void>;
   /** Flushes, closes the host file and wipes key material. Further calls fail. */
   close(): Promise<void>;
+  /** What a native data path (the FUSE bridge) needs to serve the bytes without calling back here. */
+  rawAccess?(): RawAccess;
+}
+
+/** The device's bytes as they lie in the host file. */
+export interface RawAccess {
+  /** The host file's descriptor (open for writing unless the device is read-only). */
+  fd: number;
+  /** Where cleartext byte 0 lies in the host file. */
+  dataOffset: number;
+  /** XTS-AES-256 master key (64 bytes; tweak = cleartext offset / sectorSize), or null: stored as is. */
+  key: Uint8Array | null;
+  sectorSize: number;
+  /** Cleartext bytes [start, end) that no write may touch (the hidden volume), or null. */
+  protectedRange: { start: number; end: number } | null;
 }

@@ -8,6 +8,8 @@ import { VaultError } from './errors.js';
 export interface ContainerFile {
   readonly path: string;
   readonly writable: boolean;
+  /** The OS file descriptor, when there is one (a native data path works on it). */
+  readonly fd?: number;
   size(): Promise<number>;
   identity(): Promise<{ dev: number; ino: number; atimeMs: number; mtimeMs: number }>;
   read(buffer: Uint8Array, position: number): Promise<void>;
@@ -48,6 +50,10 @@ class NodeContainerFile implements ContainerFile {
     private readonly handle: FileHandle,
     readonly writable: boolean,
   ) {}
+
+  get fd(): number {
+    return this.handle.fd;
+  }
 
   async size(): Promise<number> {
     return (await this.handle.stat()).size;

@@ -4,7 +4,7 @@
 import { costParams, DEFAULT_COST_LEVEL } from '../crypto/kdf.js';
 import type { SectorCipher } from '../crypto/suites.js';
 import { activeXtsImplementation, type XtsImplementation } from '../crypto/xts.js';
-import type { BlockDevice } from './block-device.js';
+import type { BlockDevice, RawAccess } from './block-device.js';
 import { isVaultError, VaultError } from './errors.js';
 import { type ContainerFile, type OpenContainerFile, openContainerFile } from './file.js';
 import {
@@ -265,6 +265,23 @@ export class Vault implements BlockDevice {
   async #readSectorPlain(into: Buffer, sector: number): Promise<void> {
     await this.file.read(into, this.state.dataOffset + sector * SECTOR_BYTES);
     this.#cipher().decrypt(into, sector);
+  }
+
+  /** For the FUSE bridge: the key is the vault's own buffer (the addon copies it), wiped at close. */
+  rawAccess(): RawAccess {
+    this.#cipher();
+    const fd = this.file.fd;
+    if (fd === undefined)
+      throw new VaultError('INTERNAL', `${this.path} has no file descriptor to serve from`);
+    return {
+      fd,
+      dataOffset: this.state.dataOffset,
+      key: this.state.masterKey,
+      sectorSize: SECTOR_BYTES,
+      protectedRange: this.#protectionTripped
+        ? { start: 0, end: this.size } // tripped before: nothing may be written any more
+        : (this.settings.protectedRange ?? null),
+    };
   }
 
   async flush(): Promise<void> {

@@ -1,21 +1,14 @@
 // The block-file bridge: a FUSE filesystem with one file, `volume`, whose bytes are a BlockDevice's
-// cleartext. A loop device (or mkfs, dd, fsck) works on that file. Every write is acknowledged only
-// after writeAt resolved (the bytes are in the container file); fsync reaches it as fdatasync.
+// cleartext. A loop device (or mkfs, dd, fsck) works on that file. The data path is the FUSE 3 addon
+// (native/fuse3.c): its threads pread, decrypt and reply, or encrypt, pwrite and only then acknowledge;
+// flush and fsync become fdatasync. This side mounts, unmounts, and turns the addon's events into logs.
 import { statSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readdir, rmdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import type { BlockDevice } from '../container/block-device.js';
 import { VaultError } from '../container/errors.js';
-import {
-  Errno,
-  type FuseMount,
-  type FuseOperations,
-  type FuseStat,
-  MAX_REQUEST,
-  mountFuse,
-} from './fuse-native.js';
-import { ReadAhead } from './read-ahead.js';
-import { isMountpoint, processAlive, run } from './system.js';
+import { FuseEvent, fuse3, type NativeHandle } from './fuse3.js';
+import { findTool, isMountpoint, processAlive, run } from './system.js';
 
 export const VOLUME_NAME = 'volume';
 /** Where private bridge directories live (mode 0700); the daemon's state directories too. */
@@ -59,7 +52,9 @@ export async function ensurePrivateRunDir(): Promise<void> {
     );
   }
 }
-const SECTOR = 4096;
+
+/** How long stop waits for the session's threads to end after the kernel unmounted it. */
+const STOP_WAIT_MS = 5000;
 
 export interface BridgeOptions {
   /** Shown as the FUSE source in /proc/mounts; helps recognise stale endpoints. */
@@ -75,8 +70,8 @@ export interface Bridge {
   readonly requestSizes: { read: Map<number, number>; write: Map<number, number> };
   /** Most requests that were ever being served at once (the kernel's parallelism). */
   readonly maxInFlight: number;
-  /** Blocks read ahead, and reads served from them. */
-  readonly readAhead: { started: number; hits: number };
+  /** True once a write aimed at the protected hidden volume was refused: every write is refused since. */
+  readonly protectionTripped: boolean;
   /** Resolves when no request is in flight (used before flushing and unmounting). */
   idle(): Promise<void>;
   /**
@@ -92,204 +87,86 @@ export async function mountBridge(
   dir: string,
   options: BridgeOptions = {},
 ): Promise<Bridge> {
-  const readOnly = device.readOnly;
-  const mountedAt = Date.now();
-  let modifiedAt = mountedAt;
-  const requestSizes = { read: new Map<number, number>(), write: new Map<number, number>() };
-  const count = (map: Map<number, number>, size: number): void => {
-    map.set(size, (map.get(size) ?? 0) + 1);
-  };
-  const readAhead = new ReadAhead(device, MAX_REQUEST);
-  let inFlight = 0;
-  let maxInFlight = 0;
-  let idleWaiters: Array<() => void> = [];
-  const begin = (): void => {
-    inFlight++;
-    if (inFlight > maxInFlight) maxInFlight = inFlight;
-  };
-  const end = (): void => {
-    inFlight--;
-    if (inFlight === 0) {
-      const waiters = idleWaiters;
-      idleWaiters = [];
-      for (const wake of waiters) wake();
+  const addon = fuse3();
+  const access = device.rawAccess?.();
+  if (!access) throw new VaultError('INTERNAL', 'this device cannot be served by the FUSE bridge');
+  const uid = process.getuid?.() ?? 0;
+  let fusermount: string | undefined;
+  if (uid !== 0) {
+    // The setuid helper mounts for us: fusermount3 (Debian's fuse3) or fusermount (fuse 2, or fuse3's
+    // link to fusermount3); both speak the same protocol.
+    fusermount = findTool('fusermount3') ?? findTool('fusermount') ?? undefined;
+    if (!fusermount) {
+      throw new VaultError(
+        'NEEDS_SYSTEM',
+        'fusermount is missing',
+        'install it: apt-get install fuse3 (or fuse)',
+      );
     }
+  }
+  let tripped = false;
+  let handle: NativeHandle | null;
+  try {
+    handle = addon.start({
+      dir,
+      fsname: (options.fsname ?? 'vault').replace(/[,\\]/g, '_'),
+      fd: access.fd,
+      dataOffset: access.dataOffset,
+      size: device.size,
+      sectorSize: access.sectorSize,
+      readOnly: device.readOnly,
+      ...(access.key ? { key: access.key } : {}),
+      ...(access.protectedRange
+        ? { protectStart: access.protectedRange.start, protectEnd: access.protectedRange.end }
+        : {}),
+      ...(fusermount ? { fusermount } : {}),
+      onEvent(kind, message) {
+        if (kind === FuseEvent.PROTECTION) tripped = true;
+        options.onError?.(kind === FuseEvent.PROTECTION ? `write failed: ${message}` : message);
+      },
+    });
+  } catch (error) {
+    if (error instanceof VaultError) throw error;
+    throw new VaultError(
+      'NEEDS_SYSTEM',
+      `cannot mount FUSE at ${dir}: ${error instanceof Error ? error.message : String(error)}`,
+      '/dev/fuse must be the FUSE device: load the fuse module (modprobe fuse); in a container, pass --device /dev/fuse',
+      { cause: error },
+    );
+  }
+  let last = addon.stats(handle);
+  const stats = () => {
+    if (handle) last = addon.stats(handle);
+    return last;
   };
-  const report = (what: string, error: unknown): number => {
-    const message = error instanceof Error ? error.message : String(error);
-    options.onError?.(`${what} failed: ${message}`);
-    return Errno.EIO;
-  };
-
-  const fileStat = (): FuseStat => ({
-    mode: 0o100000 | (readOnly ? 0o400 : 0o600),
-    // Whoever runs the daemon (root, or the user of --user): default_permissions checks these.
-    uid: process.getuid?.() ?? 0,
-    gid: process.getgid?.() ?? 0,
-    size: device.size,
-    nlink: 1,
-    blksize: SECTOR,
-    blocks: Math.ceil(device.size / 512),
-    atime: mountedAt,
-    mtime: modifiedAt,
-    ctime: modifiedAt,
-  });
-  const dirStat = (): FuseStat => ({
-    mode: 0o040000 | 0o700,
-    uid: process.getuid?.() ?? 0,
-    gid: process.getgid?.() ?? 0,
-    size: 4096,
-    nlink: 2,
-    atime: mountedAt,
-    mtime: mountedAt,
-    ctime: mountedAt,
-  });
-  const isVolume = (path: string): boolean => path === `/${VOLUME_NAME}`;
-
-  const ops: FuseOperations = {
-    getattr(path, cb) {
-      if (path === '/') return cb(0, dirStat());
-      if (isVolume(path)) return cb(0, fileStat());
-      cb(Errno.ENOENT);
-    },
-    fgetattr(path, _fd, cb) {
-      ops.getattr(path, cb);
-    },
-    readdir(path, cb) {
-      if (path === '/') return cb(0, [VOLUME_NAME]);
-      cb(Errno.ENOENT);
-    },
-    open(path, flags, cb) {
-      if (!isVolume(path)) return cb(Errno.ENOENT);
-      // O_ACCMODE: 0 = read only.
-      if (readOnly && (flags & 3) !== 0) return cb(Errno.EROFS);
-      cb(0, 0);
-    },
-    release(_path, _fd, cb) {
-      cb(0);
-    },
-    read(path, _fd, buffer, length, position, cb) {
-      if (!isVolume(path)) return cb(Errno.ENOENT);
-      if (position >= device.size) return cb(0);
-      const n = Math.min(length, device.size - position);
-      count(requestSizes.read, n);
-      begin();
-      const target = buffer.subarray(0, n);
-      readAhead
-        .take(target, position)
-        .then((served) => (served ? undefined : device.readAt(target, position)))
-        .then(
-          () => {
-            end();
-            cb(n);
-            // The reply is on its way: read the next block while the kernel delivers this one.
-            setImmediate(() => readAhead.afterRead(position, n));
-          },
-          (error: unknown) => {
-            end();
-            cb(report('read', error));
-          },
-        );
-    },
-    write(path, _fd, buffer, length, position, cb) {
-      if (!isVolume(path)) return cb(Errno.ENOENT);
-      if (readOnly) return cb(Errno.EROFS);
-      if (position >= device.size) return cb(Errno.ENOSPC);
-      const n = Math.min(length, device.size - position);
-      count(requestSizes.write, n);
-      begin();
-      readAhead.invalidate(position, n);
-      const done = device.writeAt(buffer.subarray(0, n), position);
-      done.then(
-        () => {
-          readAhead.invalidate(position, n);
-          modifiedAt = Date.now();
-          end();
-          cb(n);
-        },
-        (error: unknown) => {
-          readAhead.invalidate(position, n); // part of it may have landed
-          end();
-          cb(report('write', error));
-        },
-      );
-    },
-    flush(_path, _fd, cb) {
-      // close() of the file: make what was written durable (mkfs, dd and loop all close at the end).
-      if (readOnly) return cb(0);
-      device.flush().then(
-        () => cb(0),
-        (error: unknown) => cb(report('flush', error)),
-      );
-    },
-    fsync(_path, _datasync, _fd, cb) {
-      if (readOnly) return cb(0);
-      device.flush().then(
-        () => cb(0),
-        (error: unknown) => cb(report('fsync', error)),
-      );
-    },
-    truncate(path, size, cb) {
-      if (!isVolume(path)) return cb(Errno.ENOENT);
-      cb(size === device.size ? 0 : Errno.EPERM);
-    },
-    ftruncate(path, _fd, size, cb) {
-      ops.truncate?.(path, size, cb);
-    },
-    utimens(_path, _atime, _mtime, cb) {
-      cb(0);
-    },
-    chmod(_path, _mode, cb) {
-      cb(Errno.EPERM);
-    },
-    chown(_path, _uid, _gid, cb) {
-      cb(Errno.EPERM);
-    },
-    access(_path, _mode, cb) {
-      cb(0);
-    },
-    statfs(_path, cb) {
-      const blocks = Math.ceil(device.size / SECTOR);
-      cb(0, {
-        bsize: SECTOR,
-        frsize: SECTOR,
-        blocks,
-        bfree: 0,
-        bavail: 0,
-        files: 1,
-        ffree: 0,
-        favail: 0,
-        namemax: 255,
-      });
-    },
-  };
-
-  const fuse: FuseMount = await mountFuse(dir, ops, { readOnly, fsname: options.fsname ?? 'vault' });
-  let mounted = true;
 
   return {
     dir,
     blockFile: `${dir}/${VOLUME_NAME}`,
-    requestSizes,
+    get requestSizes() {
+      const now = stats();
+      return { read: new Map(now.read), write: new Map(now.write) };
+    },
     get maxInFlight() {
-      return maxInFlight;
+      return stats().maxInFlight;
     },
-    get readAhead() {
-      return { started: readAhead.started, hits: readAhead.hits };
+    get protectionTripped() {
+      return tripped || stats().protectionTripped;
     },
-    idle() {
-      if (inFlight === 0) return Promise.resolve();
-      return new Promise((resolve) => idleWaiters.push(resolve));
+    async idle() {
+      while (handle && stats().inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 5));
     },
     async unmount({ lazy = false } = {}) {
-      if (!mounted) return true;
+      if (!handle) return true;
       const result = await run('fusermount', lazy ? ['-u', '-z', dir] : ['-u', dir]);
       if (result.code !== 0) {
         // Already gone (e.g. someone ran umount by hand) counts as done.
         if (!/not found|not mounted|Invalid argument/i.test(result.stderr)) return false;
       }
-      mounted = false;
-      fuse.release();
+      stats();
+      // A lazily detached mount may still be in use (a loop device): its session then ends on its own.
+      addon.stop(handle, lazy ? 0 : STOP_WAIT_MS);
+      handle = null;
       return true;
     },
   };
@@ -316,8 +193,7 @@ export async function makePrivateDir(prefix: string): Promise<string> {
 /**
  * Runs `fn` with the device exposed as a block file (in-process FUSE mount of a private directory),
  * then always unmounts, also when fn throws. `vault create` formats new vaults this way.
- * This process serves the block file, so fn must never block the event loop (no execFileSync,
- * spawnSync or sync fs calls on the block file: they deadlock), and should start programs with
+ * The addon's threads serve the block file, not this event loop; programs should still be started with
  * run()/runChecked() or withoutFuseFds() from ./system.js, which keep /dev/fuse out of the child.
  */
 export async function withBridge<T>(device: BlockDevice, fn: (blockFile: string) => Promise<T>): Promise<T> {

@@ -13,7 +13,7 @@ import { Vault } from '../container/vault.js';
 import { openVolume } from '../container/volume.js';
 import { hardenProcess, keyMemoryLocked } from '../crypto/memory.js';
 import { type Bridge, mountBridge } from './bridge.js';
-import { preloadFuse } from './fuse-native.js';
+import { preloadFuse } from './fuse3.js';
 import { openHostFile } from './host-file.js';
 import { openPassthroughDevice } from './passthrough-device.js';
 import { type DaemonMessage, type DaemonSettings, readSettingsAndSecret } from './protocol.js';
@@ -162,8 +162,8 @@ async function start(): Promise<void> {
     onError: (message) => {
       log(message);
       if (
-        (device instanceof Vault || device instanceof ForeignVolume) &&
-        device.protectionTripped &&
+        (bridge?.protectionTripped ||
+          ((device instanceof Vault || device instanceof ForeignVolume) && device.protectionTripped)) &&
         state?.hiddenProtection === 'on'
       ) {
         log(
@@ -268,7 +268,7 @@ async function doStop(why: string): Promise<void> {
   if (blockFile) for (const loop of loopsOfFile(blockFile)) await detachLoop(loop);
   if (bridge) {
     log(
-      `requests served: ${describeSizes('read', bridge.requestSizes.read)}; ${describeSizes('write', bridge.requestSizes.write)}; at most ${bridge.maxInFlight} at once; read ahead ${bridge.readAhead.started}, served from it ${bridge.readAhead.hits}`,
+      `requests served: ${describeSizes('read', bridge.requestSizes.read)}; ${describeSizes('write', bridge.requestSizes.write)}; at most ${bridge.maxInFlight} at once`,
     );
     await bridge.idle();
     if (device && !device.readOnly)

@@ -58,6 +58,10 @@ class HostFile implements ContainerFile {
     this.#fd = fd;
   }
 
+  get fd(): number {
+    return this.#fd;
+  }
+
   async size(): Promise<number> {
     return (await fstatAsync(this.#fd)).size;
   }

@@ -36,6 +36,10 @@ export async function openPassthroughDevice(
     async flush() {
       if (!readOnly) await file.sync();
     },
+    rawAccess() {
+      if (closed || file.fd === undefined) throw new VaultError('IO', 'the device is closed');
+      return { fd: file.fd, dataOffset: 0, key: null, sectorSize: 4096, protectedRange: null };
+    },
     async close() {
       if (closed) return;
       closed = true;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mountBridge, withBridge } from '../../src/fuse/bridge.js';
-import { MAX_REQUEST } from '../../src/fuse/fuse-native.js';
+import { MAX_REQUEST } from '../../src/fuse/fuse3.js';
 import { openPassthroughDevice } from '../../src/fuse/passthrough-device.js';
 import { canMount, isMounted, makeTempDir, mounts, removeTempDirs } from './helpers.js';
 

@@ -1,10 +1,13 @@
 // `npm run bench -- mount` (or `node bench/mount.mjs` after a build): 1 GiB sequential write of random data
-// (dd bs=1M conv=fsync) and cold-cache read inside the mounted filesystem, for a vault, for the same
-// bridge and daemon without encryption (bench-only passthrough device) and for gocryptfs, on the same
-// disk, rounds interleaved, medians of ROUNDS. Also `vault mount` time minus its KDF time, and the
-// daemon's peak RSS. Needs root and FUSE. Prints a table, then as its LAST line one JSON object.
-// MB = 10^6 bytes. BENCH_DIR picks the directory (default: the system temp dir), BENCH_ROUNDS the rounds,
-// BENCH_SIZE the size of the vault and of the passthrough's image (default 4G).
+// (dd bs=1M conv=fsync) and cold-cache read inside the mounted filesystem, and fio 4 KiB random read and
+// random write IOPS (iodepth 32, libaio, direct I/O, FIO_SECONDS each, in a 512 MiB file, caches dropped
+// first), for a vault, for the same bridge and daemon without encryption (bench-only passthrough
+// device), for ext4 on a loop device over a plain file (the kernel's own path, no FUSE; direct I/O on,
+// as vault's loop device) and for gocryptfs, on the same disk, rounds interleaved, medians of ROUNDS.
+// Also `vault mount` time minus its KDF time, and the daemon's peak RSS. Needs root, FUSE and fio.
+// Prints a table, then as its LAST line one JSON object. MB = 10^6 bytes. BENCH_DIR picks the directory
+// (default: the system temp dir), BENCH_ROUNDS the rounds, BENCH_SIZE the size of the vault and of the
+// passthrough's and loop's images (default 4G), BENCH_FIO_SECONDS the fio runtime (default 15).
 import { execFileSync, spawnSync } from 'node:child_process';
 import {
   existsSync,
@@ -24,6 +27,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const vaultBin = join(root, 'bin/vault');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const MOUNT_SAMPLES = 5;
+const FIO_SECONDS = Number(process.env.BENCH_FIO_SECONDS ?? 15);
 // The 1 GiB file fills a quarter of the filesystem, as a file does on a roomy disk (gocryptfs writes
 // into the host's filesystem). At 1600M it filled two thirds, and ext4 itself changed the measurement:
 // with less free space than twice the dirty data it starts writeback while dd is still writing
@@ -80,6 +84,30 @@ function throughput(directory) {
   return { write, read };
 }
 
+/** fio 4 KiB random read, then random write, in a 512 MiB file (laid out by the first call, kept). */
+function randomIops(directory) {
+  const job = (rw) => {
+    dropCaches();
+    const result = run('fio', [
+      '--name=bench',
+      `--filename=${join(directory, 'fio.bin')}`,
+      '--size=512M',
+      `--rw=${rw}`,
+      '--bs=4k',
+      '--iodepth=32',
+      '--ioengine=libaio',
+      '--direct=1',
+      `--runtime=${FIO_SECONDS}`,
+      '--time_based',
+      '--randrepeat=0',
+      '--output-format=json',
+    ]);
+    const stats = JSON.parse(result.stdout.slice(result.stdout.indexOf('{'))).jobs[0];
+    return rw === 'randread' ? stats.read.iops : stats.write.iops;
+  };
+  return { randread: job('randread'), randwrite: job('randwrite') };
+}
+
 function ensureGocryptfs() {
   if (spawnSync('gocryptfs', ['-version']).status === 0) return;
   log('installing gocryptfs (apt-get)...');
@@ -108,10 +136,10 @@ if (!existsSync(join(root, 'dist/fuse/daemon.js'))) {
 const { checkMount, mountVault, findMounted, dismountVault } = await import('../dist/fuse/lifecycle.js');
 const { formatSize, parseSize } = await import('../dist/cli/size.js');
 
-// The vault (allocated in full), the 1 GiB file in the passthrough's sparse image and in gocryptfs,
-// and room for ext4's metadata.
+// The vault (allocated in full); the 1 GiB file and the 512 MiB fio file in the passthrough's and the
+// loop's sparse images and in gocryptfs; and room for ext4's metadata.
 const benchDir = process.env.BENCH_DIR ?? tmpdir();
-const needed = parseSize(SIZE) + 2.5 * 2 ** 30;
+const needed = parseSize(SIZE) + 4 * 2 ** 30;
 const { bavail, bsize } = statfsSync(benchDir);
 const free = bavail * bsize;
 if (free < needed) {
@@ -126,6 +154,7 @@ const work = mkdtempSync(join(benchDir, 'vault-bench-mount-'));
 const paths = {
   vault: join(work, 'bench.vol'),
   plain: join(work, 'plain.img'),
+  loopImage: join(work, 'loop.img'),
   gocryptfsCipher: join(work, 'gocryptfs.cipher'),
   passfile: join(work, 'gocryptfs.pass'),
   // In RAM (tmpfs): dropping the page cache before each round must not drop the source too.
@@ -136,8 +165,10 @@ run('dd', ['if=/dev/urandom', `of=${paths.source}`, 'bs=1M', 'count=1024', 'stat
 const mountpoints = {
   vault: join(work, 'vault'),
   passthrough: join(work, 'passthrough'),
+  loop: join(work, 'loop'),
   gocryptfs: join(work, 'gocryptfs'),
 };
+let loopDevice = null;
 for (const dir of Object.values(mountpoints)) mkdirSync(dir);
 const mounted = new Set();
 
@@ -154,6 +185,9 @@ async function mountAll() {
     device: 'passthrough',
   });
   mounted.add('passthrough');
+  loopDevice = run('losetup', ['--find', '--show', '--direct-io=on', paths.loopImage]).stdout.trim();
+  run('mount', [loopDevice, mountpoints.loop]);
+  mounted.add('loop');
   run('gocryptfs', ['-q', '-passfile', paths.passfile, paths.gocryptfsCipher, mountpoints.gocryptfs]);
   mounted.add('gocryptfs');
 }
@@ -162,6 +196,10 @@ async function unmountAll() {
   if (mounted.delete('vault')) vault(['dismount', mountpoints.vault]);
   if (mounted.delete('passthrough'))
     await dismountVault(await findMounted(mountpoints.passthrough), { force: false });
+  if (mounted.delete('loop')) {
+    run('umount', [mountpoints.loop]);
+    run('losetup', ['-d', loopDevice]);
+  }
   if (mounted.delete('gocryptfs')) run('fusermount', ['-u', mountpoints.gocryptfs]);
 }
 
@@ -170,6 +208,8 @@ try {
   vault(['create', SIZE, paths.vault, '--quick', '--password-stdin', '--cost', COST]);
   run('truncate', ['-s', SIZE, paths.plain]);
   run('mkfs.ext4', ['-q', '-F', '-E', 'nodiscard', paths.plain]);
+  run('truncate', ['-s', SIZE, paths.loopImage]);
+  run('mkfs.ext4', ['-q', '-F', '-E', 'nodiscard', paths.loopImage]);
   mkdirSync(paths.gocryptfsCipher);
   writeFileSync(paths.passfile, PASSWORD, { mode: 0o600 });
   run('gocryptfs', ['-init', '-q', '-scryptn', '10', '-passfile', paths.passfile, paths.gocryptfsCipher]);
@@ -191,7 +231,7 @@ try {
 
   await mountAll();
   const daemonPid = stateOf(paths.vault).pid;
-  const results = { vault: [], passthrough: [], gocryptfs: [] };
+  const results = { vault: [], passthrough: [], loop: [], gocryptfs: [] };
   const names = Object.keys(results);
   // The first write after a mount runs at about half speed whatever is mounted (the passthrough
   // measured 352 MB/s first, 734 after): one uncounted round for each, then rounds that rotate the order.
@@ -204,14 +244,15 @@ try {
       ...names.slice((round - 1) % names.length),
       ...names.slice(0, (round - 1) % names.length),
     ]) {
-      const figures = throughput(mountpoints[name]);
+      const figures = { ...throughput(mountpoints[name]), ...randomIops(mountpoints[name]) };
       results[name].push(figures);
       log(
-        `round ${round} ${name.padEnd(12)} write ${figures.write.toFixed(0).padStart(5)} MB/s  read ${figures.read.toFixed(0).padStart(5)} MB/s`,
+        `round ${round} ${name.padEnd(12)} write ${figures.write.toFixed(0).padStart(5)} MB/s  read ${figures.read.toFixed(0).padStart(5)} MB/s  4k randread ${figures.randread.toFixed(0).padStart(6)} IOPS  randwrite ${figures.randwrite.toFixed(0).padStart(6)} IOPS`,
       );
     }
   }
   const rss = peakRssMiB(daemonPid);
+  for (const name of names) rmSync(join(mountpoints[name], 'fio.bin'), { force: true });
   await unmountAll();
 
   const summary = Object.fromEntries(
@@ -220,16 +261,22 @@ try {
       {
         write: median(list.map((figures) => figures.write)),
         read: median(list.map((figures) => figures.read)),
+        randread: median(list.map((figures) => figures.randread)),
+        randwrite: median(list.map((figures) => figures.randwrite)),
       },
     ]),
   );
   log('');
   log(`medians of ${ROUNDS} (1 GiB, dd bs=1M conv=fsync; read after drop_caches):`);
-  for (const [name, { write, read }] of Object.entries(summary)) {
+  for (const [name, { write, read, randread, randwrite }] of Object.entries(summary)) {
     log(
-      `  ${name.padEnd(12)} write ${write.toFixed(0).padStart(5)} MB/s  read ${read.toFixed(0).padStart(5)} MB/s`,
+      `  ${name.padEnd(12)} write ${write.toFixed(0).padStart(5)} MB/s  read ${read.toFixed(0).padStart(5)} MB/s  4k randread ${randread.toFixed(0).padStart(6)} IOPS  randwrite ${randwrite.toFixed(0).padStart(6)} IOPS`,
     );
   }
+  const ofLoop = (key) => `${((100 * summary.vault[key]) / summary.loop[key]).toFixed(0)}%`;
+  log(
+    `  vault / loop: write ${ofLoop('write')}, read ${ofLoop('read')}, randread ${ofLoop('randread')}, randwrite ${ofLoop('randwrite')}`,
+  );
   log(
     `  vault / passthrough: write ${((100 * summary.vault.write) / summary.passthrough.write).toFixed(0)}%, read ${((100 * summary.vault.read) / summary.passthrough.read).toFixed(0)}%`,
   );
@@ -256,6 +303,16 @@ try {
       passthrough_read_MBps: round1(summary.passthrough.read),
       gocryptfs_write_MBps: round1(summary.gocryptfs.write),
       gocryptfs_read_MBps: round1(summary.gocryptfs.read),
+      loop_write_MBps: round1(summary.loop.write),
+      loop_read_MBps: round1(summary.loop.read),
+      vault_randread_iops: Math.round(summary.vault.randread),
+      vault_randwrite_iops: Math.round(summary.vault.randwrite),
+      passthrough_randread_iops: Math.round(summary.passthrough.randread),
+      passthrough_randwrite_iops: Math.round(summary.passthrough.randwrite),
+      loop_randread_iops: Math.round(summary.loop.randread),
+      loop_randwrite_iops: Math.round(summary.loop.randwrite),
+      gocryptfs_randread_iops: Math.round(summary.gocryptfs.randread),
+      gocryptfs_randwrite_iops: Math.round(summary.gocryptfs.randwrite),
       mount_overhead_ms: Math.round(median(overheads)),
       daemon_rss_MiB: round1(rss),
     })}\n`,
@@ -266,6 +323,8 @@ try {
   if (existsSync(paths.vault)) spawnSync(process.execPath, [vaultBin, 'dismount', '--force', paths.vault]);
   if (existsSync(paths.plain)) spawnSync(process.execPath, [vaultBin, 'dismount', '--force', paths.plain]);
   spawnSync('fusermount', ['-u', '-z', mountpoints.gocryptfs]);
+  spawnSync('umount', ['-l', mountpoints.loop]);
+  if (loopDevice) spawnSync('losetup', ['-d', loopDevice]);
   const stillMounted = readFileSync('/proc/self/mounts', 'utf8').includes(work);
   if (stillMounted) log(`bench mount: something is still mounted under ${work}; not removing it`);
   else rmSync(work, { recursive: true, force: true });

@@ -39,6 +39,8 @@ export interface FuseStats {
   write: Array<[number, number]>;
   inFlight: number;
   maxInFlight: number;
+  /** Reads that bypassed the host's page cache (large and aligned: O_DIRECT). */
+  directReads: number;
   protectionTripped: boolean;
   ended: boolean;
 }

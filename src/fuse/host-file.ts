@@ -1,7 +1,6 @@
 // The container file as the daemon opens it: positional reads and writes done synchronously on the
-// event loop thread. The kernel hands the bridge one request at a time (the loop device's direct I/O
-// on a FUSE file is synchronous: libfuse 2 cannot negotiate async direct I/O), so a thread-pool round
-// trip per 128 KiB request only adds latency: measured, it cost a third of the throughput.
+// event loop thread (headers, and the final flush; the data path is the FUSE 3 addon, on this file's
+// descriptor). Synchronous because these few small requests only pay for a thread-pool round trip.
 import { closeSync, fdatasync, fstat, ftruncate, futimes, openSync, readSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import {

@@ -20,7 +20,7 @@
       "targets": [
         {
           "target_name": "vault_fuse",
-          "sources": ["native/fuse3.c"],
+          "sources": ["native/fuse3.c", "native/secure.c"],
           "cflags": ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden",
                      "<!@(pkg-config --cflags fuse3)"],
           "libraries": ["<!@(pkg-config --libs fuse3)"],

@@ -30,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "secure.h"
+
 extern char **environ;
 
 /** The largest request asked for (max_read / max_write): 256 pages, the kernel's max_pages_limit here. */
@@ -57,9 +59,10 @@ extern char **environ;
 
 enum { EVENT_ERROR = 1, EVENT_PROTECTION = 2 };
 
-// ---- memory that holds keys or cleartext: the one place it is allocated and released ---------------
-// (mlock / MADV_DONTDUMP belong here.)
-// 4096-aligned, as O_DIRECT reads into request buffers need.
+// ---- request buffers (they hold cleartext while a request is served): allocated and released here --
+// The key is elsewhere: in a locked page of its own (secure_key_alloc). These are 1 MiB each, more
+// than RLIMIT_MEMLOCK lets a user lock, so they are only zeroed when freed. 4096-aligned, as O_DIRECT
+// reads into them need.
 static void *secret_alloc(size_t size) {
   void *memory = NULL;
   if (posix_memalign(&memory, 4096, size) != 0) return NULL;
@@ -74,8 +77,7 @@ static void secret_free(void *memory, size_t size) {
 }
 
 typedef struct {
-  EVP_CIPHER_CTX *encrypt;
-  EVP_CIPHER_CTX *decrypt;
+  EVP_CIPHER_CTX *cipher; // keyed at the start of each request's XTS run, cleansed at its end
   uint8_t *buffer; // MAX_REQUEST + one sector: ciphertext on its way out, partial sectors
   bool busy;
   bool writing; // [first, last] below is a write in progress (sector lock)
@@ -99,6 +101,8 @@ struct Volume {
   uint32_t sector;
   bool read_only;
   bool encrypted;
+  uint8_t *key;          // KEY_BYTES in a locked, undumpable page (secure_key_alloc); NULL: plain
+  EVP_CIPHER *algorithm; // AES-256-XTS, fetched once
   uint64_t protect_start;
   uint64_t protect_end; // empty range: nothing protected
   atomic_bool tripped;
@@ -130,26 +134,19 @@ static void report(Volume *volume, int kind, const char *format, ...) {
   volume->report(volume, kind, message);
 }
 
-static EVP_CIPHER_CTX *keyed_context(const uint8_t *key, int enc) {
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-  if (ctx == NULL) return NULL;
-  if (EVP_CipherInit_ex(ctx, EVP_aes_256_xts(), NULL, key, NULL, enc) != 1) {
-    EVP_CIPHER_CTX_free(ctx);
-    return NULL;
-  }
-  return ctx;
-}
-
 static void volume_free(Volume *volume) {
   for (int i = 0; i < MAX_WORKERS; i++) {
     Slot *slot = &volume->slots[i];
-    // EVP_CIPHER_CTX_free cleanses the key schedules.
-    if (slot->encrypt != NULL) EVP_CIPHER_CTX_free(slot->encrypt);
-    if (slot->decrypt != NULL) EVP_CIPHER_CTX_free(slot->decrypt);
+    // EVP_CIPHER_CTX_free cleanses a key schedule (there is none between requests).
+    if (slot->cipher != NULL) EVP_CIPHER_CTX_free(slot->cipher);
     secret_free(slot->buffer, MAX_REQUEST + volume->sector);
-    slot->encrypt = slot->decrypt = NULL;
+    slot->cipher = NULL;
     slot->buffer = NULL;
   }
+  if (volume->key != NULL) secure_key_free(volume->key, KEY_BYTES);
+  volume->key = NULL;
+  if (volume->algorithm != NULL) EVP_CIPHER_free(volume->algorithm);
+  volume->algorithm = NULL;
   if (volume->fd >= 0) close(volume->fd);
   if (volume->direct_fd >= 0) close(volume->direct_fd);
   volume->fd = volume->direct_fd = -1;
@@ -170,7 +167,7 @@ typedef struct {
   double protect_end;
 } VolumeOptions;
 
-/** Takes its own duplicate of options->fd. The key is copied into the cipher contexts only. */
+/** Takes its own duplicate of options->fd, and its own copy of the key, in a locked page. */
 static Volume *volume_new(const VolumeOptions *options, const char **error) {
   Volume *volume = calloc(1, sizeof *volume);
   if (volume == NULL) {
@@ -208,14 +205,22 @@ static Volume *volume_new(const VolumeOptions *options, const char **error) {
   clock_gettime(CLOCK_REALTIME, &volume->mounted_at);
   atomic_store(&volume->modified_ns,
                (long long)volume->mounted_at.tv_sec * 1000000000LL + volume->mounted_at.tv_nsec);
+  if (volume->encrypted) {
+    volume->key = secure_key_alloc(KEY_BYTES);
+    volume->algorithm = EVP_CIPHER_fetch(NULL, "AES-256-XTS", NULL);
+    if (volume->key == NULL || volume->algorithm == NULL) {
+      ERR_clear_error();
+      *error = "cannot set up the cipher";
+      volume_free(volume);
+      return NULL;
+    }
+    memcpy(volume->key, options->key, KEY_BYTES);
+  }
   for (int i = 0; i < MAX_WORKERS; i++) {
     Slot *slot = &volume->slots[i];
     slot->buffer = secret_alloc(MAX_REQUEST + volume->sector);
-    if (volume->encrypted) {
-      slot->encrypt = keyed_context(options->key, 1);
-      slot->decrypt = keyed_context(options->key, 0);
-    }
-    if (slot->buffer == NULL || (volume->encrypted && (slot->encrypt == NULL || slot->decrypt == NULL))) {
+    if (volume->encrypted) slot->cipher = EVP_CIPHER_CTX_new();
+    if (slot->buffer == NULL || (volume->encrypted && slot->cipher == NULL)) {
       ERR_clear_error();
       *error = "cannot set up the cipher contexts";
       volume_free(volume);
@@ -313,24 +318,30 @@ static int write_fully(int fd, const uint8_t *from, size_t length, uint64_t at) 
   return 0;
 }
 
-/** XTS over `count` whole sectors from `input` to `output` (may be the same), tweak first + j. */
+/**
+ * XTS over `count` whole sectors from `input` to `output` (may be the same), tweak first + j. The
+ * context is keyed from the locked key for this run only and cleansed after it, so between requests
+ * no AES key schedule exists outside the locked page.
+ */
 static int xts(Volume *volume, Slot *slot, bool enc, const uint8_t *input, uint8_t *output, uint64_t first,
                size_t count) {
-  EVP_CIPHER_CTX *ctx = enc ? slot->encrypt : slot->decrypt;
+  EVP_CIPHER_CTX *ctx = slot->cipher;
+  int result = 0;
+  if (EVP_CipherInit_ex(ctx, volume->algorithm, NULL, volume->key, NULL, enc) != 1) result = -EIO;
   uint8_t iv[16] = {0};
-  for (size_t j = 0; j < count; j++) {
+  for (size_t j = 0; j < count && result == 0; j++) {
     const uint64_t sector = first + j;
     for (int b = 0; b < 8; b++) iv[b] = (uint8_t)(sector >> (8 * b)); // little-endian, high half 0
     const size_t offset = j * volume->sector;
     int written = 0;
     if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, iv, enc) != 1 ||
         EVP_CipherUpdate(ctx, output + offset, &written, input + offset, (int)volume->sector) != 1 ||
-        (uint32_t)written != volume->sector) {
-      ERR_clear_error();
-      return -EIO;
-    }
+        (uint32_t)written != volume->sector)
+      result = -EIO;
   }
-  return 0;
+  EVP_CIPHER_CTX_reset(ctx); // cleanses the key schedule
+  if (result != 0) ERR_clear_error();
+  return result;
 }
 
 /** Reads one sector's cleartext into slot->buffer + MAX_REQUEST. */

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -61,19 +62,20 @@ enum { EVENT_ERROR = 1, EVENT_PROTECTION = 2 };
 
 // ---- request buffers (they hold cleartext while a request is served): allocated and released here --
 // The key is elsewhere: in a locked page of its own (secure_key_alloc). These are 1 MiB each, more
-// than RLIMIT_MEMLOCK lets a user lock, so they are only zeroed when freed. 4096-aligned, as O_DIRECT
-// reads into them need.
+// than RLIMIT_MEMLOCK lets a user lock: anonymous pages (page-aligned, as O_DIRECT needs; zero-filled
+// by the kernel only when first touched, so a mount does not pay for 16 MiB it may never use), left
+// out of core dumps, and wiped before they are unmapped.
 static void *secret_alloc(size_t size) {
-  void *memory = NULL;
-  if (posix_memalign(&memory, 4096, size) != 0) return NULL;
-  memset(memory, 0, size);
+  void *memory = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (memory == MAP_FAILED) return NULL;
+  madvise(memory, size, MADV_DONTDUMP);
   return memory;
 }
 
 static void secret_free(void *memory, size_t size) {
   if (memory == NULL) return;
   OPENSSL_cleanse(memory, size);
-  free(memory);
+  munmap(memory, size);
 }
 
 typedef struct {

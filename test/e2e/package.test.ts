@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAST_COST, makeTempDir, ROOT, type RunResult, removeTempDirs } from './helpers.js';
 
 const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
-// Only these two may run install scripts (npm 12 blocks the others): ours builds native/xts.c, argon2
-// compiles itself when its prebuilt binary does not load. fuse-native's prebuilt binary is used as is.
+// Only these two may run install scripts (npm 12 blocks the others): ours builds native/xts.c and
+// native/fuse3.c, argon2 compiles itself when its prebuilt binary does not load.
 const ALLOW_SCRIPTS = '--allow-scripts=vault,argon2';
 
 let dir = '';
@@ -79,12 +79,13 @@ describe('npm pack, then npm install -g of the tarball', () => {
 
   afterAll(removeTempDirs);
 
-  it('installs the command, the man page and the XTS addon built against the local Node headers', () => {
+  it('installs the command, the man page and both addons built against the local Node headers', () => {
     expect(existsSync(join(prefix, 'bin', 'vault'))).toBe(true);
     const man = readFileSync(join(prefix, 'share', 'man', 'man1', 'vault.1'), 'utf8');
     for (const command of ['create', 'mount', 'dismount', 'info', 'key add', 'header backup'])
       expect(man).toContain(`.SS "vault ${command}"`);
     expect(existsSync(join(installed, 'build', 'Release', 'vault_xts.node'))).toBe(true);
+    expect(existsSync(join(installed, 'build', 'Release', 'vault_fuse.node'))).toBe(true);
     // node-gyp used local Node headers (scripts/build-addon.mjs passes the running node's prefix; an npm
     // `nodedir` setting wins) and downloaded nothing.
     const gypConfig = readFileSync(join(installed, 'build', 'config.gypi'), 'utf8');

@@ -94,6 +94,9 @@ typedef struct {
 
 typedef struct Volume Volume;
 typedef void (*ReportFn)(Volume *volume, int kind, const char *message);
+enum { FORWARD_READ = 1, FORWARD_WRITE = 2, FORWARD_SYNC = 3 };
+/** A device this addon cannot read itself (no raw access): each request is a round trip to JavaScript. */
+typedef int (*ForwardFn)(Volume *volume, int kind, uint8_t *data, size_t length, uint64_t offset);
 
 struct Volume {
   int fd;
@@ -123,6 +126,7 @@ struct Volume {
   gid_t gid;
   ReportFn report;
   void *report_data;
+  ForwardFn forward; // set: every read, write and sync goes through it (fd is -1)
 };
 
 static void report(Volume *volume, int kind, const char *format, ...) __attribute__((format(printf, 3, 4)));
@@ -164,6 +168,7 @@ typedef struct {
   double size;
   uint32_t sector;
   bool read_only;
+  bool forward; // no fd: requests are forwarded to JavaScript
   const uint8_t *key; // NULL: no encryption
   double protect_start;
   double protect_end;
@@ -179,6 +184,25 @@ static Volume *volume_new(const VolumeOptions *options, const char **error) {
   volume->fd = volume->direct_fd = -1;
   pthread_mutex_init(&volume->lock, NULL);
   pthread_cond_init(&volume->changed, NULL);
+  if (options->forward) {
+    volume->size = (uint64_t)options->size;
+    volume->sector = options->sector;
+    volume->read_only = options->read_only;
+    volume->uid = getuid();
+    volume->gid = getgid();
+    clock_gettime(CLOCK_REALTIME, &volume->mounted_at);
+    atomic_store(&volume->modified_ns,
+                 (long long)volume->mounted_at.tv_sec * 1000000000LL + volume->mounted_at.tv_nsec);
+    for (int i = 0; i < MAX_WORKERS; i++) {
+      volume->slots[i].buffer = secret_alloc(MAX_REQUEST + volume->sector);
+      if (volume->slots[i].buffer == NULL) {
+        *error = "out of memory";
+        volume_free(volume);
+        return NULL;
+      }
+    }
+    return volume;
+  }
   volume->fd = fcntl(options->fd, F_DUPFD_CLOEXEC, 3);
   if (volume->fd < 0) {
     *error = "cannot duplicate the container file descriptor";
@@ -372,6 +396,7 @@ static int read_data(Volume *volume, uint8_t *into, size_t length, uint64_t at) 
  * Returns 0 or -errno.
  */
 static int volume_read(Volume *volume, Slot *slot, uint8_t *out, size_t length, uint64_t offset) {
+  if (volume->forward != NULL) return volume->forward(volume, FORWARD_READ, out, length, offset);
   if (!volume->encrypted) return read_data(volume, out, length, volume->data_offset + offset);
   const uint64_t sector = volume->sector;
   const uint64_t end = offset + length;
@@ -400,6 +425,7 @@ static int volume_read(Volume *volume, Slot *slot, uint8_t *out, size_t length, 
 /** Writes plain[0, length) at `offset`; the caller checked the range. 0 or -errno. */
 static int volume_write_locked(Volume *volume, Slot *slot, const uint8_t *plain, size_t length,
                                uint64_t offset) {
+  if (volume->forward != NULL) return volume->forward(volume, FORWARD_WRITE, (uint8_t *)plain, length, offset);
   if (!volume->encrypted) return write_fully(volume->fd, plain, length, volume->data_offset + offset);
   const uint64_t sector = volume->sector;
   const uint64_t end = offset + length;
@@ -456,7 +482,8 @@ static int volume_write(Volume *volume, Slot *slot, const uint8_t *plain, size_t
     atomic_store(&volume->modified_ns, (long long)now.tv_sec * 1000000000LL + now.tv_nsec);
     // Start the host's writeback early instead of leaving it all to the final fdatasync.
     uint64_t unsynced = atomic_fetch_add(&volume->unsynced, length) + length;
-    if (unsynced >= WRITEBACK_BYTES && atomic_compare_exchange_strong(&volume->unsynced, &unsynced, 0))
+    if (volume->fd >= 0 && unsynced >= WRITEBACK_BYTES &&
+        atomic_compare_exchange_strong(&volume->unsynced, &unsynced, 0))
       sync_file_range(volume->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   }
   return result;
@@ -464,6 +491,7 @@ static int volume_write(Volume *volume, Slot *slot, const uint8_t *plain, size_t
 
 static int volume_sync(Volume *volume) {
   if (volume->read_only) return 0;
+  if (volume->forward != NULL) return volume->forward(volume, FORWARD_SYNC, NULL, 0, 0);
   atomic_store(&volume->unsynced, 0);
   while (fdatasync(volume->fd) != 0) {
     if (errno != EINTR) return -errno;
@@ -484,7 +512,92 @@ typedef struct {
   bool detached; // stop() gave up waiting: the loop thread frees everything when it ends
   int loop_result;
   napi_threadsafe_function events;
+  napi_threadsafe_function requests; // forwarded mode only
 } Bridge;
+
+/** One forwarded request: the worker waits on it until JavaScript calls complete(). */
+typedef struct {
+  pthread_mutex_t lock;
+  pthread_cond_t answered;
+  bool done;
+  int result;
+  int kind;
+  uint8_t *data;
+  size_t length;
+  uint64_t offset;
+} Pending;
+
+static const napi_type_tag PENDING_TAG = {0x7661756c74667573ULL, 0x6533506e64696e67ULL};
+
+static int forward_to_js(Volume *volume, int kind, uint8_t *data, size_t length, uint64_t offset) {
+  Bridge *bridge = volume->report_data;
+  Pending pending = {.done = false, .result = -EIO, .kind = kind, .data = data, .length = length, .offset = offset};
+  pthread_mutex_init(&pending.lock, NULL);
+  pthread_cond_init(&pending.answered, NULL);
+  pthread_mutex_lock(&bridge->lock);
+  bool sent = bridge->requests != NULL &&
+              napi_call_threadsafe_function(bridge->requests, &pending, napi_tsfn_nonblocking) == napi_ok;
+  pthread_mutex_unlock(&bridge->lock);
+  pthread_mutex_lock(&pending.lock);
+  while (sent && !pending.done) pthread_cond_wait(&pending.answered, &pending.lock);
+  pthread_mutex_unlock(&pending.lock);
+  pthread_mutex_destroy(&pending.lock);
+  pthread_cond_destroy(&pending.answered);
+  return sent ? pending.result : -EIO;
+}
+
+static void answer(Pending *pending, int result) {
+  pthread_mutex_lock(&pending->lock);
+  pending->result = result;
+  pending->done = true;
+  pthread_cond_signal(&pending->answered);
+  pthread_mutex_unlock(&pending->lock);
+}
+
+static void deliver_request(napi_env env, napi_value callback, void *context, void *data) {
+  (void)context;
+  Pending *pending = data;
+  napi_value args[4], global, token;
+  if (env == NULL || callback == NULL) {
+    answer(pending, -EIO);
+    return;
+  }
+  // The buffer is the worker's (or libfuse's) memory, valid until complete() is called.
+  if (napi_create_int32(env, pending->kind, &args[0]) != napi_ok ||
+      napi_create_double(env, (double)pending->offset, &args[1]) != napi_ok ||
+      (pending->data != NULL
+           ? napi_create_external_arraybuffer(env, pending->data, pending->length, NULL, NULL, &args[2])
+           : napi_get_null(env, &args[2])) != napi_ok ||
+      napi_create_external(env, pending, NULL, NULL, &token) != napi_ok ||
+      napi_type_tag_object(env, token, &PENDING_TAG) != napi_ok || napi_get_global(env, &global) != napi_ok) {
+    answer(pending, -EIO);
+    return;
+  }
+  args[3] = token;
+  if (napi_call_function(env, global, callback, 4, args, NULL) != napi_ok) answer(pending, -EIO);
+}
+
+// complete(token, result): answers a forwarded request (0, or a negative errno).
+static napi_value bridge_complete(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t result = -EIO;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) {
+    napi_throw_type_error(env, NULL, "complete(token, result)");
+    return NULL;
+  }
+  bool tagged = false;
+  void *data = NULL;
+  if (napi_check_object_type_tag(env, argv[0], &PENDING_TAG, &tagged) != napi_ok || !tagged ||
+      napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL ||
+      napi_get_value_int32(env, argv[1], &result) != napi_ok) {
+    napi_throw_type_error(env, NULL, "complete(token, result) needs a request token and a number");
+    return NULL;
+  }
+  // A token must answer once: the worker's Pending is gone right after (bridge.ts calls it once).
+  answer(data, result > 0 ? 0 : result);
+  return NULL;
+}
 
 static void fill_attr(Volume *volume, fuse_ino_t ino, struct stat *attr) {
   memset(attr, 0, sizeof *attr);
@@ -604,7 +717,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
   end_request(volume);
   if (result == 0) fuse_reply_buf(req, (const char *)out, length);
   else {
-    report(volume, EVENT_ERROR, "read failed: %s", strerror(-result));
+    if (volume->forward == NULL) report(volume, EVENT_ERROR, "read failed: %s", strerror(-result));
     fuse_reply_err(req, EIO);
   }
   if (out != NULL && out != slot->buffer) secret_free(out, length);
@@ -645,14 +758,15 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
   end_request(volume);
   if (result == 0) fuse_reply_write(req, length);
   else {
-    if (!atomic_load(&volume->tripped)) report(volume, EVENT_ERROR, "write failed: %s", strerror(-result));
+    if (!atomic_load(&volume->tripped) && volume->forward == NULL)
+      report(volume, EVENT_ERROR, "write failed: %s", strerror(-result));
     fuse_reply_err(req, EIO);
   }
 }
 
 static void op_sync(fuse_req_t req, Volume *volume, const char *what) {
   int result = volume_sync(volume);
-  if (result != 0) report(volume, EVENT_ERROR, "%s failed: %s", what, strerror(-result));
+  if (result != 0 && volume->forward == NULL) report(volume, EVENT_ERROR, "%s failed: %s", what, strerror(-result));
   fuse_reply_err(req, result == 0 ? 0 : EIO);
 }
 
@@ -947,7 +1061,8 @@ static bool get_string(napi_env env, napi_value object, const char *name, char *
 static bool get_volume_options(napi_env env, napi_value object, VolumeOptions *options) {
   memset(options, 0, sizeof *options);
   double fd = 0, sector = 0;
-  if (!get_integer(env, object, "fd", -1, &fd) || !get_integer(env, object, "dataOffset", 0, &options->data_offset) ||
+  options->forward = get_bool(env, object, "forward");
+  if (!get_integer(env, object, "fd", options->forward ? 0 : -1, &fd) || !get_integer(env, object, "dataOffset", 0, &options->data_offset) ||
       !get_integer(env, object, "size", -1, &options->size) ||
       !get_integer(env, object, "sectorSize", 4096, &sector) ||
       !get_integer(env, object, "protectStart", 0, &options->protect_start) ||
@@ -1048,6 +1163,17 @@ static napi_value bridge_start(napi_env env, napi_callback_info info) {
   }
   bridge->volume->report = report_to_js;
   bridge->volume->report_data = bridge;
+  napi_value on_request = NULL;
+  if (volume_options.forward) {
+    napi_valuetype request_kind = napi_undefined;
+    if (!get_property(env, object, "onRequest", &on_request) ||
+        napi_typeof(env, on_request, &request_kind) != napi_ok || request_kind != napi_function) {
+      bridge_free(bridge);
+      napi_throw_type_error(env, NULL, "onRequest must be a function");
+      return NULL;
+    }
+    bridge->volume->forward = forward_to_js;
+  }
 
   char mount_options[512];
   snprintf(mount_options, sizeof mount_options, "fsname=%s,subtype=vault,default_permissions,nosuid,nodev,noexec,max_read=%u%s%s",
@@ -1087,6 +1213,15 @@ static napi_value bridge_start(napi_env env, napi_callback_info info) {
     fuse_session_unmount(bridge->session);
     bridge_free(bridge);
     throw_error(env, "cannot create the event channel");
+    return NULL;
+  }
+  if (on_request != NULL &&
+      napi_create_threadsafe_function(env, on_request, NULL, name, 0, 1, NULL, NULL, NULL, deliver_request,
+                                      &bridge->requests) != napi_ok) {
+    napi_release_threadsafe_function(bridge->events, napi_tsfn_abort);
+    fuse_session_unmount(bridge->session);
+    bridge_free(bridge);
+    throw_error(env, "cannot create the request channel");
     return NULL;
   }
   // The event function stays referenced: it keeps the process alive while the bridge serves.
@@ -1205,9 +1340,12 @@ static napi_value bridge_stop(napi_env env, napi_callback_info info) {
   const bool ended = bridge->ended;
   if (!ended) bridge->detached = true; // the loop thread owns the bridge from here on
   napi_threadsafe_function events = bridge->events;
+  napi_threadsafe_function requests = bridge->requests;
   bridge->events = NULL;
+  bridge->requests = NULL;
   pthread_mutex_unlock(&bridge->lock);
   napi_release_threadsafe_function(events, napi_tsfn_release);
+  if (requests != NULL) napi_release_threadsafe_function(requests, napi_tsfn_release);
   if (ended) {
     pthread_join(bridge->thread, NULL);
     bridge_free(bridge);
@@ -1461,6 +1599,7 @@ NAPI_MODULE_INIT() {
       {"start", NULL, bridge_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stats", NULL, bridge_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stop", NULL, bridge_stop, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"complete", NULL, bridge_complete, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openVolume", NULL, test_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"volumeRead", NULL, test_read, NULL, NULL, NULL, napi_enumerable, NULL},
       {"volumeWrite", NULL, test_write, NULL, NULL, NULL, napi_enumerable, NULL},

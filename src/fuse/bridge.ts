@@ -88,8 +88,9 @@ export async function mountBridge(
   options: BridgeOptions = {},
 ): Promise<Bridge> {
   const addon = fuse3();
-  const access = device.rawAccess?.();
-  if (!access) throw new VaultError('INTERNAL', 'this device cannot be served by the FUSE bridge');
+  // Vaults and the passthrough are served by the addon alone; any other device (LUKS, VeraCrypt) through
+  // a round trip per request to this event loop.
+  const access = device.rawAccess?.() ?? null;
   const uid = process.getuid?.() ?? 0;
   let fusermount: string | undefined;
   if (uid !== 0) {
@@ -107,24 +108,54 @@ export async function mountBridge(
   let tripped = false;
   let handle: NativeHandle | null;
   try {
-    handle = addon.start({
+    const onEvent = (kind: number, message: string): void => {
+      if (kind === FuseEvent.PROTECTION) tripped = true;
+      options.onError?.(kind === FuseEvent.PROTECTION ? `write failed: ${message}` : message);
+    };
+    const common = {
       dir,
       fsname: (options.fsname ?? 'vault').replace(/[,\\]/g, '_'),
-      fd: access.fd,
-      dataOffset: access.dataOffset,
       size: device.size,
-      sectorSize: access.sectorSize,
       readOnly: device.readOnly,
-      ...(access.key ? { key: access.key } : {}),
-      ...(access.protectedRange
-        ? { protectStart: access.protectedRange.start, protectEnd: access.protectedRange.end }
-        : {}),
       ...(fusermount ? { fusermount } : {}),
-      onEvent(kind, message) {
-        if (kind === FuseEvent.PROTECTION) tripped = true;
-        options.onError?.(kind === FuseEvent.PROTECTION ? `write failed: ${message}` : message);
-      },
-    });
+      onEvent,
+    };
+    handle = access
+      ? addon.start({
+          ...common,
+          fd: access.fd,
+          dataOffset: access.dataOffset,
+          sectorSize: access.sectorSize,
+          ...(access.key ? { key: access.key } : {}),
+          ...(access.protectedRange
+            ? { protectStart: access.protectedRange.start, protectEnd: access.protectedRange.end }
+            : {}),
+        })
+      : addon.start({
+          ...common,
+          forward: true,
+          dataOffset: 0,
+          sectorSize: 4096,
+          onRequest(kind, offset, data, token) {
+            const what = kind === 1 ? 'read' : kind === 2 ? 'write' : 'flush';
+            const bytes = data ? new Uint8Array(data) : null;
+            const done =
+              kind === 1 && bytes
+                ? device.readAt(bytes, offset)
+                : kind === 2 && bytes
+                  ? device.writeAt(bytes, offset)
+                  : device.flush();
+            done.then(
+              () => addon.complete(token, 0),
+              (error: unknown) => {
+                options.onError?.(
+                  `${what} failed: ${error instanceof Error ? error.message : String(error)}`,
+                );
+                addon.complete(token, -5); // EIO
+              },
+            );
+          },
+        });
   } catch (error) {
     if (error instanceof VaultError) throw error;
     throw new VaultError(

@@ -11,8 +11,10 @@ export const MAX_REQUEST = 1 << 20;
 export const FuseEvent = { ERROR: 1, PROTECTION: 2 } as const;
 
 export interface VolumeOptions {
-  /** The host file; the addon works on its own duplicate of it. */
-  fd: number;
+  /** The host file; the addon works on its own duplicate of it. Absent with `forward`. */
+  fd?: number;
+  /** No raw access: every read, write and sync is handed to onRequest (a JavaScript BlockDevice). */
+  forward?: boolean;
   dataOffset: number;
   size: number;
   sectorSize: number;
@@ -31,7 +33,12 @@ export interface SessionOptions extends VolumeOptions {
   /** Path of fusermount3 or fusermount: how a process without root mounts. */
   fusermount?: string;
   onEvent: (kind: number, message: string) => void;
+  /** With `forward`: kind 1 read into data, 2 write data, 3 sync; answer with complete(token, 0 or -errno). */
+  onRequest?: (kind: number, offset: number, data: ArrayBuffer | null, token: RequestToken) => void;
 }
+
+declare const tokenBrand: unique symbol;
+export type RequestToken = { readonly [tokenBrand]: true };
 
 export interface FuseStats {
   /** [size, count] pairs: the request sizes served. */
@@ -53,6 +60,7 @@ export interface Fuse3Addon {
   stats(handle: NativeHandle): FuseStats;
   /** After the kernel unmount: waits up to waitMs for the session to end; false if it still runs. */
   stop(handle: NativeHandle, waitMs: number): boolean;
+  complete(token: RequestToken, result: number): void;
   /** The request handler without FUSE, for tests. */
   openVolume(options: VolumeOptions): NativeHandle;
   volumeRead(handle: NativeHandle, offset: number, length: number): Buffer | number;

@@ -8,6 +8,7 @@ import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BlockDevice } from '../../src/container/block-device.js';
 import { mountBridge, withBridge } from '../../src/fuse/bridge.js';
 import { MAX_REQUEST } from '../../src/fuse/fuse3.js';
 import { openPassthroughDevice } from '../../src/fuse/passthrough-device.js';
@@ -159,6 +160,54 @@ describe.skipIf(!canMount)('FUSE block-file bridge', () => {
       await bridge.idle();
       expect(await bridge.unmount()).toBe(true);
       await device.close();
+    }
+    expect(isMounted(bridgeDir)).toBe(false);
+  });
+
+  it('a device without raw access (LUKS, VeraCrypt) is served through JavaScript, byte for byte', async () => {
+    // An in-memory BlockDevice: no rawAccess, so every request is a round trip to this event loop.
+    const memory = Buffer.alloc(16 << 20);
+    let flushes = 0;
+    const device: BlockDevice = {
+      size: memory.length,
+      readOnly: false,
+      async readAt(plain, offset) {
+        plain.set(memory.subarray(offset, offset + plain.length));
+      },
+      async writeAt(plain, offset) {
+        memory.set(plain, offset);
+      },
+      async flush() {
+        flushes++;
+      },
+      async close() {},
+    };
+    const bridgeDir = join(dir, 'bridge-forward');
+    await run('mkdir', ['-m', '700', bridgeDir]);
+    const bridge = await mountBridge(device, bridgeDir);
+    try {
+      const source = join(dir, 'forward.bin');
+      const pattern = Buffer.alloc(8 << 20);
+      for (let i = 0; i < pattern.length; i += 4) pattern.writeUInt32LE(i * 7, i);
+      writeFileSync(source, pattern);
+      await run('dd', [
+        `if=${source}`,
+        `of=${bridge.blockFile}`,
+        'bs=1M',
+        'seek=3',
+        'conv=notrunc,fsync',
+        'status=none',
+      ]);
+      expect(memory.subarray(3 << 20, 11 << 20).equals(pattern)).toBe(true);
+      expect(flushes).toBeGreaterThan(0);
+      const { stdout } = await run('sh', [
+        '-c',
+        `dd if=${bridge.blockFile} bs=1M skip=3 count=8 iflag=direct status=none | cmp - ${source} && echo same`,
+      ]);
+      expect(stdout.trim()).toBe('same');
+      expect(bridge.requestSizes.write.get(MAX_REQUEST)).toBe(8);
+    } finally {
+      expect(await bridge.unmount()).toBe(true);
     }
     expect(isMounted(bridgeDir)).toBe(false);
   });

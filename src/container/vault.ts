@@ -104,6 +104,16 @@ export async function openVault(path: string, secret: Secret, options: OpenOptio
   }
 }
 
+const hiddenProtectionFailures = new WeakSet<Error>();
+
+/**
+ * True for the error of an openVault whose first secret opened the vault but whose --protect-hidden
+ * secret did not: the file is a vault, so format detection (volume.ts) must stop there.
+ */
+export function isHiddenProtectionFailure(error: unknown): boolean {
+  return error instanceof Error && hiddenProtectionFailures.has(error);
+}
+
 /** Unlocks the hidden header with its secret and returns its data area in outer cleartext offsets. */
 async function hiddenRange(
   file: ContainerFile,
@@ -115,11 +125,13 @@ async function hiddenRange(
     hidden = await unlockHeaders(file, secret, costLevel, 'hidden');
   } catch (error) {
     if (isVaultError(error, 'CANNOT_UNLOCK')) {
-      throw new VaultError(
+      const failure = new VaultError(
         'CANNOT_UNLOCK',
         'cannot unlock the hidden volume to protect it: wrong hidden password, keyfile or cost level, or no hidden volume',
         'give the hidden volume secret as the second secret, or mount without --protect-hidden',
       );
+      hiddenProtectionFailures.add(failure);
+      throw failure;
     }
     throw error;
   }

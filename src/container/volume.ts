@@ -10,7 +10,7 @@ import { cannotUnlockAny, type ForeignUnlock } from './formats/foreign.js';
 import { hasLuksMagic, unlockLuks } from './formats/luks.js';
 import { unlockTcrypt } from './formats/tcrypt.js';
 import type { Secret } from './secret.js';
-import { type OpenOptions, openVault, type Vault } from './vault.js';
+import { isHiddenProtectionFailure, type OpenOptions, openVault, type Vault } from './vault.js';
 
 export type { VolumeType } from './formats/foreign.js';
 
@@ -74,7 +74,7 @@ export async function openVolume(
     try {
       return await openVault(path, secret, options);
     } catch (error) {
-      if (!isVaultError(error)) throw error;
+      if (!isVaultError(error) || isHiddenProtectionFailure(error)) throw error;
       if (error.code !== 'CANNOT_UNLOCK') vaultRefusal = error;
       tried.push('vault');
     }

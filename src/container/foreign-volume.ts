@@ -2,6 +2,7 @@
 // import use for vaults, over the format's sector cipher. Partial sectors are read-modify-write under
 // the same ordering rule as Vault: writes that share a sector run in arrival order.
 import type { SectorCipher } from '../crypto/suites.js';
+import { checkAccessRange, HiddenProtection } from './access.js';
 import type { BlockDevice } from './block-device.js';
 import { VaultError } from './errors.js';
 import type { ContainerFile } from './file.js';
@@ -50,7 +51,7 @@ export class ForeignVolume implements BlockDevice {
   readonly identity: { dev: number; ino: number };
   #cipher: SectorCipher | null;
   #closed = false;
-  #protectionTripped = false;
+  readonly #protection: HiddenProtection;
   #writesInFlight: Array<{ first: number; last: number; done: Promise<void> }> = [];
   readonly #sector: number;
   readonly #info: Omit<ForeignVolumeInfo, 'readOnly'>;
@@ -72,6 +73,7 @@ export class ForeignVolume implements BlockDevice {
     this.readOnly = settings.readOnly;
     this.format = unlock.format;
     this.warnings = [...unlock.notes];
+    this.#protection = new HiddenProtection(settings.protectedRange, this.warnings);
     this.identity = { dev: settings.identity.dev, ino: settings.identity.ino };
     this.#sector = unlock.layout.sectorBytes;
     this.#info = {
@@ -98,12 +100,12 @@ export class ForeignVolume implements BlockDevice {
   }
 
   get protectionTripped(): boolean {
-    return this.#protectionTripped;
+    return this.#protection.tripped;
   }
 
   async readAt(plain: Uint8Array, offset: number): Promise<void> {
     const cipher = this.#live();
-    this.#checkRange(plain.length, offset);
+    checkAccessRange(plain.length, offset, this.size);
     if (plain.length === 0) return;
     const sector = this.#sector;
     const dataOffset = this.#info.dataOffset;
@@ -126,9 +128,9 @@ export class ForeignVolume implements BlockDevice {
     this.#live();
     if (this.readOnly)
       throw new VaultError('IO', 'the volume is open read-only', 'open it without --read-only');
-    this.#checkRange(plain.length, offset);
+    checkAccessRange(plain.length, offset, this.size);
     if (plain.length === 0) return;
-    this.#checkProtection(plain.length, offset);
+    this.#protection.checkWrite(plain.length, offset);
     const sector = this.#sector;
     const first = Math.floor(offset / sector);
     const last = Math.floor((offset + plain.length - 1) / sector);
@@ -200,31 +202,5 @@ export class ForeignVolume implements BlockDevice {
   #live(): SectorCipher {
     if (this.#closed || !this.#cipher) throw new VaultError('IO', 'the volume is closed', 'open it again');
     return this.#cipher;
-  }
-
-  #checkProtection(length: number, offset: number): void {
-    const range = this.settings.protectedRange;
-    if (!range) return;
-    if (!this.#protectionTripped && offset < range.end && range.start < offset + length) {
-      this.#protectionTripped = true;
-      this.warnings.push(
-        'a write to the outer volume would have damaged the hidden volume; the outer volume is now read-only',
-      );
-    }
-    if (this.#protectionTripped) {
-      throw new VaultError(
-        'IO',
-        'write refused to protect the hidden volume; the outer volume is read-only until dismounted',
-        'copy what you need from the outer volume, dismount it, and keep less data on it',
-      );
-    }
-  }
-
-  #checkRange(length: number, offset: number): void {
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > this.size) {
-      throw new RangeError(
-        `access outside the volume: offset ${offset}, length ${length}, size ${this.size}`,
-      );
-    }
   }
 }

@@ -4,6 +4,7 @@
 import { costParams, DEFAULT_COST_LEVEL } from '../crypto/kdf.js';
 import type { SectorCipher } from '../crypto/suites.js';
 import { activeXtsImplementation, type XtsImplementation } from '../crypto/xts.js';
+import { checkAccessRange, HiddenProtection } from './access.js';
 import type { BlockDevice, RawAccess } from './block-device.js';
 import { isVaultError, VaultError } from './errors.js';
 import { type ContainerFile, type OpenContainerFile, openContainerFile } from './file.js';
@@ -164,7 +165,7 @@ export class Vault implements BlockDevice {
   #closed = false;
   #scratch: Buffer | null = null;
   #scratchBusy = false;
-  #protectionTripped = false;
+  readonly #protection: HiddenProtection;
   #writesInFlight: Array<{ first: number; last: number; done: Promise<void> }> = [];
 
   /** @internal Use openVault or createVault. Takes ownership of state's keys. */
@@ -177,6 +178,7 @@ export class Vault implements BlockDevice {
     this.size = state.dataSize;
     this.readOnly = settings.readOnly;
     this.identity = { dev: settings.identity.dev, ino: settings.identity.ino };
+    this.#protection = new HiddenProtection(settings.protectedRange, this.warnings);
     this.#xts = createVaultSectorCipher(state.masterKey);
     if (state.copies[PRIMARY].state === 'damaged') {
       this.warnings.push('primary header damaged, using the backup; run vault repair');
@@ -192,7 +194,7 @@ export class Vault implements BlockDevice {
 
   async readAt(plain: Uint8Array, offset: number): Promise<void> {
     const xts = this.#cipher();
-    this.#checkRange(plain.length, offset);
+    checkAccessRange(plain.length, offset, this.size);
     if (plain.length === 0) return;
     if (offset % SECTOR_BYTES === 0 && plain.length % SECTOR_BYTES === 0) {
       // Fast path: read the ciphertext straight into the caller's buffer and decrypt in place.
@@ -214,9 +216,9 @@ export class Vault implements BlockDevice {
     this.#cipher();
     if (this.readOnly)
       throw new VaultError('IO', 'the vault is open read-only', 'open it without --read-only');
-    this.#checkRange(plain.length, offset);
+    checkAccessRange(plain.length, offset, this.size);
     if (plain.length === 0) return;
-    this.#checkProtection(plain.length, offset);
+    this.#protection.checkWrite(plain.length, offset);
     const first = Math.floor(offset / SECTOR_BYTES);
     const last = Math.floor((offset + plain.length - 1) / SECTOR_BYTES);
     // Writes that share a sector run in arrival order, so a read-modify-write never undoes another write.
@@ -290,7 +292,7 @@ export class Vault implements BlockDevice {
       dataOffset: this.state.dataOffset,
       key: this.state.masterKey,
       sectorSize: SECTOR_BYTES,
-      protectedRange: this.#protectionTripped
+      protectedRange: this.#protection.tripped
         ? { start: 0, end: this.size } // tripped before: nothing may be written any more
         : (this.settings.protectedRange ?? null),
     };
@@ -359,32 +361,6 @@ export class Vault implements BlockDevice {
 
   /** True once a write aimed at the protected hidden volume was refused: every write is refused since. */
   get protectionTripped(): boolean {
-    return this.#protectionTripped;
-  }
-
-  #checkProtection(length: number, offset: number): void {
-    const range = this.settings.protectedRange;
-    if (!range) return;
-    if (!this.#protectionTripped && offset < range.end && range.start < offset + length) {
-      this.#protectionTripped = true;
-      this.warnings.push(
-        'a write to the outer volume would have damaged the hidden volume; the outer volume is now read-only',
-      );
-    }
-    if (this.#protectionTripped) {
-      throw new VaultError(
-        'IO',
-        'write refused to protect the hidden volume; the outer volume is read-only until dismounted',
-        'copy what you need from the outer volume, dismount it, and keep less data on it',
-      );
-    }
-  }
-
-  #checkRange(length: number, offset: number): void {
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > this.size) {
-      throw new RangeError(
-        `access outside the volume: offset ${offset}, length ${length}, size ${this.size}`,
-      );
-    }
+    return this.#protection.tripped;
   }
 }

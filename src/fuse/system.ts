@@ -515,7 +515,7 @@ export async function checkTrustedPath(path: string, owner: Owner): Promise<void
               : `belongs to another user (uid ${info.uid})`
             : 'is not a directory'
         }`,
-        'use a directory that only you or root can change, or leave the mountpoint out (/media/vault/<name>)',
+        "use a directory that only root and the mount's owner can change (--owner names the owner), or leave the mountpoint out (/media/vault/<name>)",
       );
     }
   }

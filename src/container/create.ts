@@ -8,6 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { DEFAULT_COST_LEVEL } from '../crypto/kdf.js';
 import { lockedBuffer, moveToLocked } from '../crypto/memory.js';
 import { randomBytes, wipe } from '../crypto/random.js';
+import { processAlive } from '../host/process.js';
 import { isVaultError, VaultError } from './errors.js';
 import { type ContainerFile, fileError, type OpenContainerFile, openContainerFile } from './file.js';
 import { deriveHeaderKey, randomSlotTable, type SlotTable } from './header.js';
@@ -158,15 +159,6 @@ export async function removeAbandonedTemporaries(path: string): Promise<void> {
     const pid = Number(name.slice(prefix.length).split('-')[0]);
     if (!Number.isSafeInteger(pid) || pid <= 0 || processAlive(pid)) continue;
     await unlink(join(dirname(path), name)).catch(() => {});
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

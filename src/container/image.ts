@@ -1,9 +1,8 @@
 // Raw disk images in and out of vaults: importImage encrypts an image (file or block device) sector by
 // sector into a new vault, created like any other (temporary file, moved into place only when complete);
 // exportImage writes a vault's cleartext volume back out as a raw image (temporary file + rename).
-import { execFile } from 'node:child_process';
-import { type FileHandle, link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { promisify } from 'node:util';
+import { type FileHandle, link, open, rename, stat, unlink } from 'node:fs/promises';
+import { blockDeviceSize } from '../host/loop.js';
 import type { BlockDevice } from './block-device.js';
 import { createVault, removeAbandonedTemporaries, temporaryPath } from './create.js';
 import { VaultError } from './errors.js';
@@ -15,8 +14,6 @@ import { openVolume, type VolumeOpenOptions } from './volume.js';
 
 /** Bytes per read and write while copying: big enough for full-speed I/O, small enough to stop quickly. */
 export const IMAGE_CHUNK_BYTES = 1 << 20;
-
-const execFileAsync = promisify(execFile);
 
 export interface ImageSource {
   /** Bytes the image holds (a block device's whole size). */
@@ -92,29 +89,6 @@ export async function inspectImage(path: string): Promise<ImageSource> {
     throw new VaultError('USAGE', `the image is larger than a vault can be (8 PiB): ${path}`);
   }
   return source;
-}
-
-/**
- * fstat reports 0 bytes for a block device. The kernel publishes its size in 512-byte units under
- * /sys/dev/block/<major>:<minor>/size; `blockdev --getsize64` is the fallback.
- */
-async function blockDeviceSize(path: string, rdev: number): Promise<number> {
-  const major = (rdev >>> 8) & 0xfff;
-  const minor = (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
-  try {
-    const sectors = Number((await readFile(`/sys/dev/block/${major}:${minor}/size`, 'utf8')).trim());
-    if (Number.isSafeInteger(sectors) && sectors > 0) return sectors * 512;
-  } catch {}
-  try {
-    const { stdout } = await execFileAsync('blockdev', ['--getsize64', path]);
-    const bytes = Number(stdout.trim());
-    if (Number.isSafeInteger(bytes)) return bytes;
-  } catch {}
-  throw new VaultError(
-    'IO',
-    `cannot find the size of the block device ${path}`,
-    'run as root, or copy the device to an image file with dd first',
-  );
 }
 
 /** Replacing the source with its own copy (with force) would silently destroy it: refuse (USAGE). */

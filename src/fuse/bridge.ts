@@ -1,58 +1,12 @@
-// The block-file bridge: a FUSE filesystem with one file, `volume`, whose bytes are a BlockDevice's
-// cleartext. A loop device (or mkfs, dd, fsck) works on that file. The data path is the FUSE 3 addon
-// (native/fuse3.c): its threads pread, decrypt and reply, or encrypt, pwrite and only then acknowledge;
-// flush and fsync become fdatasync. This side mounts, unmounts, and turns the addon's events into logs.
-import { statSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, rmdir } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { mkdtemp, readdir, rmdir } from 'node:fs/promises';
 import type { BlockDevice } from '../container/block-device.js';
 import { VaultError } from '../container/errors.js';
+import { isMountpoint } from '../host/mounts.js';
+import { ensurePrivateRunDir, RUN_DIR } from '../host/paths.js';
+import { findTool, processAlive, run } from '../host/process.js';
 import { FuseEvent, fuse3, type NativeHandle } from './fuse3.js';
-import { findTool, isMountpoint, processAlive, run } from './system.js';
 
 export const VOLUME_NAME = 'volume';
-/** Where private bridge directories live (mode 0700); the daemon's state directories too. */
-export const RUN_DIR = runDirFor(process.getuid?.() ?? 0);
-
-/**
- * root: /run/vault. Anyone else (vault mount --user) cannot write there: $XDG_RUNTIME_DIR/vault (a
- * private per-user tmpfs under systemd); without it ~/.cache/vault-run, which no other user can
- * create first; /tmp/vault-<uid> only when there is no home of one's own (ensurePrivateRunDir checks it).
- */
-function runDirFor(uid: number): string {
-  if (uid === 0) return '/run/vault';
-  const runtime = process.env.XDG_RUNTIME_DIR;
-  if (runtime?.startsWith('/')) return `${runtime}/vault`;
-  const home = homedir();
-  if (home.startsWith('/') && statSync(home, { throwIfNoEntry: false })?.uid === uid) {
-    return `${home}/.cache/vault-run`;
-  }
-  return `/tmp/vault-${uid}`;
-}
-
-/**
- * Creates RUN_DIR (0700) if needed and checks, before anything is created inside, that it is a
- * directory of ours that nobody else can enter: under /tmp another user could have made it first.
- */
-export async function ensurePrivateRunDir(): Promise<void> {
-  try {
-    await mkdir(RUN_DIR, { mode: 0o700 });
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') await mkdir(RUN_DIR, { recursive: true, mode: 0o700 });
-    else if (code !== 'EEXIST') throw error;
-  }
-  const uid = process.getuid?.() ?? 0;
-  const info = await lstat(RUN_DIR);
-  if (!info.isDirectory() || info.uid !== uid || (info.mode & 0o077) !== 0) {
-    throw new VaultError(
-      'BUSY',
-      `${RUN_DIR} is not a private directory of yours (owner ${info.uid}, mode ${(info.mode & 0o777).toString(8)})`,
-      'another user may have created it: set XDG_RUNTIME_DIR to a private directory of yours, or ask an admin to remove it',
-    );
-  }
-}
-
 /** How long stop waits for the session's threads to end after the kernel unmounted it. */
 const STOP_WAIT_MS = 5000;
 
@@ -225,7 +179,7 @@ export async function makePrivateDir(prefix: string): Promise<string> {
  * Runs `fn` with the device exposed as a block file (in-process FUSE mount of a private directory),
  * then always unmounts, also when fn throws. `vault create` formats new vaults this way.
  * The addon's threads serve the block file, not this event loop; programs should still be started with
- * run()/runChecked() or withoutFuseFds() from ./system.js, which keep /dev/fuse out of the child.
+ * run()/runChecked() or withoutFuseFds() from ../host/process.js, which keep /dev/fuse out of the child.
  */
 export async function withBridge<T>(device: BlockDevice, fn: (blockFile: string) => Promise<T>): Promise<T> {
   const dir = await makePrivateDir('bridge-');

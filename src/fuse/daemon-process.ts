@@ -1,10 +1,10 @@
 // Starting the mount daemon (daemon.js): a detached process whose channel to us is fd 3. `vault mount`
 // starts it before it even parses its command line (src/cli/main.ts), so the daemon's node start-up and
 // module loading run on the other core while the CLI does its own: together that was most of a mount.
-import { type ChildProcess, spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { VaultError } from '../container/errors.js';
+import { type ChildProcess, spawnNodeScript } from '../host/process.js';
 
 let waiting: ChildProcess | null = null;
 
@@ -55,13 +55,6 @@ export function channelOf(child: ChildProcess): Socket {
 }
 
 function spawnDaemon(): ChildProcess {
-  const daemonPath = fileURLToPath(new URL('./daemon.js', import.meta.url));
   // No stdout or stderr: the daemon outlives us and writes its own log (state.ts openLogFile).
-  const child = spawn(process.execPath, [daemonPath], {
-    detached: true,
-    stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
-  });
-  // Spawn failures surface as a missing pid (see started); later errors (a failed kill) change nothing.
-  child.on('error', () => {});
-  return child;
+  return spawnNodeScript(fileURLToPath(new URL('./daemon.js', import.meta.url)));
 }

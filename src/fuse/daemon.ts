@@ -12,25 +12,21 @@ import { Secret } from '../container/secret.js';
 import { Vault } from '../container/vault.js';
 import { openVolume } from '../container/volume.js';
 import { hardenProcess, keyMemoryLocked } from '../crypto/memory.js';
+import { attachLoop, detachLoop, loopPartitions, loopsOfFile } from '../host/loop.js';
+import {
+  isMountpoint,
+  mountFilesystem,
+  mountsOfSource,
+  SAFE_MOUNT_OPTIONS,
+  unmountFilesystem,
+} from '../host/mounts.js';
+import { firstLine, run } from '../host/process.js';
 import { type Bridge, mountBridge } from './bridge.js';
 import { preloadFuse } from './fuse3.js';
 import { openHostFile } from './host-file.js';
 import { openPassthroughDevice } from './passthrough-device.js';
 import { type DaemonMessage, type DaemonSettings, readSettingsAndSecret } from './protocol.js';
 import { fuseDirOf, type MountState, openLogFile, removeStateDir, writeState } from './state.js';
-import {
-  attachLoop,
-  detachLoop,
-  firstLine,
-  isMountpoint,
-  loopPartitions,
-  loopsOfFile,
-  mountFilesystem,
-  mountsOfSource,
-  run,
-  SAFE_MOUNT_OPTIONS,
-  unmountFilesystem,
-} from './system.js';
 
 /** The vault's log (state.ts openLogFile), once the settings say which vault; nothing is logged before. */
 let logFd: number | null = null;

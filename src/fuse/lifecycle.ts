@@ -1,13 +1,18 @@
 // Mount, dismount and list, as the CLI (and the bench) call them: checks before anything happens, the
 // daemon started with its settings and secret over a pipe, and clean-up of every remain when a daemon
 // died (kill -9, crash). The daemon itself does the mounting, so each step is undone in one place.
-import type { ChildProcess } from 'node:child_process';
 import { chown, mkdir, readdir, realpath, rmdir, stat } from 'node:fs/promises';
 import type { Socket } from 'node:net';
-import { homedir } from 'node:os';
 import { basename, extname, resolve } from 'node:path';
 import { VaultError, type VaultErrorCode } from '../container/errors.js';
 import type { Secret } from '../container/secret.js';
+import { describeHolders, findHolders } from '../host/holders.js';
+import { detachLoop, loopBackingFile, loopsOfFile } from '../host/loop.js';
+import { isMountpoint, mountsOfSource, mountTable, unmountFilesystem } from '../host/mounts.js';
+import { checkTrustedPath, type Owner, resolveOwner } from '../host/owner.js';
+import { MEDIA_DIR, userMediaDir } from '../host/paths.js';
+import { type ChildProcess, run } from '../host/process.js';
+import { checkSystem } from '../host/requirements.js';
 import { channelOf, takeDaemon } from './daemon-process.js';
 import { type DaemonSettings, readDaemonMessage, type VolumeSelection } from './protocol.js';
 import {
@@ -25,25 +30,7 @@ import {
   type VaultStatus,
   writeState,
 } from './state.js';
-import {
-  checkSystem,
-  checkTrustedPath,
-  describeHolders,
-  detachLoop,
-  findHolders,
-  isMountpoint,
-  loopBackingFile,
-  loopsOfFile,
-  mountsOfSource,
-  mountTable,
-  type Owner,
-  resolveOwner,
-  run,
-  unmountFilesystem,
-} from './system.js';
 
-/** Where mountpoints are created when none is given. */
-export const MEDIA_DIR = '/media/vault';
 const MOUNT_TOOLS = ['losetup', 'mount', 'umount', 'blkid', 'fusermount'];
 
 /**
@@ -60,7 +47,7 @@ export interface MountTarget {
   id: string;
   /** Absolute mountpoint, or null when one is to be created (or with --no-filesystem). */
   mountpoint: string | null;
-  /** Whom the mount belongs to (system.ts resolveOwner). */
+  /** Whom the mount belongs to (host/owner.ts resolveOwner). */
   owner: Owner;
 }
 
@@ -152,11 +139,6 @@ async function checkMountpoint(mountpoint: string): Promise<string> {
   return path;
 }
 
-/** Where --user creates mountpoints: ~/vault/<name> (a user cannot create directories in /media). */
-export function userMediaDir(): string {
-  return `${homedir()}/vault`;
-}
-
 /**
  * The directory name for a vault's default mountpoint: the file name without its extension, letters
  * and digits of any script kept (tëst-ñø.vol -> tëst-ñø); spaces, control characters and anything
@@ -204,7 +186,7 @@ export interface MountRequest {
   partition?: number | null;
   /** Mount ext4 without root: fuse2fs on the block file instead of a loop device (see daemon). */
   user?: boolean;
-  /** --fs-options: extra mount options, checked by system.ts parseFsOptions (never undoing nosuid,nodev). */
+  /** --fs-options: extra mount options, checked by host/mounts.ts parseFsOptions (never undoing nosuid,nodev). */
   fsOptions?: string[];
   /** Aborting (Ctrl-C) makes the daemon undo what it did; mountVault then throws INTERRUPTED. */
   signal?: AbortSignal;

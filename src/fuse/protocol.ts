@@ -28,7 +28,7 @@ export interface DaemonSettings {
   partition: number | null;
   /** --user: mount the ext4 with fuse2fs on the block file, as the (non-root) user, not via a loop device. */
   user: boolean;
-  /** Whom the mount belongs to: FAT/exFAT get uid=,gid=,umask=077 (system.ts mountFilesystem). */
+  /** Whom the mount belongs to: FAT/exFAT get uid=,gid=,umask=077 (host/mounts.ts mountFilesystem). */
   owner: { uid: number; gid: number };
   /** --fs-options, already checked: added before nosuid,nodev, which always come last. */
   fsOptions: string[];

@@ -3,8 +3,9 @@
 // Keyed by the container's device and inode, so another path or a hard link to it is the same vault.
 import { openSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
-import { ensurePrivateRunDir, RUN_DIR } from './bridge.js';
-import { mountTable, processAlive, processCommand } from './system.js';
+import { mountTable } from '../host/mounts.js';
+import { ensurePrivateRunDir, LOG_DIR, RUN_DIR } from '../host/paths.js';
+import { processAlive, processCommand } from '../host/process.js';
 
 export interface MountState {
   version: 1;
@@ -57,9 +58,6 @@ export function stateDirOf(id: string): string {
 export function fuseDirOf(id: string): string {
   return `${stateDirOf(id)}/fuse`;
 }
-
-/** Daemon logs outlive the mount (so a failed mount can point to one); /run is emptied at boot. */
-export const LOG_DIR = `${RUN_DIR}/log`;
 
 export function logFileOf(id: string): string {
   return `${LOG_DIR}/${id}.log`;

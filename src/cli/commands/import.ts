@@ -15,7 +15,8 @@ import {
 } from '../../container/image.js';
 import type { Secret } from '../../container/secret.js';
 import { openVolume, type VolumeOpenOptions } from '../../container/volume.js';
-import { detectFilesystem, loopsOfFile, mountTable } from '../../fuse/system.js';
+import { loopsOfFile } from '../../host/loop.js';
+import { detectFilesystem, mountTable } from '../../host/mounts.js';
 import { interruptSignal } from '../interrupt.js';
 import { createProgress } from '../progress.js';
 import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';

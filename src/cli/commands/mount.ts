@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { VaultError } from '../../container/errors.js';
 import type { Secret } from '../../container/secret.js';
 import { checkMount, mountVault } from '../../fuse/lifecycle.js';
-import { parseFsOptions } from '../../fuse/system.js';
+import { parseFsOptions } from '../../host/mounts.js';
 import { interruptSignal } from '../interrupt.js';
 import { warn } from '../report.js';
 import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';

@@ -1,7 +1,6 @@
 // `vault resize <file> <new-size>`: grows a dismounted vault (src/container/resize.ts: new area filled,
 // backup headers moved, crash-safe), then grows the filesystem inside through the bridge: e2fsck -fy and
 // resize2fs for ext2/3/4; other filesystems are left as they are. Shrinking is refused.
-import { spawn } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -11,7 +10,9 @@ import type { Secret } from '../../container/secret.js';
 import type { Vault } from '../../container/vault.js';
 import { withBridge } from '../../fuse/bridge.js';
 import { readState, stateId, statusOf } from '../../fuse/state.js';
-import { checkSystem, detectFilesystem, findTool, firstLine } from '../../fuse/system.js';
+import { detectFilesystem } from '../../host/mounts.js';
+import { findTool, firstLine, run } from '../../host/process.js';
+import { checkSystem } from '../../host/requirements.js';
 import { refuseForeignVolume } from '../foreign-refusal.js';
 import { interruptSignal } from '../interrupt.js';
 import { createProgress } from '../progress.js';
@@ -143,7 +144,7 @@ async function growFilesystem(vault: Vault): Promise<string> {
       }
     }
     // resize2fs insists on a freshly checked filesystem. 1 = errors corrected, 2 = corrected (reboot).
-    const check = await runUninterrupted('e2fsck', ['-f', '-y', blockFile]);
+    const check = await run('e2fsck', ['-f', '-y', blockFile], UNINTERRUPTED);
     if (check.code < 0 || check.code >= 4) {
       throw new VaultError(
         'IO',
@@ -151,7 +152,7 @@ async function growFilesystem(vault: Vault): Promise<string> {
         `the volume grew but the filesystem did not; run vault mount ${vault.path} --no-filesystem, then e2fsck on the block file`,
       );
     }
-    const resized = await runUninterrupted('resize2fs', [blockFile]);
+    const resized = await run('resize2fs', [blockFile], UNINTERRUPTED);
     if (resized.code !== 0) {
       throw new VaultError(
         'IO',
@@ -165,31 +166,11 @@ async function growFilesystem(vault: Vault): Promise<string> {
 }
 
 /**
- * Runs a tool in its own process group: a Ctrl-C in the terminal reaches only vault, which lets
- * e2fsck/resize2fs finish (stopping resize2fs half-way can damage the filesystem) and then stops.
+ * e2fsck and resize2fs run in their own process group: a Ctrl-C in the terminal reaches only vault,
+ * which lets them finish (stopping resize2fs half-way can damage the filesystem) and then stops. No
+ * time limit: a large filesystem takes as long as it takes.
  */
-function runUninterrupted(
-  command: string,
-  args: readonly string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolveRun) => {
-    const child = spawn(command, args, {
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LC_ALL: 'C' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString('utf8');
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8');
-    });
-    child.on('error', (error) => resolveRun({ code: -1, stdout, stderr: error.message }));
-    child.on('close', (code) => resolveRun({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const UNINTERRUPTED = { ownProcessGroup: true, timeoutMs: 0 };
 
 /**
  * Refuses (BUSY) when the vault is mounted, or has remains of a mount, by the state the FUSE daemon

@@ -1,0 +1,194 @@
+// The mount table (/proc/self/mountinfo), and mounting a filesystem the way vault always does: type
+// probed and pinned, nosuid,nodev last, owner options for filesystems without owners.
+import { readFileSync } from 'node:fs';
+import { VaultError } from './errors.js';
+import type { Owner } from './owner.js';
+import { findTool, firstLine, run } from './process.js';
+
+export interface MountEntry {
+  mountId: number;
+  source: string;
+  mountpoint: string;
+  fstype: string;
+  options: string;
+}
+
+function unescapeMountField(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
+}
+
+export function parseMountinfo(text: string): MountEntry[] {
+  const entries: MountEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const [left, right] = line.split(' - ');
+    if (!left || !right) continue;
+    const fields = left.split(' ');
+    const tail = right.split(' ');
+    entries.push({
+      mountId: Number(fields[0]),
+      mountpoint: unescapeMountField(fields[4] ?? ''),
+      options: fields[5] ?? '',
+      fstype: tail[0] ?? '',
+      source: unescapeMountField(tail[1] ?? ''),
+    });
+  }
+  return entries;
+}
+
+export function mountTable(): MountEntry[] {
+  return parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'));
+}
+
+export function isMountpoint(path: string): boolean {
+  return mountTable().some((entry) => entry.mountpoint === path);
+}
+
+/** Mounts of `source`; for a loop device also those of its partitions (/dev/loop3p2, --partition). */
+export function mountsOfSource(source: string): MountEntry[] {
+  const partition = /^\/dev\/loop\d+$/.test(source) ? new RegExp(`^${source}p\\d+$`) : null;
+  return mountTable().filter((entry) => entry.source === source || partition?.test(entry.source));
+}
+
+/** The filesystem type blkid finds on a device (ext4, vfat, exfat, ...), or null. */
+export async function detectFilesystem(device: string): Promise<string | null> {
+  const result = await run('blkid', ['-p', '-o', 'value', '-s', 'TYPE', device]);
+  const type = result.stdout.trim();
+  return result.code === 0 && /^[a-z0-9_.-]+$/i.test(type) ? type : null;
+}
+
+function noFilesystem(): VaultError {
+  return new VaultError(
+    'USAGE',
+    'the vault holds no filesystem that could be recognised',
+    'mount it with --no-filesystem and format the block file, or create the vault with a filesystem',
+  );
+}
+
+/**
+ * The filesystems vault mounts, and the ownership options of those whose files have no owner of their
+ * own (FAT, exFAT): uid/gid of the owner and umask 077, so nobody else lists, reads or writes anything.
+ * Anything else in a vault is refused rather than handed to whichever kernel driver recognises it.
+ */
+const MOUNTABLE: Record<string, { ownerOptions: (owner: Owner) => string[] }> = {
+  ext2: { ownerOptions: () => [] },
+  ext3: { ownerOptions: () => [] },
+  ext4: { ownerOptions: () => [] },
+  vfat: { ownerOptions: (owner) => [`uid=${owner.uid}`, `gid=${owner.gid}`, 'umask=077'] },
+  exfat: { ownerOptions: (owner) => [`uid=${owner.uid}`, `gid=${owner.gid}`, 'umask=077'] },
+};
+
+export const MOUNTABLE_TYPES = Object.keys(MOUNTABLE);
+
+/** Always last on every mount's option list, so nothing before them can switch them off. */
+export const SAFE_MOUNT_OPTIONS = ['nosuid', 'nodev'];
+
+/**
+ * Checks `--fs-options` (extra mount options such as noatime): comma-separated plain options; never
+ * one that would undo nosuid/nodev (suid, dev, defaults) or change what vault decides (ro/rw, remount).
+ */
+export function parseFsOptions(text: string): string[] {
+  const options = text.split(',').filter((option) => option.length > 0);
+  for (const option of options) {
+    const name = option.split('=')[0] ?? '';
+    if (!/^[a-z0-9_]+(=[A-Za-z0-9_.:/+-]*)?$/.test(option)) {
+      throw new VaultError('USAGE', `not a mount option: "${option}"`, 'give options like noatime,commit=30');
+    }
+    if (['suid', 'dev', 'defaults', 'user', 'users', 'owner', 'group'].includes(name)) {
+      throw new VaultError(
+        'USAGE',
+        `--fs-options cannot include "${name}": vault mounts are always nosuid,nodev`,
+        'leave it out; nosuid and nodev keep setuid programs and device nodes inside a vault harmless',
+      );
+    }
+    if (['ro', 'rw', 'remount', 'bind', 'rbind', 'move', 'loop', 'offset', 'sizelimit'].includes(name)) {
+      throw new VaultError(
+        'USAGE',
+        `--fs-options cannot include "${name}"`,
+        name === 'ro' || name === 'rw' ? 'use --read-only (-r) for a read-only mount' : 'leave it out',
+      );
+    }
+  }
+  return options;
+}
+
+export interface FilesystemMountOptions {
+  readOnly: boolean;
+  owner: Owner;
+  /** From --fs-options, already checked by parseFsOptions. */
+  extra?: readonly string[];
+}
+
+/**
+ * Mounts the filesystem on `device` at `mountpoint` and returns its type. The type is probed first and
+ * pinned with -t (mount(8) never guesses, so only the drivers of MOUNTABLE ever see a vault's bytes);
+ * every mount is nosuid,nodev; FAT and exFAT belong to the owner with umask 077. Read-only ext3/ext4
+ * get `noload`: never replay the journal, so nothing at all is written.
+ */
+export async function mountFilesystem(
+  device: string,
+  mountpoint: string,
+  options: FilesystemMountOptions,
+): Promise<string> {
+  const fsType = await detectFilesystem(device);
+  if (!fsType) throw noFilesystem();
+  const known = MOUNTABLE[fsType];
+  if (!known) {
+    throw new VaultError(
+      'USAGE',
+      `the vault holds a ${fsType} filesystem, which vault does not mount`,
+      `vault mounts ${MOUNTABLE_TYPES.join(', ')}; to use it anyway, mount the block file yourself: vault mount --no-filesystem`,
+    );
+  }
+  const list = [
+    options.readOnly ? 'ro' : 'rw',
+    ...(options.readOnly && /^ext[34]$/.test(fsType) ? ['noload'] : []),
+    ...known.ownerOptions(options.owner),
+    ...(options.extra ?? []),
+    ...SAFE_MOUNT_OPTIONS,
+  ].join(',');
+  const result = await run('mount', ['-t', fsType, '-o', list, device, mountpoint]);
+  if (result.code === 0) return fsType;
+  const fuseDriver = await mountWithFuseDriver(fsType, device, mountpoint, list);
+  if (fuseDriver) return fuseDriver;
+  throw mountFailed(fsType, result.stderr);
+}
+
+/**
+ * Filesystems a kernel may lack (exfat, e.g. on minimal cloud kernels) can still be mounted by their
+ * FUSE driver when it is installed (Debian exfat-fuse: mount.exfat-fuse), with the same options.
+ * Returns the type mounted, or null when there is no such driver or it failed too.
+ */
+async function mountWithFuseDriver(
+  fsType: string,
+  device: string,
+  mountpoint: string,
+  options: string,
+): Promise<string | null> {
+  const driver = FUSE_DRIVERS[fsType];
+  if (!driver || !findTool(`mount.${driver}`)) return null;
+  const result = await run('mount', ['-t', driver, '-o', options, device, mountpoint]);
+  return result.code === 0 ? driver : null;
+}
+
+const FUSE_DRIVERS: Record<string, string> = { exfat: 'exfat-fuse' };
+
+function mountFailed(fsType: string, stderr: string): VaultError {
+  return new VaultError(
+    'IO',
+    `mounting the ${fsType} filesystem failed: ${firstLine(stderr)}`,
+    'check it: mount with --no-filesystem and run fsck on the printed block file',
+  );
+}
+
+/** Unmounts a filesystem; false when it is busy (non-lazy) or unmounting failed. */
+export async function unmountFilesystem(
+  mountpoint: string,
+  options: { lazy?: boolean; fuse?: boolean } = {},
+): Promise<boolean> {
+  // A user's FUSE mount (fuse2fs, --user) is unmounted by the setuid fusermount, not umount.
+  const result = options.fuse
+    ? await run('fusermount', options.lazy ? ['-u', '-z', mountpoint] : ['-u', mountpoint])
+    : await run('umount', options.lazy ? ['--lazy', mountpoint] : [mountpoint]);
+  return result.code === 0 || !isMountpoint(mountpoint);
+}

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isVaultError } from '../../src/container/errors.js';
 import { measureFilesystem, type ReadVolume } from '../../src/container/fs-usage.js';
-import { findTool } from '../../src/fuse/system.js';
+import { findTool } from '../../src/host/process.js';
 
 const MiB = 2 ** 20;
 let dir: string;

@@ -19,7 +19,7 @@ import {
 } from '../../src/container/index.js';
 import { DATA_OFFSET, HIDDEN_AREA_OFFSET, OVERHEAD_BYTES } from '../../src/container/layout.js';
 import { MIN_COST_LEVEL } from '../../src/crypto/kdf.js';
-import { findTool } from '../../src/fuse/system.js';
+import { findTool } from '../../src/host/process.js';
 
 const costLevel = MIN_COST_LEVEL;
 const MiB = 2 ** 20;

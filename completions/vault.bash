@@ -38,10 +38,10 @@ _vault() {
   done
   # The value of an option that takes one.
   case "$path:$prev" in
-    'create:--filesystem') COMPREPLY=($(compgen -W 'ext4 vfat exfat none' -- "$cur")); return ;;
+    'create:--filesystem') COMPREPLY=($(compgen -W 'ext4 exfat vfat xfs btrfs ntfs none' -- "$cur")); return ;;
     'create:--owner') _vault_files; return ;;
     'create:--hidden') COMPREPLY=($(compgen -W '' -- "$cur")); return ;;
-    'create:--hidden-filesystem') COMPREPLY=($(compgen -W 'ext4 vfat exfat none' -- "$cur")); return ;;
+    'create:--hidden-filesystem') COMPREPLY=($(compgen -W 'ext4 exfat vfat xfs btrfs ntfs none' -- "$cur")); return ;;
     'create:--hidden-keyfile') _vault_files; return ;;
     'create:-k'|'create:--keyfile') _vault_files; return ;;
     'create:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;

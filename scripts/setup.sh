@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 #   e2fsprogs           mkfs.ext4, e2fsck, resize2fs
 #   dosfstools          mkfs.vfat        exfatprogs   mkfs.exfat
 #   exfat-fuse          mounts exfat (the outer volume of hidden-volume vaults) on kernels without exfat
+#   xfsprogs, btrfs-progs   mkfs.xfs, mkfs.btrfs (vault create --filesystem xfs|btrfs)
+#   ntfs-3g             mkfs.ntfs and the NTFS FUSE driver (--filesystem ntfs; kernels without ntfs3)
 #   util-linux, mount   losetup, mount, umount, script (tests)
 #   fio                 the load tests
 #   mtools              mcopy: files onto vfat images in the hidden-volume unit tests
@@ -19,7 +21,7 @@ cd "$(dirname "$0")/.."
 #   cryptsetup-bin      tests only: makes LUKS1/LUKS2 volumes and reads VeraCrypt/TrueCrypt headers (no
 #                       device-mapper needed); vault itself opens those volumes without it
 #   tcplay              tests only: makes TrueCrypt volumes (on a loop device)
-packages=(libfuse3-3 libfuse3-dev pkg-config e2fsprogs dosfstools exfatprogs exfat-fuse util-linux mount fio fuse2fs mtools cryptsetup-bin tcplay)
+packages=(libfuse3-3 libfuse3-dev pkg-config e2fsprogs dosfstools exfatprogs exfat-fuse xfsprogs btrfs-progs ntfs-3g util-linux mount fio fuse2fs mtools cryptsetup-bin tcplay)
 # fuse or fuse3, whichever is there (each Breaks the other): only when neither provides fusermount.
 if ! PATH=$PATH:/usr/bin:/bin command -v fusermount3 >/dev/null && ! PATH=$PATH:/usr/bin:/bin command -v fusermount >/dev/null; then
   packages+=(fuse)

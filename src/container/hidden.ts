@@ -2,6 +2,7 @@
 // outer secret opens the vault, its exFAT/FAT filesystem tells how much of the tail is free, and the
 // hidden header pair is written where random bytes were. The outer header and data are never written.
 import { DEFAULT_COST_LEVEL } from '../crypto/kdf.js';
+import { HIDDEN_OUTER_TYPES } from '../host/filesystems.js';
 import { abortIfAsked, buildHidden, checkHiddenSize, type HiddenOptions } from './create.js';
 import { isVaultError, VaultError } from './errors.js';
 import { type ContainerFile, fileError, type OpenContainerFile, openContainerFile } from './file.js';
@@ -158,12 +159,12 @@ async function measureRoom(outerVault: Vault): Promise<HiddenRoom> {
 function unmeasurable(name: string | null): VaultError {
   const why =
     name === null
-      ? 'the outer volume holds no exfat or vfat filesystem'
+      ? `the outer volume holds no ${HIDDEN_OUTER_TYPES.join(' or ')} filesystem`
       : `the outer volume holds ${name}, which keeps metadata (${name.startsWith('ext') ? 'backup superblocks, group descriptors, inode tables' : 'its own structures'}) all over the volume`;
   return new VaultError(
     'USAGE',
     `${why}: vault cannot tell which part of it is free, so a hidden volume in its tail would be overwritten`,
-    'a hidden volume can be added only when the outer volume is exfat or vfat; otherwise create a new ' +
+    `a hidden volume can be added only when the outer volume is ${HIDDEN_OUTER_TYPES.join(' or ')}; otherwise create a new ` +
       'vault with one: vault create <size> <file> --hidden <size>, and copy the files over',
   );
 }

@@ -12,8 +12,10 @@ import { Secret } from '../container/secret.js';
 import { Vault } from '../container/vault.js';
 import { openVolume } from '../container/volume.js';
 import { hardenProcess, keyMemoryLocked } from '../crypto/memory.js';
+import { filesystemRecord, USER_MOUNTABLE_TYPES } from '../host/filesystems.js';
 import { attachLoop, detachLoop, loopPartitions, loopsOfFile } from '../host/loop.js';
 import {
+  detectFilesystem,
   isMountpoint,
   mountFilesystem,
   mountsOfSource,
@@ -178,18 +180,28 @@ async function start(): Promise<void> {
   checkStop();
 
   if (!s.noFilesystem && s.mountpoint && s.user) {
-    // No loop device without root: fuse2fs (as this user) reads and writes ext4 on the block file.
+    // No loop device without root: the filesystem's user driver (fuse2fs for ext2/3/4, run as this
+    // user) serves it from the block file.
+    const fsType = await detectFilesystem(bridge.blockFile);
+    const driver = fsType === null ? undefined : filesystemRecord(fsType)?.userDriver;
+    if (!driver) {
+      throw new VaultError(
+        'USAGE',
+        `vault mount --user cannot mount ${fsType === null ? 'a volume without a recognised filesystem' : `a ${fsType} filesystem`}`,
+        `--user mounts ${USER_MOUNTABLE_TYPES.join(', ')}; mount this one as root (sudo vault mount)`,
+      );
+    }
     const options = [s.readOnly ? 'ro' : 'rw', 'fakeroot', ...s.fsOptions, ...SAFE_MOUNT_OPTIONS].join(',');
     await saveState({ user: true });
-    const result = await run('fuse2fs', [bridge.blockFile, s.mountpoint, '-o', options]);
+    const result = await run(driver.tool, [bridge.blockFile, s.mountpoint, '-o', options]);
     if (result.code !== 0 || !isMountpoint(s.mountpoint)) {
       throw new VaultError(
         'IO',
-        `fuse2fs could not mount the filesystem: ${firstLine(result.stderr) || firstLine(result.stdout) || `exit ${result.code}`}`,
-        '--user mounts ext2/3/4 only; check it with fsck (as root: vault mount --no-filesystem, then e2fsck)',
+        `${driver.tool} could not mount the filesystem: ${firstLine(result.stderr) || firstLine(result.stdout) || `exit ${result.code}`}`,
+        `check it with fsck (as root: vault mount --no-filesystem, then fsck on the block file)`,
       );
     }
-    await saveState({ fsType: 'ext4 (fuse2fs)' });
+    await saveState({ fsType: `${fsType} (${driver.tool})` });
     step('fuse2fs');
   } else if (!s.noFilesystem && s.mountpoint) {
     const partition = s.partition ?? null;

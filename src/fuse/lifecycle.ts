@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import { basename, extname, resolve } from 'node:path';
 import { VaultError, type VaultErrorCode } from '../container/errors.js';
 import type { Secret } from '../container/secret.js';
+import { USER_DRIVER_TOOLS } from '../host/filesystems.js';
 import { describeHolders, findHolders } from '../host/holders.js';
 import { detachLoop, loopBackingFile, loopsOfFile } from '../host/loop.js';
 import { isMountpoint, mountsOfSource, mountTable, unmountFilesystem } from '../host/mounts.js';
@@ -61,7 +62,7 @@ export async function checkMount(
   options: { noFilesystem: boolean; user?: boolean; owner?: string },
 ): Promise<MountTarget> {
   if (options.user)
-    checkSystem(options.noFilesystem ? ['fusermount'] : ['fusermount', 'fuse2fs'], { user: true });
+    checkSystem(options.noFilesystem ? ['fusermount'] : ['fusermount', ...USER_DRIVER_TOOLS], { user: true });
   else checkSystem(options.noFilesystem ? ['fusermount'] : MOUNT_TOOLS);
   const absolute = resolve(file);
   let info: Awaited<ReturnType<typeof stat>>;

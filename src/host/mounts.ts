@@ -2,8 +2,14 @@
 // probed and pinned, nosuid,nodev last, owner options for filesystems without owners.
 import { readFileSync } from 'node:fs';
 import { VaultError } from './errors.js';
+import {
+  type FilesystemRecord,
+  filesystemRecord,
+  installedFuseDriver,
+  MOUNTABLE_TYPES,
+} from './filesystems.js';
 import type { Owner } from './owner.js';
-import { findTool, firstLine, run } from './process.js';
+import { firstLine, run } from './process.js';
 
 export interface MountEntry {
   mountId: number;
@@ -65,21 +71,6 @@ function noFilesystem(): VaultError {
   );
 }
 
-/**
- * The filesystems vault mounts, and the ownership options of those whose files have no owner of their
- * own (FAT, exFAT): uid/gid of the owner and umask 077, so nobody else lists, reads or writes anything.
- * Anything else in a vault is refused rather than handed to whichever kernel driver recognises it.
- */
-const MOUNTABLE: Record<string, { ownerOptions: (owner: Owner) => string[] }> = {
-  ext2: { ownerOptions: () => [] },
-  ext3: { ownerOptions: () => [] },
-  ext4: { ownerOptions: () => [] },
-  vfat: { ownerOptions: (owner) => [`uid=${owner.uid}`, `gid=${owner.gid}`, 'umask=077'] },
-  exfat: { ownerOptions: (owner) => [`uid=${owner.uid}`, `gid=${owner.gid}`, 'umask=077'] },
-};
-
-export const MOUNTABLE_TYPES = Object.keys(MOUNTABLE);
-
 /** Always last on every mount's option list, so nothing before them can switch them off. */
 export const SAFE_MOUNT_OPTIONS = ['nosuid', 'nodev'];
 
@@ -119,11 +110,23 @@ export interface FilesystemMountOptions {
   extra?: readonly string[];
 }
 
+/** The option list of every mount vault makes: ro/rw first, nosuid,nodev last. */
+export function mountOptions(record: FilesystemRecord, options: FilesystemMountOptions): string {
+  return [
+    options.readOnly ? 'ro' : 'rw',
+    ...(options.readOnly ? record.readOnlyOptions : []),
+    ...record.ownerOptions(options.owner),
+    ...(options.extra ?? []),
+    ...SAFE_MOUNT_OPTIONS,
+  ].join(',');
+}
+
 /**
- * Mounts the filesystem on `device` at `mountpoint` and returns its type. The type is probed first and
- * pinned with -t (mount(8) never guesses, so only the drivers of MOUNTABLE ever see a vault's bytes);
- * every mount is nosuid,nodev; FAT and exFAT belong to the owner with umask 077. Read-only ext3/ext4
- * get `noload`: never replay the journal, so nothing at all is written.
+ * Mounts the filesystem on `device` at `mountpoint` and returns its type (the FUSE driver's, when one
+ * stood in for the kernel). The type is probed first and pinned with -t (mount(8) never guesses, so
+ * only the drivers of the registry, src/host/filesystems.ts, ever see a vault's bytes); every mount is
+ * nosuid,nodev; filesystems without owners (FAT, exFAT, NTFS) belong to the owner with umask 077; a
+ * read-only mount adds the record's options that keep a journal or log from being replayed.
  */
 export async function mountFilesystem(
   device: string,
@@ -132,46 +135,27 @@ export async function mountFilesystem(
 ): Promise<string> {
   const fsType = await detectFilesystem(device);
   if (!fsType) throw noFilesystem();
-  const known = MOUNTABLE[fsType];
-  if (!known) {
+  const record = filesystemRecord(fsType);
+  if (!record) {
     throw new VaultError(
       'USAGE',
       `the vault holds a ${fsType} filesystem, which vault does not mount`,
       `vault mounts ${MOUNTABLE_TYPES.join(', ')}; to use it anyway, mount the block file yourself: vault mount --no-filesystem`,
     );
   }
-  const list = [
-    options.readOnly ? 'ro' : 'rw',
-    ...(options.readOnly && /^ext[34]$/.test(fsType) ? ['noload'] : []),
-    ...known.ownerOptions(options.owner),
-    ...(options.extra ?? []),
-    ...SAFE_MOUNT_OPTIONS,
-  ].join(',');
-  const result = await run('mount', ['-t', fsType, '-o', list, device, mountpoint]);
+  const list = mountOptions(record, options);
+  const kernelType = record.kernelDriver ?? record.name;
+  const result = await run('mount', ['-t', kernelType, '-o', list, device, mountpoint]);
   if (result.code === 0) return fsType;
-  const fuseDriver = await mountWithFuseDriver(fsType, device, mountpoint, list);
-  if (fuseDriver) return fuseDriver;
+  // Filesystems a kernel may lack (exfat, ntfs3 on minimal cloud kernels) are mounted by their FUSE
+  // driver when it is installed (Debian exfat-fuse, ntfs-3g), with the same options.
+  const fuseDriver = installedFuseDriver(record);
+  if (fuseDriver) {
+    const viaFuse = await run('mount', ['-t', fuseDriver, '-o', list, device, mountpoint]);
+    if (viaFuse.code === 0) return fuseDriver;
+  }
   throw mountFailed(fsType, result.stderr);
 }
-
-/**
- * Filesystems a kernel may lack (exfat, e.g. on minimal cloud kernels) can still be mounted by their
- * FUSE driver when it is installed (Debian exfat-fuse: mount.exfat-fuse), with the same options.
- * Returns the type mounted, or null when there is no such driver or it failed too.
- */
-async function mountWithFuseDriver(
-  fsType: string,
-  device: string,
-  mountpoint: string,
-  options: string,
-): Promise<string | null> {
-  const driver = FUSE_DRIVERS[fsType];
-  if (!driver || !findTool(`mount.${driver}`)) return null;
-  const result = await run('mount', ['-t', driver, '-o', options, device, mountpoint]);
-  return result.code === 0 ? driver : null;
-}
-
-const FUSE_DRIVERS: Record<string, string> = { exfat: 'exfat-fuse' };
 
 function mountFailed(fsType: string, stderr: string): VaultError {
   return new VaultError(

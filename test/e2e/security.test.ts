@@ -137,7 +137,9 @@ describe.skipIf(!canMount)('security on a shared machine', () => {
     });
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/holds a swap filesystem, which vault does not mount/);
-    expect(refused.stderr).toMatch(/^vault: hint: vault mounts ext2, ext3, ext4, vfat, exfat/m);
+    expect(refused.stderr).toMatch(
+      /^vault: hint: vault mounts ext2, ext3, ext4, exfat, vfat, xfs, btrfs, ntfs/m,
+    );
     expect(isMounted(mountpoint)).toBe(false);
     expect(leftovers(dir)).toEqual([]);
   });

@@ -4,6 +4,7 @@
 import { Argument, type Command, type Option } from 'commander';
 import { VaultError } from '../../container/errors.js';
 import { MAX_COST_LEVEL, MIN_COST_LEVEL } from '../../crypto/kdf.js';
+import { CREATABLE_TYPES } from '../../host/filesystems.js';
 
 export const SHELLS = ['bash', 'zsh'] as const;
 
@@ -58,8 +59,8 @@ function optionWords(node: Node): string[] {
   return words;
 }
 
-/** Filesystems `vault create --filesystem` knows (issue 4/5); listed here for completion only. */
-const FILESYSTEMS = ['ext4', 'vfat', 'exfat', 'none'];
+/** Filesystems `vault create --filesystem` makes (the registry, src/host/filesystems.ts), and none. */
+const FILESYSTEMS = [...CREATABLE_TYPES, 'none'];
 
 /**
  * What the word after a value-taking option completes to, from its choices or its value name

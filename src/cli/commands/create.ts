@@ -7,10 +7,18 @@ import type { BlockDevice } from '../../container/block-device.js';
 import { checkNewFile, createVault } from '../../container/create.js';
 import { VaultError } from '../../container/errors.js';
 import { addHiddenVolume } from '../../container/hidden.js';
+import { OVERHEAD_BYTES } from '../../container/layout.js';
 import { DEFAULT_COST_LEVEL } from '../../crypto/kdf.js';
 import { withBridge } from '../../fuse/bridge.js';
+import {
+  CREATABLE_TYPES,
+  checkCanMake,
+  creatableFilesystem,
+  type FilesystemRecord,
+  HIDDEN_OUTER_TYPES,
+  makeFilesystem,
+} from '../../host/filesystems.js';
 import { type Owner, resolveOwner } from '../../host/owner.js';
-import { findTool, runChecked } from '../../host/process.js';
 import { checkFuseDevice } from '../../host/requirements.js';
 import { interruptSignal } from '../interrupt.js';
 import { commandLine } from '../output.js';
@@ -20,24 +28,8 @@ import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOpti
 import { formatSize, parseSize } from '../size.js';
 import { refuseIfMounted } from './resize.js';
 
-export const FILESYSTEMS = ['ext4', 'vfat', 'exfat', 'none'] as const;
-export type Filesystem = (typeof FILESYSTEMS)[number];
-
-const MKFS: Record<
-  Exclude<Filesystem, 'none'>,
-  { tool: string; args: (blockFile: string, owner: Owner) => string[]; package: string }
-> = {
-  // nodiscard: the block file is a FUSE file, discarding it would only be refused. The root directory
-  // belongs to the owner (mode 0700: set by makeFilesystem), so `sudo vault create` gives the user a
-  // volume they can write to and nobody else can list.
-  ext4: {
-    tool: 'mkfs.ext4',
-    args: (file, owner) => ['-q', '-F', '-E', `nodiscard,root_owner=${owner.uid}:${owner.gid}`, file],
-    package: 'e2fsprogs',
-  },
-  vfat: { tool: 'mkfs.vfat', args: (file) => [file], package: 'dosfstools' },
-  exfat: { tool: 'mkfs.exfat', args: (file) => [file], package: 'exfatprogs' },
-};
+/** What `--filesystem` names: a record of the registry (src/host/filesystems.ts), or no filesystem. */
+type Filesystem = FilesystemRecord | 'none';
 
 interface CreateCommandOptions extends SecretOptions {
   filesystem: string;
@@ -61,7 +53,7 @@ export function register(program: Command): void {
     )
     .argument('<size>', 'size of the vault file: 64M, 512M, 2G, 1.5T or bytes')
     .argument('[file]', 'the vault file to create')
-    .option('--filesystem <type>', `filesystem inside: ${FILESYSTEMS.join(', ')}`, 'ext4')
+    .option('--filesystem <type>', `filesystem inside: ${[...CREATABLE_TYPES, 'none'].join(', ')}`, 'ext4')
     .option('--quick', 'do not fill the data area with random-looking data (faster; reveals usage, see docs)')
     .option('-f, --force', 'replace an existing regular file (never a device, fifo or symlink)')
     .option(
@@ -125,16 +117,15 @@ the whole volume). See SECURITY.md on what deniability gives.`,
         'leave out --quick; the fill runs at disk speed',
       );
     }
-    if (hiddenSize !== null && filesystem === 'ext4') {
+    if (hiddenSize !== null && filesystem !== 'none' && !filesystem.hiddenOuter) {
       throw new VaultError(
         'USAGE',
-        'ext4 cannot be the outer filesystem of a vault with a hidden volume: it writes metadata over the whole volume',
-        'use --filesystem exfat (the default with --hidden) or vfat, or none',
+        `${filesystem.name} cannot be the outer filesystem of a vault with a hidden volume: it writes metadata over the whole volume`,
+        `use --filesystem exfat (the default with --hidden), ${HIDDEN_OUTER_TYPES.filter((name) => name !== 'exfat').join(', ')} or none`,
       );
     }
-    for (const chosen of [filesystem, hiddenSize === null ? 'none' : hiddenFilesystem] as const) {
-      if (chosen !== 'none') checkFormatTools(chosen);
-    }
+    if (filesystem !== 'none') checkFormatTools(filesystem, fileSize - OVERHEAD_BYTES);
+    if (hiddenSize !== null && hiddenFilesystem !== 'none') checkFormatTools(hiddenFilesystem, hiddenSize);
     // Fail before asking for a password when the target is obviously wrong.
     await checkNewFile(file, options.force ?? false);
     const secret = await readSecret(options, {
@@ -182,11 +173,11 @@ the whole volume). See SECURITY.md on what deniability gives.`,
       secret.wipe();
       hiddenSecret?.wipe();
     }
-    const inside = filesystem === 'none' ? 'no filesystem' : filesystem;
+    const inside = filesystem === 'none' ? 'no filesystem' : filesystem.name;
     process.stdout.write(`Created ${file}: ${formatSize(fileSize)}, ${inside}.\n`);
     if (hiddenSize !== null) {
       process.stdout.write(
-        `It holds a hidden volume of ${formatSize(hiddenSize)} (${hiddenFilesystem}); its password mounts it.\n` +
+        `It holds a hidden volume of ${formatSize(hiddenSize)} (${hiddenFilesystem === 'none' ? 'no filesystem' : hiddenFilesystem.name}); its password mounts it.\n` +
           'Mount the outer volume with --protect-hidden until you are done writing to it.\n',
       );
     }
@@ -228,7 +219,7 @@ async function addHidden(command: Command, file: string, options: CreateCommandO
   if (!info) throw new VaultError('NOT_FOUND', `no such file: ${file}`, 'check the path of the vault');
   if (!info.isFile()) throw new VaultError('USAGE', `not a vault file: ${file}`, 'name the vault file');
   await refuseIfMounted(file, { allowReadOnly: false });
-  if (hiddenFilesystem !== 'none') checkFormatTools(hiddenFilesystem);
+  if (hiddenFilesystem !== 'none') checkFormatTools(hiddenFilesystem, hiddenSize);
   warn(
     `a hidden volume already in ${file} is replaced: the outer secret cannot see one, so it cannot be kept`,
   );
@@ -253,7 +244,7 @@ async function addHidden(command: Command, file: string, options: CreateCommandO
     });
     const { usage } = room;
     process.stdout.write(
-      `Added a hidden volume of ${formatSize(hiddenSize)} (${hiddenFilesystem === 'none' ? 'no filesystem' : hiddenFilesystem}) to ${file}; its password mounts it.\n` +
+      `Added a hidden volume of ${formatSize(hiddenSize)} (${hiddenFilesystem === 'none' ? 'no filesystem' : hiddenFilesystem.name}) to ${file}; its password mounts it.\n` +
         `The outer ${usage.filesystem} filesystem uses the first ${formatSize(usage.usedEnd)} of ${formatSize(room.outerDataSize)}.\n` +
         'Mount the outer volume with --protect-hidden until you are done writing to it.\n',
     );
@@ -263,23 +254,16 @@ async function addHidden(command: Command, file: string, options: CreateCommandO
   }
 }
 
-function formatter(
-  filesystem: Exclude<Filesystem, 'none'>,
-  owner: Owner,
-): (vault: BlockDevice) => Promise<void> {
+function formatter(filesystem: FilesystemRecord, owner: Owner): (vault: BlockDevice) => Promise<void> {
   return (vault) => withBridge(vault, (blockFile) => makeFilesystem(filesystem, blockFile, owner));
 }
 
 function parseFilesystem(text: string): Filesystem {
-  const found = FILESYSTEMS.find((name) => name === text);
-  if (!found) {
-    throw new VaultError('USAGE', `unknown filesystem "${text}"`, `choose one of: ${FILESYSTEMS.join(', ')}`);
-  }
-  return found;
+  return text === 'none' ? 'none' : creatableFilesystem(text);
 }
 
-function checkFormatTools(filesystem: Exclude<Filesystem, 'none'>): void {
-  const { tool } = MKFS[filesystem];
+/** Root (formatting goes through FUSE), /dev/fuse, and what the registry asks (tools, size, a driver). */
+function checkFormatTools(filesystem: FilesystemRecord, volumeBytes: number): void {
   if (process.getuid?.() !== 0) {
     throw new VaultError(
       'NEEDS_SYSTEM',
@@ -288,28 +272,5 @@ function checkFormatTools(filesystem: Exclude<Filesystem, 'none'>): void {
     );
   }
   checkFuseDevice();
-  if (!findTool(tool)) {
-    throw new VaultError(
-      'NEEDS_SYSTEM',
-      `${tool} is missing`,
-      `install the Debian package ${MKFS[filesystem].package}`,
-    );
-  }
-}
-
-export async function makeFilesystem(
-  filesystem: Exclude<Filesystem, 'none'>,
-  blockFile: string,
-  owner: Owner,
-): Promise<void> {
-  const { tool, args } = MKFS[filesystem];
-  await runChecked(tool, args(blockFile, owner), `making the ${filesystem} filesystem`);
-  if (filesystem === 'ext4') {
-    // mke2fs sets the root directory's owner but not its mode (0755): make it private.
-    await runChecked(
-      'debugfs',
-      ['-w', '-R', 'set_inode_field <2> mode 040700', blockFile],
-      'making the root directory private',
-    );
-  }
+  checkCanMake(filesystem, volumeBytes);
 }

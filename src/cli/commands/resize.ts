@@ -10,6 +10,7 @@ import type { Secret } from '../../container/secret.js';
 import type { Vault } from '../../container/vault.js';
 import { withBridge } from '../../fuse/bridge.js';
 import { readState, stateId, statusOf } from '../../fuse/state.js';
+import { filesystemRecord } from '../../host/filesystems.js';
 import { detectFilesystem } from '../../host/mounts.js';
 import { findTool, firstLine, run } from '../../host/process.js';
 import { checkSystem } from '../../host/requirements.js';
@@ -123,40 +124,43 @@ async function growVolume(
   }
 }
 
-/** Grows an ext2/3/4 filesystem to fill the volume; returns the line to print. */
+/** Grows the filesystem to fill the volume, when the registry says how (ext2/3/4); returns the line to print. */
 async function growFilesystem(vault: Vault): Promise<string> {
   return withBridge(vault, async (blockFile) => {
     const type = await detectFilesystem(blockFile);
     if (type === null) return 'No filesystem recognised inside; nothing else to grow.';
-    if (!/^ext[234]$/.test(type)) {
+    const grow = filesystemRecord(type)?.grow;
+    if (!grow) {
       return (
         `The ${type} filesystem inside keeps its old size: ${type} cannot be grown offline by vault. ` +
         'Copy the files out, reformat (vault mount --no-filesystem, then mkfs on the block file), copy back.'
       );
     }
-    for (const tool of ['e2fsck', 'resize2fs']) {
+    const [checkTool = '', ...checkArgs] = grow.check;
+    const [resizeTool = '', ...resizeArgs] = grow.resize;
+    for (const tool of [checkTool, resizeTool]) {
       if (!findTool(tool)) {
         throw new VaultError(
           'NEEDS_SYSTEM',
           `${tool} is missing; the volume grew but the ${type} filesystem did not`,
-          'install the Debian package e2fsprogs, then run the same vault resize command again',
+          `install the Debian package ${grow.package}, then run the same vault resize command again`,
         );
       }
     }
     // resize2fs insists on a freshly checked filesystem. 1 = errors corrected, 2 = corrected (reboot).
-    const check = await run('e2fsck', ['-f', '-y', blockFile], UNINTERRUPTED);
+    const check = await run(checkTool, [...checkArgs, blockFile], UNINTERRUPTED);
     if (check.code < 0 || check.code >= 4) {
       throw new VaultError(
         'IO',
-        `e2fsck found errors it could not correct (exit ${check.code}): ${firstLine(check.stderr) || firstLine(check.stdout)}`,
+        `${checkTool} found errors it could not correct (exit ${check.code}): ${firstLine(check.stderr) || firstLine(check.stdout)}`,
         `the volume grew but the filesystem did not; run vault mount ${vault.path} --no-filesystem, then e2fsck on the block file`,
       );
     }
-    const resized = await run('resize2fs', [blockFile], UNINTERRUPTED);
+    const resized = await run(resizeTool, [...resizeArgs, blockFile], UNINTERRUPTED);
     if (resized.code !== 0) {
       throw new VaultError(
         'IO',
-        `resize2fs failed: ${firstLine(resized.stderr) || `exit ${resized.code}`}`,
+        `${resizeTool} failed: ${firstLine(resized.stderr) || `exit ${resized.code}`}`,
         `the volume grew but the filesystem did not; run the same vault resize command again`,
       );
     }

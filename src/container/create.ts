@@ -2,13 +2,9 @@
 // (headers, random areas, the data area filled with XTS ciphertext of zeros under a throwaway key),
 // synced, optionally formatted, then moved into place. Any failure or abort removes the temporary file.
 import { randomFillSync, timingSafeEqual } from 'node:crypto';
-import type { Stats } from 'node:fs';
-import { link, lstat, readdir, rename, statfs, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import { DEFAULT_COST_LEVEL } from '../crypto/kdf.js';
 import { lockedBuffer, moveToLocked } from '../crypto/memory.js';
 import { randomBytes, wipe } from '../crypto/random.js';
-import { processAlive } from '../host/process.js';
 import { isVaultError, VaultError } from './errors.js';
 import { type ContainerFile, fileError, type OpenContainerFile, openContainerFile } from './file.js';
 import { deriveHeaderKey, randomSlotTable, type SlotTable } from './header.js';
@@ -35,6 +31,7 @@ import {
   SECTOR_BYTES,
 } from './layout.js';
 import type { Secret } from './secret.js';
+import { abortIfAsked, stageFile } from './staged-file.js';
 import { Vault } from './vault.js';
 import { createVaultSectorCipher } from './vault-suites.js';
 
@@ -66,6 +63,7 @@ export interface HiddenOptions {
 }
 
 const FILL_CHUNK_BYTES = 1 << 20;
+const PARTIAL_VAULT_REMOVED = 'the partial vault was removed';
 
 export async function createVault(path: string, options: CreateOptions): Promise<void> {
   const { fileSize } = options;
@@ -79,12 +77,11 @@ export async function createVault(path: string, options: CreateOptions): Promise
   }
   const costLevel = options.costLevel ?? DEFAULT_COST_LEVEL;
   checkCostFits(costLevel);
-  const existing = await checkNewFile(path, options.force ?? false);
-  await checkFreeSpace(path, fileSize, existing?.size ?? 0);
-
-  await removeAbandonedTemporaries(path);
-  const temporary = temporaryPath(path);
-  const file = await (options.openFile ?? openContainerFile)(temporary, 'create');
+  const staged = await stageFile(path, {
+    force: options.force ?? false,
+    space: { bytes: fileSize, what: 'the vault' },
+  });
+  const file = await (options.openFile ?? openContainerFile)(staged.temporary, 'create');
   let keep = false;
   let outer: HeaderState | null = null;
   let hidden: HeaderState | null = null;
@@ -97,7 +94,7 @@ export async function createVault(path: string, options: CreateOptions): Promise
     hidden = options.hidden ? await buildHidden(outer, options.hidden, costLevel, options.secret) : null;
     const identity = await file.identity();
     const settings = { costLevel, readOnly: false, preserveTimestamps: false, identity };
-    abortIfAsked(options.signal);
+    abortIfAsked(options.signal, PARTIAL_VAULT_REMOVED);
     await writeLayout(file, outer, options);
     await file.sync();
     if (hidden) await writeHeaderPair(file, hidden, sealHeaderPair(hidden, hidden.tables, 1, 1));
@@ -110,7 +107,7 @@ export async function createVault(path: string, options: CreateOptions): Promise
     });
     try {
       if (options.format) await options.format(outerVault);
-      abortIfAsked(options.signal);
+      abortIfAsked(options.signal, PARTIAL_VAULT_REMOVED);
     } finally {
       await outerVault.close(); // syncs and wipes the outer keys; the file stays open for the hidden part
     }
@@ -118,13 +115,13 @@ export async function createVault(path: string, options: CreateOptions): Promise
       const hiddenVault = new Vault(file, hidden, { ...settings, keepFileOpen: true });
       try {
         if (options.hidden.format) await options.hidden.format(hiddenVault);
-        abortIfAsked(options.signal);
+        abortIfAsked(options.signal, PARTIAL_VAULT_REMOVED);
       } finally {
         await hiddenVault.close();
       }
     }
     await file.close();
-    await moveIntoPlace(temporary, path, options.force ?? false);
+    await staged.publish();
     keep = true;
   } catch (error) {
     if (isVaultError(error)) throw error;
@@ -134,68 +131,9 @@ export async function createVault(path: string, options: CreateOptions): Promise
     if (hidden) wipeHeaderState(hidden);
     if (!keep) {
       await file.close().catch(() => {});
-      await unlink(temporary).catch(() => {});
+      await staged.discard();
     }
   }
-}
-
-/**
- * Where a file is built before it is moved to `path`: hidden, next to it (same filesystem, so the
- * final rename is atomic), and named after the process building it.
- */
-export function temporaryPath(path: string): string {
-  return join(dirname(path), `.${basename(path)}.vault-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-}
-
-/**
- * A `vault create` (or import/export) killed with SIGKILL cannot remove its temporary file. The next
- * run for the same target removes those whose process is gone.
- */
-export async function removeAbandonedTemporaries(path: string): Promise<void> {
-  const prefix = `.${basename(path)}.vault-tmp-`;
-  const names = await readdir(dirname(path)).catch(() => [] as string[]);
-  for (const name of names) {
-    if (!name.startsWith(prefix)) continue;
-    const pid = Number(name.slice(prefix.length).split('-')[0]);
-    if (!Number.isSafeInteger(pid) || pid <= 0 || processAlive(pid)) continue;
-    await unlink(join(dirname(path), name)).catch(() => {});
-  }
-}
-
-/**
- * The path of a file about to be created: not a directory, and not an existing file unless `force`.
- * Returns what is there now (null when nothing).
- */
-export async function checkNewFile(path: string, force: boolean): Promise<Stats | null> {
-  // lstat: a symlink is not followed (its target is not ours to replace), and a device node, fifo or
-  // socket is never replaced, even with --force: `--force /dev/null` must not turn it into a file.
-  const existing = await lstat(path).catch(() => null);
-  if (existing?.isDirectory())
-    throw new VaultError('USAGE', `is a directory: ${path}`, 'name a file to create');
-  if (existing && !existing.isFile()) {
-    throw new VaultError(
-      'USAGE',
-      `not a regular file: ${path} (${fileKind(existing)})`,
-      'name a new file or an existing regular file; vault never replaces devices, fifos, sockets or symlinks',
-    );
-  }
-  if (existing && !force) {
-    throw new VaultError(
-      'EXISTS',
-      `file exists: ${path}`,
-      'choose another name, or pass --force to replace it',
-    );
-  }
-  return existing;
-}
-
-function fileKind(info: Stats): string {
-  if (info.isSymbolicLink()) return 'a symbolic link';
-  if (info.isBlockDevice()) return 'a block device';
-  if (info.isCharacterDevice()) return 'a character device';
-  if (info.isFIFO()) return 'a fifo';
-  if (info.isSocket()) return 'a socket';
-  return 'not a file';
 }
 
 export function checkFileSize(fileSize: number): void {
@@ -215,21 +153,6 @@ export function checkFileSize(fileSize: number): void {
   }
   if (fileSize - OVERHEAD_BYTES > MAX_DATA_BYTES) {
     throw new VaultError('USAGE', 'the size is larger than a vault can be (8 PiB)', 'give a smaller size');
-  }
-}
-
-async function checkFreeSpace(path: string, fileSize: number, replacedBytes: number): Promise<void> {
-  const fs = await statfs(dirname(path)).catch((error: unknown) => {
-    throw fileError(error, dirname(path));
-  });
-  const free = fs.bavail * fs.bsize + replacedBytes;
-  if (fileSize > free) {
-    const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
-    throw new VaultError(
-      'IO',
-      `not enough free space: the vault needs ${gib(fileSize)}, ${dirname(path)} has ${gib(free)} free`,
-      'choose a smaller size or another disk',
-    );
   }
 }
 
@@ -386,7 +309,7 @@ export async function fillWithCiphertext(
   let pending: Promise<void> = Promise.resolve();
   try {
     for (let done = 0, turn = 0; done < length; done += FILL_CHUNK_BYTES, turn ^= 1) {
-      abortIfAsked(options.signal, options.interruptedOutcome);
+      abortIfAsked(options.signal, options.interruptedOutcome ?? PARTIAL_VAULT_REMOVED);
       const size = Math.min(FILL_CHUNK_BYTES, length - done);
       const buffer = (buffers[turn] as Buffer).subarray(0, size);
       xts.encrypt(zeros.subarray(0, size), done / SECTOR_BYTES, buffer);
@@ -399,24 +322,5 @@ export async function fillWithCiphertext(
   } finally {
     await pending.catch(() => {});
     xts.destroy();
-  }
-}
-
-async function moveIntoPlace(temporary: string, path: string, force: boolean): Promise<void> {
-  if (force) {
-    await rename(temporary, path);
-    return;
-  }
-  // link() fails if the target appeared meanwhile: never overwrite without --force.
-  await link(temporary, path);
-  await unlink(temporary);
-}
-
-export function abortIfAsked(
-  signal: AbortSignal | undefined,
-  outcome = 'the partial vault was removed',
-): void {
-  if (signal?.aborted) {
-    throw new VaultError('INTERRUPTED', `interrupted; ${outcome}`, 'run the command again');
   }
 }

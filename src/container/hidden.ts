@@ -3,7 +3,7 @@
 // hidden header pair is written where random bytes were. The outer header and data are never written.
 import { DEFAULT_COST_LEVEL } from '../crypto/kdf.js';
 import { HIDDEN_OUTER_TYPES } from '../host/filesystems.js';
-import { abortIfAsked, buildHidden, checkHiddenSize, type HiddenOptions } from './create.js';
+import { buildHidden, checkHiddenSize, type HiddenOptions } from './create.js';
 import { isVaultError, VaultError } from './errors.js';
 import { type ContainerFile, fileError, type OpenContainerFile, openContainerFile } from './file.js';
 import { type FilesystemUsage, measureFilesystem } from './fs-usage.js';
@@ -17,6 +17,7 @@ import {
 } from './header-pair.js';
 import { MIN_DATA_BYTES, SECTOR_BYTES } from './layout.js';
 import type { Secret } from './secret.js';
+import { abortIfAsked } from './staged-file.js';
 import { Vault } from './vault.js';
 
 export interface AddHiddenOptions {

@@ -1,14 +1,15 @@
 // Raw disk images in and out of vaults: importImage encrypts an image (file or block device) sector by
 // sector into a new vault, created like any other (temporary file, moved into place only when complete);
 // exportImage writes a vault's cleartext volume back out as a raw image (temporary file + rename).
-import { type FileHandle, link, open, rename, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, open, stat } from 'node:fs/promises';
 import { blockDeviceSize } from '../host/loop.js';
 import type { BlockDevice } from './block-device.js';
-import { createVault, removeAbandonedTemporaries, temporaryPath } from './create.js';
+import { createVault } from './create.js';
 import { VaultError } from './errors.js';
 import { fileError, readFully, writeFully } from './file.js';
 import { MAX_DATA_BYTES, MIN_DATA_BYTES, OVERHEAD_BYTES, SECTOR_BYTES } from './layout.js';
 import type { Secret } from './secret.js';
+import { abortIfAsked, checkNewFile, stageFile } from './staged-file.js';
 import type { Vault } from './vault.js';
 import { openVolume, type VolumeOpenOptions } from './volume.js';
 
@@ -232,21 +233,15 @@ export async function exportImage(
   target: string,
   options: ExportOptions = {},
 ): Promise<ExportResult> {
-  const existing = await stat(target).catch(() => null);
-  if (existing?.isDirectory())
-    throw new VaultError('USAGE', `is a directory: ${target}`, 'name a file to write');
-  if (existing && !existing.isFile() && !existing.isBlockDevice()) {
-    throw new VaultError(
-      'USAGE',
-      `not a file or block device: ${target}`,
-      'give a file name, or - to write to stdout and redirect it',
-    );
-  }
-  if (existing && !options.force) {
+  // A block device (also through a symlink such as /dev/disk/by-id/...) is written in place, with
+  // --force; anything else must be a new or regular file (the one check of every new file).
+  const device = (await stat(target).catch(() => null))?.isBlockDevice() ?? false;
+  if (!device) await checkNewFile(target, options.force ?? false);
+  else if (!options.force) {
     throw new VaultError(
       'EXISTS',
-      `file exists: ${target}`,
-      'choose another name, or pass --force to replace it',
+      `${target} is a block device: writing the image over it destroys what it holds`,
+      'pass --force to write the image onto the device',
     );
   }
   await refuseSameFile(path, target, 'the vault and the image must be different files');
@@ -257,7 +252,7 @@ export async function exportImage(
   });
   try {
     for (const warning of vault.warnings) options.onWarning?.(warning);
-    if (existing?.isBlockDevice()) return await exportToDevice(vault, target, options);
+    if (device) return await exportToDevice(vault, target, options);
     return await exportToFile(vault, target, options);
   } finally {
     await vault.close();
@@ -293,12 +288,11 @@ async function exportToFile(
   target: string,
   options: ExportOptions,
 ): Promise<ExportResult> {
-  await removeAbandonedTemporaries(target);
-  const temporary = temporaryPath(target);
+  const staged = await stageFile(target, { force: options.force ?? false });
   let output: FileHandle;
   try {
     // 0600: the image is cleartext; whoever reads it reads the volume.
-    output = await open(temporary, 'wx', 0o600);
+    output = await open(staged.temporary, 'wx', 0o600);
   } catch (error) {
     throw fileError(error, target);
   }
@@ -326,22 +320,13 @@ async function exportToFile(
     } catch (error) {
       throw fileError(error, target);
     }
-    try {
-      if (options.force) await rename(temporary, target);
-      else {
-        // link() fails if the target appeared meanwhile: never overwrite without force.
-        await link(temporary, target);
-        await unlink(temporary);
-      }
-    } catch (error) {
-      throw fileError(error, target);
-    }
+    await staged.publish();
     keep = true;
     return { size: vault.size, sparseBytes };
   } finally {
     if (!keep) {
       await output.close().catch(() => {});
-      await unlink(temporary).catch(() => {});
+      await staged.discard();
     }
   }
 }
@@ -424,7 +409,7 @@ async function pipeline(
     options.onProgress?.(0, total);
     next = read(buffers[0] as Buffer, 0);
     for (let offset = 0, turn = 0; next; turn ^= 1) {
-      throwIfAborted(options.signal, onAbort);
+      abortIfAsked(options.signal, onAbort);
       const chunk: Buffer = await next;
       const following = offset + chunk.length;
       next = following < total ? read(buffers[turn ^ 1] as Buffer, following) : null;
@@ -432,7 +417,7 @@ async function pipeline(
       offset = following;
       options.onProgress?.(offset, total);
     }
-    throwIfAborted(options.signal, onAbort);
+    abortIfAsked(options.signal, onAbort);
   } finally {
     // A read still in flight must finish before its buffer is wiped (and the vault closed).
     await next?.catch(() => {});
@@ -447,10 +432,4 @@ function writeOutput(output: FileHandle, chunk: Buffer, position: number, path: 
     position,
     async (offset, length, at) => (await output.write(chunk, offset, length, at)).bytesWritten,
   );
-}
-
-function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
-  if (signal?.aborted) {
-    throw new VaultError('INTERRUPTED', `interrupted; ${what}`, 'run the command again');
-  }
 }

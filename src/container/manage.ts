@@ -3,7 +3,7 @@
 import { open as openFile, readFile } from 'node:fs/promises';
 import { DEFAULT_COST_LEVEL } from '../crypto/kdf.js';
 import { wipe } from '../crypto/random.js';
-import { cannotUnlock, VaultError } from './errors.js';
+import { cannotUnlock, isVaultError, VaultError } from './errors.js';
 import { type ContainerFile, fileError, type OpenContainerFile, openContainerFile } from './file.js';
 import { clearSlot, openSlots, readSlotTable } from './header.js';
 import {
@@ -33,6 +33,7 @@ import {
 export const HEADER_BACKUP_BYTES = 2 * SECTOR_BYTES;
 
 import type { Secret } from './secret.js';
+import { stageFile } from './staged-file.js';
 
 export interface ManageOptions {
   /** Cost level of the secret that unlocks. */
@@ -139,6 +140,11 @@ export async function backupHeader(
   target: string,
   options: ManageOptions = {},
 ): Promise<void> {
+  // The target is checked before the secret is: a header backup is never overwritten.
+  const staged = await stageFile(target, {
+    force: false,
+    existsHint: 'choose another name: a header backup is never overwritten',
+  });
   const backup = await withUnlocked(path, secret, { ...options, readOnly: true }, async (file, state) => {
     if (state.copies[PRIMARY].state !== 'ok') {
       throw new VaultError(
@@ -151,21 +157,21 @@ export async function backupHeader(
     return Buffer.concat([sectors.outer[PRIMARY], sectors.hidden[PRIMARY]]);
   });
   let handle: Awaited<ReturnType<typeof openFile>> | undefined;
+  let published = false;
   try {
-    handle = await openFile(target, 'wx', 0o600);
+    handle = await openFile(staged.temporary, 'wx', 0o600);
     await handle.writeFile(backup);
     await handle.datasync();
+    await handle.close();
+    handle = undefined;
+    await staged.publish();
+    published = true;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new VaultError(
-        'EXISTS',
-        `file exists: ${target}`,
-        'choose another name: a header backup is never overwritten',
-      );
-    }
+    if (isVaultError(error)) throw error;
     throw fileError(error, target);
   } finally {
-    await handle?.close();
+    await handle?.close().catch(() => {});
+    if (!published) await staged.discard();
   }
 }
 

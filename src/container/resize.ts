@@ -1,10 +1,9 @@
 // Growing a vault (docs/FORMAT.md 5.4): new area filled like create, the backup headers moved to the
 // new end, both header copies rewritten, in an order where a crash at any point leaves a vault that
 // opens with the same secrets. Shrinking is refused. The filesystem inside is the caller's business.
-import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DEFAULT_COST_LEVEL } from '../crypto/kdf.js';
-import { abortIfAsked, checkFileSize, fillWithCiphertext } from './create.js';
+import { checkFileSize, fillWithCiphertext } from './create.js';
 import { VaultError } from './errors.js';
 import { type ContainerFile, type OpenContainerFile, openContainerFile } from './file.js';
 import {
@@ -16,6 +15,7 @@ import {
 } from './header-pair.js';
 import { BACKUP_AREA_BYTES, DATA_OFFSET, HEADER_AREA_BYTES, OVERHEAD_BYTES, SECTOR_BYTES } from './layout.js';
 import type { Secret } from './secret.js';
+import { abortIfAsked, checkFreeSpace } from './staged-file.js';
 import { Vault } from './vault.js';
 
 export interface ResizeOptions {
@@ -116,14 +116,7 @@ export async function resizeVault(
       state = null; // the vault handle owned and wiped the keys
       return { oldDataSize, newDataSize: oldDataSize };
     }
-    const fs = await statfs(dirname(path));
-    if (newFileSize - currentFileSize > fs.bavail * fs.bsize) {
-      throw new VaultError(
-        'IO',
-        'not enough free space on the disk to grow the vault',
-        'free some space, or grow it less',
-      );
-    }
+    await checkFreeSpace(dirname(path), newFileSize - currentFileSize, 0, 'growing the vault');
 
     const oldBackupOffset = DATA_OFFSET + oldDataSize;
     const hiddenBackup = Buffer.alloc(SECTOR_BYTES);

@@ -4,10 +4,11 @@
 import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { BlockDevice } from '../../container/block-device.js';
-import { checkNewFile, createVault } from '../../container/create.js';
+import { createVault } from '../../container/create.js';
 import { VaultError } from '../../container/errors.js';
 import { addHiddenVolume } from '../../container/hidden.js';
 import { OVERHEAD_BYTES } from '../../container/layout.js';
+import { checkNewFile } from '../../container/staged-file.js';
 import { DEFAULT_COST_LEVEL } from '../../crypto/kdf.js';
 import { withBridge } from '../../fuse/bridge.js';
 import {

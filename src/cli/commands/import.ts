@@ -2,7 +2,6 @@
 // new vault whose volume is the image (rounded up to 4 KiB). The vault appears only when complete.
 import { realpath, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { checkNewFile } from '../../container/create.js';
 import { VaultError } from '../../container/errors.js';
 import { openContainerFile } from '../../container/file.js';
 import { hasLuksMagic } from '../../container/formats/luks.js';
@@ -14,6 +13,7 @@ import {
   refuseSameFile,
 } from '../../container/image.js';
 import type { Secret } from '../../container/secret.js';
+import { checkNewFile } from '../../container/staged-file.js';
 import { openVolume, type VolumeOpenOptions } from '../../container/volume.js';
 import { loopsOfFile } from '../../host/loop.js';
 import { detectFilesystem, mountTable } from '../../host/mounts.js';

@@ -1,0 +1,95 @@
+// One staged file for every new file vault writes (src/container/staged-file.ts): built under a hidden
+// temporary name, published in one step, never overwriting unasked, reaped when a killed run left it.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { abortIfAsked, checkFreeSpace, checkNewFile, stageFile } from '../../src/container/staged-file.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'vault-staged-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('a staged file', () => {
+  it('is written under a hidden name next to the target and published by link; nothing else is left', async () => {
+    const target = join(dir, 'new.vol');
+    const staged = await stageFile(target, { force: false });
+    expect(staged.temporary).toMatch(
+      new RegExp(`^${dir}/\\.new\\.vol\\.vault-tmp-${process.pid}-[0-9a-f]{8}$`),
+    );
+    writeFileSync(staged.temporary, 'complete');
+    await staged.publish();
+    expect(readFileSync(target, 'utf8')).toBe('complete');
+    expect(readdirSync(dir)).toEqual(['new.vol']);
+  });
+
+  it('never overwrites a target that appeared meanwhile without force; with force it replaces it whole', async () => {
+    const target = join(dir, 'raced.vol');
+    const staged = await stageFile(target, { force: false, existsHint: 'a backup is never overwritten' });
+    writeFileSync(staged.temporary, 'ours');
+    writeFileSync(target, 'theirs');
+    await expect(staged.publish()).rejects.toMatchObject({
+      code: 'EXISTS',
+      message: `file exists: ${target}`,
+      hint: 'a backup is never overwritten',
+    });
+    expect(readFileSync(target, 'utf8')).toBe('theirs');
+    await staged.discard();
+    expect(readdirSync(dir)).toEqual(['raced.vol']);
+
+    const forced = await stageFile(target, { force: true });
+    writeFileSync(forced.temporary, 'replacement');
+    await forced.publish();
+    expect(readFileSync(target, 'utf8')).toBe('replacement');
+    expect(readdirSync(dir)).toEqual(['raced.vol']);
+  });
+
+  it('removes the temporaries of runs that were killed, and only those', async () => {
+    const target = join(dir, 'x.vol');
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
+      encoding: 'utf8',
+    });
+    const deadPid = Number(dead.stdout);
+    writeFileSync(join(dir, `.x.vol.vault-tmp-${deadPid}-00000000`), 'abandoned');
+    writeFileSync(join(dir, `.x.vol.vault-tmp-${process.pid}-11111111`), 'in progress');
+    writeFileSync(join(dir, `.y.vol.vault-tmp-${deadPid}-22222222`), 'another target');
+    await stageFile(target, { force: false });
+    expect(readdirSync(dir).sort()).toEqual(
+      [`.x.vol.vault-tmp-${process.pid}-11111111`, `.y.vol.vault-tmp-${deadPid}-22222222`].sort(),
+    );
+  });
+
+  it('is refused for a directory, a symlink or an existing file, before anything is created', async () => {
+    writeFileSync(join(dir, 'file'), 'precious');
+    symlinkSync(join(dir, 'file'), join(dir, 'link'));
+    await expect(stageFile(dir, { force: true })).rejects.toMatchObject({ code: 'USAGE' });
+    await expect(checkNewFile(join(dir, 'link'), true)).rejects.toThrow(
+      /not a regular file: .* \(a symbolic link\)/,
+    );
+    await expect(stageFile(join(dir, 'file'), { force: false })).rejects.toMatchObject({ code: 'EXISTS' });
+    expect(readdirSync(dir).sort()).toEqual(['file', 'link']);
+    expect(readFileSync(join(dir, 'file'), 'utf8')).toBe('precious');
+  });
+
+  it('checks free space (the replaced file counts) and Ctrl-C the same way everywhere', async () => {
+    await expect(checkFreeSpace(dir, 2 ** 60, 0, 'the vault')).rejects.toMatchObject({
+      code: 'IO',
+      message: expect.stringMatching(/^not enough free space: the vault needs .* GiB, .* has .* GiB free$/),
+    });
+    await expect(
+      stageFile(join(dir, 'big'), { force: false, space: { bytes: 2 ** 60, what: 'the vault' } }),
+    ).rejects.toMatchObject({ code: 'IO' });
+    await expect(checkFreeSpace(dir, 4096, 0, 'x')).resolves.toBeUndefined();
+    const controller = new AbortController();
+    expect(() => abortIfAsked(controller.signal, 'nothing changed')).not.toThrow();
+    controller.abort();
+    expect(() => abortIfAsked(controller.signal, 'nothing changed')).toThrow(
+      expect.objectContaining({ code: 'INTERRUPTED', message: 'interrupted; nothing changed' }),
+    );
+  });
+});

@@ -4,10 +4,11 @@
 // Anything not in this table is refused by name rather than handed to whichever driver recognises it.
 import { readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { release, tmpdir } from 'node:os';
+import { release } from 'node:os';
 import { join } from 'node:path';
 import { VaultError } from './errors.js';
 import type { Owner } from './owner.js';
+import { ensurePrivateRunDir, RUN_DIR } from './paths.js';
 import { findTool, firstLine, run, runChecked } from './process.js';
 
 export interface FilesystemRecord {
@@ -247,7 +248,10 @@ export async function makeFilesystem(
 ): Promise<void> {
   const mkfs = record.mkfs;
   if (!mkfs) throw creatableFilesystem(record.name);
-  const work = await mkdtemp(join(tmpdir(), 'vault-mkfs-'));
+  // A private working directory (under RUN_DIR, mode 0700) only for the filesystems that need one.
+  const needsWork = mkfs.input !== undefined || record.privateRoot === 'mount';
+  if (needsWork) await ensurePrivateRunDir();
+  const work = needsWork ? await mkdtemp(join(RUN_DIR, 'mkfs-')) : '';
   try {
     const input = mkfs.input?.(owner);
     if (input) await writeFile(join(work, input.name), input.text, { mode: 0o600 });
@@ -263,7 +267,7 @@ export async function makeFilesystem(
       await privateRootByMount(record, blockFile, owner, work);
     }
   } finally {
-    await rm(work, { recursive: true, force: true });
+    if (work) await rm(work, { recursive: true, force: true });
   }
 }
 

@@ -3,13 +3,15 @@
 // by us, and unknown errors are reduced to their message.
 import { isVaultError, VaultError, type VaultErrorCode } from '../container/errors.js';
 import { EXIT_CODES } from './exit-codes.js';
+import { cliWarning, cliWords } from './hints.js';
 
 export function reportError(error: unknown, options: { alreadyPrinted?: boolean } = {}): number {
   const debug = process.env.VAULT_DEBUG === '1';
   const known = isVaultError(error) ? error : fromSystemError(error);
   if (known) {
-    if (!options.alreadyPrinted) process.stderr.write(`vault: error: ${known.message}\n`);
-    if (known.hint) process.stderr.write(`vault: hint: ${known.hint}\n`);
+    const { message, hint } = cliWords(known);
+    if (!options.alreadyPrinted) process.stderr.write(`vault: error: ${message}\n`);
+    if (hint) process.stderr.write(`vault: hint: ${hint}\n`);
     if (debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
     return EXIT_CODES[known.code];
   }
@@ -21,7 +23,7 @@ export function reportError(error: unknown, options: { alreadyPrinted?: boolean 
 }
 
 export function warn(message: string): void {
-  process.stderr.write(`vault: warning: ${message}\n`);
+  process.stderr.write(`vault: warning: ${cliWarning(message)}\n`);
 }
 
 // A system call failure that reached here unwrapped is still the user's situation (a full disk, a

@@ -71,8 +71,9 @@ export async function createVault(path: string, options: CreateOptions): Promise
   if (options.hidden && options.quick) {
     throw new VaultError(
       'USAGE',
-      '--quick cannot be used with a hidden volume: never-written sectors would stand out around it',
-      'leave out --quick; the fill runs at disk speed',
+      'a vault created without its fill cannot hold a hidden volume: never-written sectors would stand out around it',
+      'fill the data area (the fill runs at disk speed)',
+      { reason: 'quick-with-hidden' },
     );
   }
   const costLevel = options.costLevel ?? DEFAULT_COST_LEVEL;
@@ -236,14 +237,16 @@ export function checkHiddenSize(outerDataSize: number, dataSize: number): void {
     throw new VaultError(
       'USAGE',
       `a hidden volume must be a multiple of 4 KiB and at least ${MIN_DATA_BYTES / 1024} KiB`,
-      'give a larger --hidden size, e.g. 64M',
+      'give a larger hidden volume size',
+      { reason: 'hidden-too-small' },
     );
   }
   if (dataSize > outerDataSize - MIN_DATA_BYTES) {
     throw new VaultError(
       'USAGE',
       'the hidden volume must be smaller than the outer volume, leaving it at least 768 KiB',
-      'give a smaller --hidden size or a larger vault',
+      'give a smaller hidden volume or a larger vault',
+      { reason: 'hidden-too-large-for-vault' },
     );
   }
 }

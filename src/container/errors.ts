@@ -8,6 +8,7 @@ export function cannotUnlock(): VaultError {
   return new VaultError(
     'CANNOT_UNLOCK',
     'cannot unlock the vault: wrong password, keyfile or cost level, or not a vault',
-    'check the password, give every keyfile (-k) and the --cost level used at creation',
+    'check the password, every keyfile and the cost level the vault was created with',
+    { reason: 'cannot-unlock' },
   );
 }

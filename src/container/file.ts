@@ -148,14 +148,10 @@ export function fileError(error: unknown, path: string): VaultError {
     case 'ENOENT':
       return new VaultError('NOT_FOUND', `no such file: ${path}`, 'check the path', { cause: error });
     case 'EEXIST':
-      return new VaultError(
-        'EXISTS',
-        `file exists: ${path}`,
-        'choose another name, or pass --force to replace it',
-        {
-          cause: error,
-        },
-      );
+      return new VaultError('EXISTS', `file exists: ${path}`, 'choose another name', {
+        cause: error,
+        reason: 'exists',
+      });
     case 'EISDIR':
       return new VaultError('USAGE', `is a directory: ${path}`, 'name a file, not a directory', {
         cause: error,
@@ -166,10 +162,8 @@ export function fileError(error: unknown, path: string): VaultError {
       return new VaultError(
         'IO',
         `permission denied: ${path}`,
-        'check the file permissions, or use --read-only',
-        {
-          cause: error,
-        },
+        'check the file permissions, or open it read-only',
+        { cause: error, reason: 'permission-denied' },
       );
     case 'ENOSPC':
     case 'EDQUOT':

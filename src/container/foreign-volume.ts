@@ -127,7 +127,9 @@ export class ForeignVolume implements BlockDevice {
   async writeAt(plain: Uint8Array, offset: number): Promise<void> {
     this.#live();
     if (this.readOnly)
-      throw new VaultError('IO', 'the volume is open read-only', 'open it without --read-only');
+      throw new VaultError('IO', 'the volume is open read-only', 'open it read-write', {
+        reason: 'read-only',
+      });
     checkAccessRange(plain.length, offset, this.size);
     if (plain.length === 0) return;
     this.#protection.checkWrite(plain.length, offset);

@@ -249,7 +249,11 @@ function damagedError(filesystem: string, detail: string): VaultError {
   return new VaultError(
     'USAGE',
     `the ${filesystem} filesystem of the outer volume looks damaged (${detail}); cannot tell which part of it is free`,
-    `check it first: vault mount <file> --no-filesystem, then fsck.${filesystem === 'vfat' ? 'vfat' : 'exfat'} -n on the block file`,
+    `check it first with fsck.${filesystem === 'vfat' ? 'vfat' : 'exfat'} -n on the volume`,
+    {
+      reason: 'outer-filesystem-damaged',
+      details: { fsck: `fsck.${filesystem === 'vfat' ? 'vfat' : 'exfat'}` },
+    },
   );
 }
 

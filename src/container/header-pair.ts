@@ -84,7 +84,8 @@ export function checkCostFits(level: number): void {
     throw new VaultError(
       'USAGE',
       `cost level ${level} needs ${mib(check.neededBytes)} of memory, but only ${mib(check.availableBytes)} is free`,
-      'free some memory, or use a lower --cost level (the one the vault was created with)',
+      'free some memory, or give the cost level the vault was created with',
+      { reason: 'cost-needs-memory' },
     );
   }
 }
@@ -315,8 +316,9 @@ export async function updateHeaders(
   if (layoutIncomplete(state)) {
     throw new VaultError(
       'USAGE',
-      'the vault file is longer than its volume: an earlier `vault resize` was interrupted',
-      'run `vault resize` again with the size you wanted; it finishes the job',
+      'the vault file is longer than its volume: an earlier resize was interrupted',
+      'resize it again to the size you wanted; that finishes the job',
+      { reason: 'interrupted-resize' },
     );
   }
   const tables: [SlotTable, SlotTable] = [

@@ -129,15 +129,17 @@ function checkOuter(outer: HeaderState): void {
   if (layoutIncomplete(outer)) {
     throw new VaultError(
       'USAGE',
-      'the vault file is longer than its volume: an earlier `vault resize` was interrupted',
-      'run `vault resize` again with the size you wanted, then add the hidden volume',
+      'the vault file is longer than its volume: an earlier resize was interrupted',
+      'resize it again to the size you wanted, then add the hidden volume',
+      { reason: 'hidden-after-interrupted-resize' },
     );
   }
   if (outer.copies.some((copy) => copy.state !== 'ok')) {
     throw new VaultError(
       'USAGE',
       'one of the vault header copies is damaged or out of date',
-      'run `vault repair` first, then add the hidden volume',
+      'repair the vault first, then add the hidden volume',
+      { reason: 'hidden-needs-repair' },
     );
   }
 }
@@ -165,8 +167,9 @@ function unmeasurable(name: string | null): VaultError {
   return new VaultError(
     'USAGE',
     `${why}: vault cannot tell which part of it is free, so a hidden volume in its tail would be overwritten`,
-    `a hidden volume can be added only when the outer volume is ${HIDDEN_OUTER_TYPES.join(' or ')}; otherwise create a new ` +
-      'vault with one: vault create <size> <file> --hidden <size>, and copy the files over',
+    `a hidden volume can be added only when the outer volume is ${HIDDEN_OUTER_TYPES.join(' or ')}; otherwise make a new ` +
+      'vault with one and copy the files over',
+    { reason: 'hidden-outer-unmeasurable', details: { types: HIDDEN_OUTER_TYPES.join(' or ') } },
   );
 }
 
@@ -176,7 +179,8 @@ function tooLarge(room: HiddenRoom, dataSize: number): VaultError {
     return new VaultError(
       'USAGE',
       `no room for a hidden volume: ${used}`,
-      'delete files from the outer volume (or grow it with vault resize), then try again',
+      'delete files from the outer volume (or grow the vault), then try again',
+      { reason: 'hidden-no-room' },
     );
   }
   const largest =
@@ -189,7 +193,8 @@ function tooLarge(room: HiddenRoom, dataSize: number): VaultError {
   return new VaultError(
     'USAGE',
     `a hidden volume of ${mib(dataSize)} does not fit: ${used}, and ${mib(room.marginBytes)} stay free after it`,
-    `the largest hidden volume that fits is ${largest.text}: give --hidden ${largest.option} or less`,
+    `the largest hidden volume that fits is ${largest.text}`,
+    { reason: 'hidden-too-large', details: { largest: largest.text, option: largest.option } },
   );
 }
 
@@ -207,8 +212,9 @@ async function refuseNeverWritten(file: ContainerFile, start: number, length: nu
     if (cipher.every((byte) => byte === 0)) {
       throw new VaultError(
         'USAGE',
-        'the tail of this vault was never written (it was created with --quick): a hidden volume there would stand out',
-        'create a new vault without --quick: vault create <size> <file> --hidden <size>, and copy the files over',
+        'the tail of this vault was never written (it was created without its fill): a hidden volume there would stand out',
+        'make a new vault with a hidden volume and copy the files over',
+        { reason: 'hidden-in-unfilled' },
       );
     }
   }

@@ -241,7 +241,8 @@ export async function exportImage(
     throw new VaultError(
       'EXISTS',
       `${target} is a block device: writing the image over it destroys what it holds`,
-      'pass --force to write the image onto the device',
+      'force it to write the image onto the device',
+      { reason: 'export-onto-device' },
     );
   }
   await refuseSameFile(path, target, 'the vault and the image must be different files');

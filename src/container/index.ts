@@ -1,5 +1,7 @@
 // The public library API: embed vaults in an application without the CLI or FUSE.
 // See README.md "Library" and docs/FORMAT.md.
+
+export type { ErrorDetails, VaultErrorOptions } from '../host/errors.js';
 export type { BlockDevice } from './block-device.js';
 export { type CreateOptions, createVault, type HiddenOptions } from './create.js';
 export { cannotUnlock, isVaultError, VaultError, type VaultErrorCode } from './errors.js';
@@ -26,5 +28,5 @@ export {
 } from './manage.js';
 export { type ResizeOptions, type ResizeResult, resizeVault } from './resize.js';
 export { Secret, type SecretInputs } from './secret.js';
-export { type OpenOptions, openVault, Vault, type VaultInfo } from './vault.js';
+export { type OpenOptions, openVault, VAULT_WARNINGS, Vault, type VaultInfo } from './vault.js';
 export { openVolume, VOLUME_TYPES, type Volume, type VolumeOpenOptions, type VolumeType } from './volume.js';

@@ -76,11 +76,9 @@ export async function addKey(
     let slot = 0;
     while (slot < SLOT_COUNT && state.slotMask & (1 << slot)) slot++;
     if (slot === SLOT_COUNT) {
-      throw new VaultError(
-        'USAGE',
-        `all ${SLOT_COUNT} keyslots are in use`,
-        'remove one with `vault key remove` first',
-      );
+      throw new VaultError('USAGE', `all ${SLOT_COUNT} keyslots are in use`, 'remove one first', {
+        reason: 'keyslots-full',
+      });
     }
     const other = await otherSlotsOf(file, state);
     await updateHeaders(file, state, async (tables) => {
@@ -99,7 +97,8 @@ export async function removeKey(path: string, removed: Secret, options: ManageOp
       throw new VaultError(
         'USAGE',
         'this is the last keyslot; removing it would lock the vault for good',
-        'add another secret first with `vault key add`',
+        'add another secret first',
+        { reason: 'last-keyslot' },
       );
     }
     await updateHeaders(file, state, (tables) => {
@@ -150,7 +149,8 @@ export async function backupHeader(
       throw new VaultError(
         'USAGE',
         `the front header copy of ${path} is ${state.copies[PRIMARY].state === 'damaged' ? 'damaged' : 'out of date (an update was interrupted)'}; a backup of it would not restore`,
-        `run \`vault repair ${path}\` first (it rewrites it from the back copy), then take the backup`,
+        'repair the vault first (that rewrites it from the back copy), then take the backup',
+        { reason: 'backup-of-damaged-front', details: { path } },
       );
     }
     const sectors = await readHeaderSectors(file, state.fileSize);
@@ -248,7 +248,8 @@ export async function restoreHeader(
       throw new VaultError(
         'USAGE',
         'cannot confirm that this header backup belongs to this vault (neither header copy of the vault opens with it)',
-        'check that you named the right vault and backup; pass --force if both headers are known to be damaged',
+        'check that you named the right vault and backup; force the restore only if both headers are known to be damaged',
+        { reason: 'restore-unconfirmed' },
       );
     }
     const sequence =
@@ -294,7 +295,8 @@ function requireOpenedSlot(state: HeaderState): number {
     throw new VaultError(
       'USAGE',
       'this secret opens only an out-of-date header copy (an earlier update was interrupted)',
-      'run `vault repair` first, then try again',
+      'repair the vault first, then try again',
+      { reason: 'stale-copy-only' },
     );
   }
   return state.openedSlot;

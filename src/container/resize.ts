@@ -104,7 +104,8 @@ export async function resizeVault(
       throw new VaultError(
         'USAGE',
         `an interrupted resize made the file ${currentFileSize} bytes; give at least that size`,
-        `run vault resize again with ${currentFileSize} bytes or more`,
+        `resize it again to ${currentFileSize} bytes or more`,
+        { reason: 'resize-below-interrupted', details: { size: currentFileSize } },
       );
     }
     if (newFileSize === oldFileSize) {

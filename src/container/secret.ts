@@ -53,7 +53,8 @@ export class Secret {
       throw new VaultError(
         'MISSING_SECRET',
         'an empty password is allowed only together with a keyfile',
-        'type a password, or give a keyfile with -k',
+        'give a password, or a keyfile',
+        { reason: 'empty-secret' },
       );
     }
     const digests: Buffer[] = [];
@@ -195,7 +196,9 @@ async function hashKeyfile(path: string): Promise<Buffer> {
   try {
     info = await stat(path);
   } catch {
-    throw new VaultError('NOT_FOUND', `keyfile not found: ${path}`, 'check the path given with -k/--keyfile');
+    throw new VaultError('NOT_FOUND', `keyfile not found: ${path}`, 'check the path of the keyfile', {
+      reason: 'keyfile-not-found',
+    });
   }
   if (!info.isFile()) {
     throw new VaultError(

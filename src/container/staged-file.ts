@@ -105,11 +105,10 @@ export async function checkNewFile(path: string, force: boolean, existsHint?: st
 }
 
 function exists(path: string, hint?: string): VaultError {
-  return new VaultError(
-    'EXISTS',
-    `file exists: ${path}`,
-    hint ?? 'choose another name, or pass --force to replace it',
-  );
+  // The default hint is the CLI's (reason 'exists': "--force to replace it"); a caller's hint stays.
+  return new VaultError('EXISTS', `file exists: ${path}`, hint ?? 'choose another name', {
+    reason: hint ? 'exists-never-replaced' : 'exists',
+  });
 }
 
 function fileKind(info: Stats): string {

@@ -105,6 +105,14 @@ export async function openVault(path: string, secret: Secret, options: OpenOptio
   }
 }
 
+/** What Vault.warnings may hold; the CLI words them its own way (src/cli/hints.ts). */
+export const VAULT_WARNINGS = {
+  primaryDamaged: 'primary header damaged, using the backup; a repair rewrites it from the backup',
+  primaryStale: 'primary header is out of date (an update was interrupted); a repair rewrites it',
+  interruptedResize:
+    'the vault file is longer than its volume (an interrupted resize); resizing it again finishes the job',
+} as const;
+
 const hiddenProtectionFailures = new WeakSet<Error>();
 
 /**
@@ -129,7 +137,8 @@ async function hiddenRange(
       const failure = new VaultError(
         'CANNOT_UNLOCK',
         'cannot unlock the hidden volume to protect it: wrong hidden password, keyfile or cost level, or no hidden volume',
-        'give the hidden volume secret as the second secret, or mount without --protect-hidden',
+        'give the hidden volume secret as the second secret, or open it without protection',
+        { reason: 'protect-hidden-unlock' },
       );
       hiddenProtectionFailures.add(failure);
       throw failure;
@@ -157,7 +166,7 @@ export class Vault implements BlockDevice {
   readonly path: string;
   readonly size: number;
   readonly readOnly: boolean;
-  /** Things the user should hear about, e.g. "primary header damaged, using the backup; run vault repair". */
+  /** Things the user should hear about (VAULT_WARNINGS), e.g. the primary header is damaged. */
   readonly warnings: string[] = [];
   /** Device and inode of the container file: the same vault under another path or a hard link. */
   readonly identity: { dev: number; ino: number };
@@ -181,15 +190,11 @@ export class Vault implements BlockDevice {
     this.#protection = new HiddenProtection(settings.protectedRange, this.warnings);
     this.#xts = createVaultSectorCipher(state.masterKey);
     if (state.copies[PRIMARY].state === 'damaged') {
-      this.warnings.push('primary header damaged, using the backup; run vault repair');
+      this.warnings.push(VAULT_WARNINGS.primaryDamaged);
     } else if (state.copies[PRIMARY].state === 'stale') {
-      this.warnings.push('primary header is out of date (an update was interrupted); run vault repair');
+      this.warnings.push(VAULT_WARNINGS.primaryStale);
     }
-    if (layoutIncomplete(state)) {
-      this.warnings.push(
-        'the vault file is longer than its volume (an interrupted resize); run vault resize again',
-      );
-    }
+    if (layoutIncomplete(state)) this.warnings.push(VAULT_WARNINGS.interruptedResize);
   }
 
   async readAt(plain: Uint8Array, offset: number): Promise<void> {
@@ -215,7 +220,9 @@ export class Vault implements BlockDevice {
   async writeAt(plain: Uint8Array, offset: number): Promise<void> {
     this.#cipher();
     if (this.readOnly)
-      throw new VaultError('IO', 'the vault is open read-only', 'open it without --read-only');
+      throw new VaultError('IO', 'the vault is open read-only', 'open it read-write', {
+        reason: 'read-only',
+      });
     checkAccessRange(plain.length, offset, this.size);
     if (plain.length === 0) return;
     this.#protection.checkWrite(plain.length, offset);

@@ -46,15 +46,17 @@ export async function openVolume(
   if ((options.hash !== undefined || options.pim !== undefined) && type === 'luks') {
     throw new VaultError(
       'USAGE',
-      '--hash and --pim are for VeraCrypt and TrueCrypt volumes',
+      'a hash and a PIM are settings of VeraCrypt and TrueCrypt volumes',
       'leave them out for LUKS: its header names the hash',
+      { reason: 'luks-hash-pim' },
     );
   }
   if (options.pim !== undefined && type === 'truecrypt') {
     throw new VaultError(
       'USAGE',
-      '--pim is a VeraCrypt setting; TrueCrypt volumes have none',
-      'leave out --pim',
+      'a PIM is a VeraCrypt setting; TrueCrypt volumes have none',
+      'give no PIM',
+      { reason: 'truecrypt-pim' },
     );
   }
   const openFile: OpenContainerFile = options.openFile ?? openContainerFile;
@@ -151,7 +153,8 @@ async function hiddenRange(
     throw new VaultError(
       'USAGE',
       'LUKS volumes have no hidden volume to protect',
-      'mount without --protect-hidden',
+      'open it without hidden-volume protection',
+      { reason: 'luks-protect-hidden' },
     );
   }
   if (outer.kind !== 'normal') {
@@ -174,7 +177,8 @@ async function hiddenRange(
       throw new VaultError(
         'CANNOT_UNLOCK',
         'cannot unlock the hidden volume to protect it: wrong hidden password, keyfile or PIM, or no hidden volume',
-        'give the hidden volume secret as the second secret, or mount without --protect-hidden',
+        'give the hidden volume secret as the second secret, or open it without protection',
+        { reason: 'protect-hidden-unlock' },
       );
     }
     throw error;

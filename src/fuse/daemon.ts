@@ -349,6 +349,9 @@ try {
     code: vaultError.code,
     message: vaultError.message,
     hint: vaultError.hint ?? null,
+    ...(vaultError.reason === undefined
+      ? {}
+      : { reason: vaultError.reason, details: { ...vaultError.details } }),
   });
   process.exit(1);
 }

@@ -252,7 +252,10 @@ export async function mountVault(target: MountTarget, request: MountRequest): Pr
       }
       await exited;
       if (message?.type === 'error') {
-        throw new VaultError(message.code as VaultErrorCode, message.message, message.hint ?? undefined);
+        throw new VaultError(message.code as VaultErrorCode, message.message, message.hint ?? undefined, {
+          ...(message.reason === undefined ? {} : { reason: message.reason }),
+          ...(message.details === undefined ? {} : { details: message.details }),
+        });
       }
       throw new VaultError(
         'INTERNAL',

@@ -44,7 +44,15 @@ export interface VolumeSelection {
 
 export type DaemonMessage =
   | { type: 'ready'; state: MountState; warnings: string[] }
-  | { type: 'error'; code: VaultErrorCode; message: string; hint: string | null };
+  | {
+      type: 'error';
+      code: VaultErrorCode;
+      message: string;
+      hint: string | null;
+      /** The library's reason and its values, so the CLI words the hint (src/cli/hints.ts). */
+      reason?: string;
+      details?: Record<string, string | number>;
+    };
 
 /**
  * Splits what arrives on the daemon's fd 3 into the settings line and `secretLength` bytes of secret.

@@ -13,15 +13,33 @@ export type VaultErrorCode =
   | 'INTERRUPTED' // Ctrl-C / SIGTERM while working; the operation was undone
   | 'INTERNAL'; // a bug: please report
 
+/** Values an error's reason is about (a path, a size), for whoever words the hint. */
+export type ErrorDetails = Readonly<Record<string, string | number>>;
+
+export interface VaultErrorOptions {
+  cause?: unknown;
+  /**
+   * What exactly went wrong, as a stable kebab-case name (`last-keyslot`, `hidden-too-large`). The
+   * library words its messages and hints without naming any command or flag; the CLI (src/cli/hints.ts)
+   * turns a reason into its own advice ("add another secret first with `vault key add`").
+   */
+  reason?: string;
+  details?: ErrorDetails;
+}
+
 export class VaultError extends Error {
   override readonly name = 'VaultError';
   readonly code: VaultErrorCode;
   readonly hint: string | undefined;
+  readonly reason: string | undefined;
+  readonly details: ErrorDetails;
 
-  constructor(code: VaultErrorCode, message: string, hint?: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: VaultErrorCode, message: string, hint?: string, options: VaultErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.hint = hint;
+    this.reason = options.reason;
+    this.details = options.details ?? {};
   }
 }
 

@@ -236,7 +236,9 @@ describe('header maintenance', () => {
     raw[2000] = (raw[2000] as number) ^ 1;
     await writeFile(path, raw);
     const vault = await openVault(path, await password('pw'), { costLevel });
-    expect(vault.warnings).toEqual(['primary header damaged, using the backup; run vault repair']);
+    expect(vault.warnings).toEqual([
+      'primary header damaged, using the backup; a repair rewrites it from the backup',
+    ]);
     await vault.close();
     expect(await repairHeaders(path, await password('pw'), { costLevel })).toEqual({ repaired: ['primary'] });
     const repaired = await openVault(path, await password('pw'), { costLevel });

@@ -259,7 +259,9 @@ describe('header fuzzing through openVault', () => {
       const outcome = await tryOpen(flipped(base, randomInt(SECTOR_BYTES * 8)));
       expectIntact(outcome);
       expect(outcome.primary).toBe('damaged');
-      expect(outcome.warnings).toContain('primary header damaged, using the backup; run vault repair');
+      expect(outcome.warnings).toContain(
+        'primary header damaged, using the backup; a repair rewrites it from the backup',
+      );
     }
     for (let i = 0; i < 1500; i++) {
       const outcome = await tryOpen(flipped(base, backupAt * 8 + randomInt(SECTOR_BYTES * 8)));

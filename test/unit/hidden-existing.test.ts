@@ -7,6 +7,7 @@ import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliWords } from '../../src/cli/hints.js';
 import {
   addHiddenVolume,
   addKey,
@@ -19,6 +20,7 @@ import {
 } from '../../src/container/index.js';
 import { DATA_OFFSET, HIDDEN_AREA_OFFSET, OVERHEAD_BYTES } from '../../src/container/layout.js';
 import { MIN_COST_LEVEL } from '../../src/crypto/kdf.js';
+import type { VaultError } from '../../src/host/errors.js';
 import { findTool } from '../../src/host/process.js';
 
 const costLevel = MIN_COST_LEVEL;
@@ -180,7 +182,8 @@ describe('adding a hidden volume to an existing vault', () => {
     const error = await refusal(add(path, DATA_SIZE - MiB));
     expect(isVaultError(error, 'USAGE')).toBe(true);
     expect(error.message).toMatch(/does not fit: the outer exfat filesystem uses/);
-    const hint = (error as { hint?: string }).hint ?? '';
+    expect(error).toMatchObject({ reason: 'hidden-too-large' });
+    const hint = cliWords(error as VaultError).hint ?? '';
     const largest = /give --hidden (\d+)M or less/.exec(hint);
     expect(largest, hint).not.toBeNull();
     expect(sha256(await readFile(path))).toBe(before);
@@ -222,7 +225,8 @@ describe('adding a hidden volume to an existing vault', () => {
     const quickBefore = sha256(await readFile(quick));
     const refusedQuick = await refusal(add(quick, HIDDEN_SIZE));
     expect(isVaultError(refusedQuick, 'USAGE')).toBe(true);
-    expect(refusedQuick.message).toMatch(/never written .*--quick/);
+    expect(refusedQuick.message).toMatch(/never written .*without its fill/);
+    expect(cliWords(refusedQuick as VaultError).message).toMatch(/never written .*--quick/);
     expect(sha256(await readFile(quick))).toBe(quickBefore);
   });
 

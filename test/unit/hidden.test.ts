@@ -147,7 +147,9 @@ describe('hidden volumes', () => {
     raw[HIDDEN_AREA_OFFSET + 3000] = (raw[HIDDEN_AREA_OFFSET + 3000] as number) ^ 1;
     await writeFile(path, raw);
     const damaged = await openVault(path, await secret('hidden 2'), { costLevel, readOnly: true });
-    expect(damaged.warnings).toEqual(['primary header damaged, using the backup; run vault repair']);
+    expect(damaged.warnings).toEqual([
+      'primary header damaged, using the backup; a repair rewrites it from the backup',
+    ]);
     await damaged.close();
     expect(await repairHeaders(path, await secret('hidden 3'), { costLevel })).toEqual({
       repaired: ['primary'],
@@ -291,7 +293,8 @@ describe('hidden volumes', () => {
       backupHeader(path, await secret('outer password'), backup, { costLevel }),
     ).rejects.toMatchObject({
       code: 'USAGE',
-      hint: expect.stringMatching(/vault repair/),
+      reason: 'backup-of-damaged-front',
+      details: { path },
     });
     await expect(stat(backup)).rejects.toMatchObject({ code: 'ENOENT' });
     expect((await readFile(path)).equals(raw)).toBe(true);

@@ -202,7 +202,9 @@ describe('exportImage', () => {
       costLevel,
       onWarning: (message) => damaged.push(message),
     });
-    expect(damaged).toEqual(['primary header damaged, using the backup; run vault repair']);
+    expect(damaged).toEqual([
+      'primary header damaged, using the backup; a repair rewrites it from the backup',
+    ]);
     expect((await readFile(out)).equals(content)).toBe(true);
 
     // A file longer than its layout (resize interrupted after growing it), streamed.
@@ -216,7 +218,7 @@ describe('exportImage', () => {
       onWarning: (message) => streamed.push(message),
     });
     expect(streamed).toEqual([
-      'the vault file is longer than its volume (an interrupted resize); run vault resize again',
+      'the vault file is longer than its volume (an interrupted resize); resizing it again finishes the job',
     ]);
     expect(Buffer.concat(chunks).equals(content)).toBe(true);
   });

@@ -107,7 +107,7 @@ describe('FORMAT.md 5.1', () => {
     expect((await infoWith(path, 'first')).info.keyslots.opened).toBe(0);
     await flipByte(path, SEALED_BODY_OFFSET + 100);
     expect((await infoWith(path, 'first')).warnings).toEqual([
-      'primary header damaged, using the backup; run vault repair',
+      'primary header damaged, using the backup; a repair rewrites it from the backup',
     ]);
     await flipByte(path, backupHeaderOffset(SIZE) + SEALED_BODY_OFFSET + 100);
     const before = await readFile(path);
@@ -125,7 +125,7 @@ describe('FORMAT.md 5.1', () => {
       expect(info.dataSize).toBe(SIZE - 262144);
       expect(info.headers.backup.state).toBe('ok');
       expect(warnings).toEqual([
-        'the vault file is longer than its volume (an interrupted resize); run vault resize again',
+        'the vault file is longer than its volume (an interrupted resize); resizing it again finishes the job',
       ]);
     }
   });

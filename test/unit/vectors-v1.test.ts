@@ -126,10 +126,12 @@ describe('failure cases', () => {
         const info = vault.info();
         await vault.close();
         if (failure.expect === 'backup') {
-          expect(vault.warnings).toEqual(['primary header damaged, using the backup; run vault repair']);
+          expect(vault.warnings).toEqual([
+            'primary header damaged, using the backup; a repair rewrites it from the backup',
+          ]);
         } else if (failure.expect === 'opens_resize_interrupted') {
           expect(vault.warnings).toEqual([
-            'the vault file is longer than its volume (an interrupted resize); run vault resize again',
+            'the vault file is longer than its volume (an interrupted resize); resizing it again finishes the job',
           ]);
         } else {
           expect(vault.warnings).toEqual([]);

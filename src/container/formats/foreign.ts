@@ -45,6 +45,11 @@ export function wipeUnlock(unlock: ForeignUnlock): void {
   unlock.masterKey.fill(0);
 }
 
+/** What vault opens, for the hint of a failed unlock. */
+const OPENED =
+  'its own vaults, LUKS1/LUKS2 (aes-xts-plain64, aes-cbc-essiv:sha256) and VeraCrypt/TrueCrypt volumes ' +
+  'encrypted with AES (not Serpent, Twofish, Camellia, Kuznyechik or cascades)';
+
 /** Every failed unlock of a foreign attempt looks the same, as for vaults (the formats are deniable). */
 export function cannotUnlockAny(tried: readonly VolumeType[]): VaultError {
   const foreign = tried.includes('veracrypt') || tried.includes('truecrypt');
@@ -64,8 +69,7 @@ export function cannotUnlockAny(tried: readonly VolumeType[]): VaultError {
   return new VaultError(
     'CANNOT_UNLOCK',
     `cannot unlock the volume as ${names.join(', ')}: wrong password, keyfile, cost level or PIM, or not such a volume`,
-    'check the password and keyfiles (-k); vault opens its own vaults, LUKS1/LUKS2 (aes-xts-plain64, ' +
-      'aes-cbc-essiv:sha256) and VeraCrypt/TrueCrypt volumes encrypted with AES (not Serpent, Twofish, Camellia, ' +
-      `Kuznyechik or cascades); --type, --hash and --pim narrow the search${whirlpool}`,
+    `check the password and keyfiles; vault opens ${OPENED}; the volume type, hash and PIM narrow the search${whirlpool}`,
+    { reason: 'foreign-cannot-unlock', details: { opened: OPENED, whirlpool } },
   );
 }

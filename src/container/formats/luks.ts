@@ -81,7 +81,8 @@ function luksPassphrase(secret: Secret): Buffer {
     throw new VaultError(
       'USAGE',
       'a LUKS volume takes one keyfile (its bytes are the passphrase), not several',
-      'give exactly one -k keyfile, or the password alone',
+      'give exactly one keyfile, or the password alone',
+      { reason: 'luks-one-keyfile' },
     );
   }
   if (foreign.keyfileCount === 1 && !foreign.luksKeyfile) {

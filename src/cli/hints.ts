@@ -112,7 +112,7 @@ export const CLI_WORDS: Readonly<Record<string, CliWords>> = {
   },
   'foreign-cannot-unlock': {
     hint: (d: D) =>
-      `check the password and keyfiles (-k); vault opens ${d.opened}; --type, --hash and --pim narrow the search${d.whirlpool}`,
+      `check the password and keyfiles (-k); vault opens ${d.opened}; --type, --hash and --pim narrow the search (VeraCrypt's Argon2id with a PIM above ${d.maxPim} only with --hash argon2)${d.whirlpool}`,
   },
   'luks-one-keyfile': {
     hint: () => 'give exactly one -k keyfile, or the password alone',

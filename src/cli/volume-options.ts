@@ -1,9 +1,10 @@
 // The options that say which kind of volume a command opens (docs/CLI.md "Foreign volumes"):
-// --type vault|luks|veracrypt|truecrypt, --hash (VeraCrypt/TrueCrypt PBKDF2 hash), --pim (VeraCrypt).
+// --type vault|luks|veracrypt|truecrypt, --hash (VeraCrypt/TrueCrypt PBKDF2 hash, or argon2 for
+// VeraCrypt's Argon2id), --pim (VeraCrypt).
 import type { Command } from 'commander';
 import { VaultError } from '../container/errors.js';
 import { VOLUME_TYPES, type VolumeOpenOptions, type VolumeType } from '../container/volume.js';
-import { PRFS, parsePrf, prfAvailable } from '../crypto/foreign-kdf.js';
+import { PRFS, type Prf, parsePrf, prfAvailable } from '../crypto/foreign-kdf.js';
 
 export interface VolumeTypeOptions {
   type?: string;
@@ -17,7 +18,10 @@ export function addVolumeTypeOptions(command: Command): Command {
       '--type <type>',
       'the volume format: vault, luks, veracrypt or truecrypt (default: detect, vault and LUKS first)',
     )
-    .option('--hash <name>', `VeraCrypt/TrueCrypt PBKDF2 hash to try only: ${PRFS.join(', ')}`)
+    .option(
+      '--hash <name>',
+      `VeraCrypt/TrueCrypt KDF to try only: PBKDF2 with ${PRFS.join(', ')}, or argon2 (VeraCrypt's Argon2id)`,
+    )
     .option('--pim <n>', "VeraCrypt's PIM (Personal Iterations Multiplier) used when the volume was made");
 }
 
@@ -38,18 +42,11 @@ export function parseVolumeTypeOptions(
     parsed.type = type;
   }
   if (options.hash !== undefined) {
-    const prf = parsePrf(options.hash);
-    if (!prf) {
-      throw new VaultError('USAGE', `unknown hash "${options.hash}"`, `--hash is one of ${PRFS.join(', ')}`);
+    if (/^argon2(id)?$/i.test(options.hash.trim())) {
+      parsed.hash = 'argon2';
+    } else {
+      parsed.hash = parseHash(options.hash);
     }
-    if (!prfAvailable(prf)) {
-      throw new VaultError(
-        'NEEDS_SYSTEM',
-        `${prf} is not available in this Node.js (OpenSSL keeps it in its legacy provider)`,
-        'run vault with NODE_OPTIONS=--openssl-legacy-provider',
-      );
-    }
-    parsed.hash = prf;
   }
   if (options.pim !== undefined) {
     const text = String(options.pim).trim();
@@ -71,4 +68,19 @@ export function parseVolumeTypeOptions(
     );
   }
   return parsed;
+}
+
+function parseHash(name: string): Prf {
+  const prf = parsePrf(name);
+  if (!prf) {
+    throw new VaultError('USAGE', `unknown hash "${name}"`, `--hash is one of ${PRFS.join(', ')}, argon2`);
+  }
+  if (!prfAvailable(prf)) {
+    throw new VaultError(
+      'NEEDS_SYSTEM',
+      `${prf} is not available in this Node.js (OpenSSL keeps it in its legacy provider)`,
+      'build the native addon (npm ci), or run vault with NODE_OPTIONS=--openssl-legacy-provider',
+    );
+  }
+  return prf;
 }

@@ -1,18 +1,18 @@
 // Opening any volume vault understands: its own format, LUKS1/LUKS2, VeraCrypt and TrueCrypt.
 // Detection, cheapest first: the LUKS magic (no KDF), the vault format (one Argon2id run), TrueCrypt
 // (PBKDF2 with 1000-2000 iterations: ~1/250 of VeraCrypt's cost), then VeraCrypt (normal and hidden
-// headers, then the backups, for each PRF). `type` narrows the search.
-import type { Prf } from '../crypto/foreign-kdf.js';
+// headers, then the backups, for each PBKDF2 hash and last Argon2id). `type` narrows the search.
 import { isVaultError, VaultError } from './errors.js';
 import { type OpenContainerFile, openContainerFile } from './file.js';
 import { ForeignVolume } from './foreign-volume.js';
 import { cannotUnlockAny, type ForeignUnlock } from './formats/foreign.js';
 import { hasLuksMagic, unlockLuks } from './formats/luks.js';
-import { unlockTcrypt } from './formats/tcrypt.js';
+import { type TcryptHash, unlockTcrypt } from './formats/tcrypt.js';
 import type { Secret } from './secret.js';
 import { isHiddenProtectionFailure, type OpenOptions, openVault, type Vault } from './vault.js';
 
 export type { VolumeType } from './formats/foreign.js';
+export type { TcryptHash } from './formats/tcrypt.js';
 
 import type { VolumeType } from './formats/foreign.js';
 export const VOLUME_TYPES: readonly VolumeType[] = ['vault', 'luks', 'veracrypt', 'truecrypt'];
@@ -20,8 +20,8 @@ export const VOLUME_TYPES: readonly VolumeType[] = ['vault', 'luks', 'veracrypt'
 export interface VolumeOpenOptions extends OpenOptions {
   /** Only this format (--type); all of them, cheapest first, when left out. */
   type?: VolumeType;
-  /** VeraCrypt/TrueCrypt: only this PBKDF2 hash (--hash). */
-  hash?: Prf;
+  /** VeraCrypt/TrueCrypt: only this PBKDF2 hash, or VeraCrypt's Argon2id (--hash). */
+  hash?: TcryptHash;
   /** VeraCrypt's PIM (--pim). */
   pim?: number;
 }
@@ -86,7 +86,10 @@ export async function openVolume(
     // A PIM or a hash TrueCrypt never used says VeraCrypt.
     if (
       flavour === 'truecrypt' &&
-      (options.pim !== undefined || options.hash === 'sha256' || options.hash === 'blake2s-256')
+      (options.pim !== undefined ||
+        options.hash === 'sha256' ||
+        options.hash === 'blake2s-256' ||
+        options.hash === 'argon2')
     )
       continue;
     try {
@@ -117,7 +120,7 @@ async function openForeign(
         ? await unlockLuks(file, secret)
         : await unlockTcrypt(file, secret, {
             flavour: format,
-            ...(options.hash ? { prf: options.hash } : {}),
+            ...(options.hash ? { hash: options.hash } : {}),
             pim: options.pim ?? null,
           });
     let protectedRange: { start: number; end: number } | undefined;
@@ -168,7 +171,7 @@ async function hiddenRange(
   try {
     hidden = await unlockTcrypt(file, secret, {
       flavour: format,
-      ...(options.hash ? { prf: options.hash } : {}),
+      ...(options.hash ? { hash: options.hash } : {}),
       pim: options.pim ?? null,
       hiddenOnly: true,
     });

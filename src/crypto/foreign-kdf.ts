@@ -1,12 +1,15 @@
 // The key derivations of the foreign formats: PBKDF2 over the hashes LUKS, VeraCrypt and TrueCrypt name,
 // Argon2i/Argon2id with LUKS2's raw parameters, LUKS's anti-forensic splitter (AF merge) and the
-// VeraCrypt/TrueCrypt keyfile pool. OpenSSL (node:crypto) where it has the hash, else @noble/hashes.
+// VeraCrypt/TrueCrypt keyfile pool. OpenSSL (node:crypto) where it has the hash; Whirlpool, which
+// OpenSSL 3 keeps in its legacy provider, from Node's OpenSSL through the addon (native/kdf.c) when
+// node:crypto lacks it; else @noble/hashes.
 import { createHash, getHashes, pbkdf2 as nodePbkdf2 } from 'node:crypto';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { ripemd160, sha1 } from '@noble/hashes/legacy.js';
 import { pbkdf2Async } from '@noble/hashes/pbkdf2.js';
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import { hash as argon2Hash, argon2i, argon2id } from 'argon2';
+import { nativeAddon } from './native.js';
 
 /** The PBKDF2 hashes, by the names LUKS headers and `--hash` use. */
 export type Prf = 'sha1' | 'sha256' | 'sha512' | 'ripemd160' | 'whirlpool' | 'blake2s-256';
@@ -61,9 +64,20 @@ function opensslHas(prf: Prf): boolean {
   }
 }
 
-/** Whether this process can compute the PRF (whirlpool needs node --openssl-legacy-provider). */
+/** OpenSSL's name of the PRF in its legacy provider, when the addon can reach it there. */
+const LEGACY_NAMES: Partial<Record<Prf, string>> = { whirlpool: 'WHIRLPOOL' };
+
+function addonHas(prf: Prf): boolean {
+  const name = LEGACY_NAMES[prf];
+  return name !== undefined && nativeAddon?.legacyDigestAvailable?.(name) === true;
+}
+
+/**
+ * Whether this process can compute the PRF. Whirlpool needs either node --openssl-legacy-provider or
+ * the addon (built by npm ci), which loads OpenSSL's legacy provider into a private library context.
+ */
 export function prfAvailable(prf: Prf): boolean {
-  return opensslHas(prf) || prf in NOBLE;
+  return opensslHas(prf) || prf in NOBLE || addonHas(prf);
 }
 
 /** PBKDF2-HMAC-prf; off the main thread when OpenSSL has the hash. Result Buffer.alloc'd: caller wipes. */
@@ -85,9 +99,13 @@ export async function pbkdf2(
     );
   } else if (prf !== 'whirlpool') {
     computed = await pbkdf2Async(NOBLE[prf], password, salt, { c: iterations, dkLen: length });
+  } else if (addonHas(prf) && nativeAddon?.pbkdf2Legacy) {
+    const key = Buffer.alloc(length);
+    await nativeAddon.pbkdf2Legacy(LEGACY_NAMES[prf] as string, password, salt, iterations, key);
+    computed = key;
   } else {
     throw new RangeError(
-      'whirlpool is not available in this Node.js (start it with --openssl-legacy-provider)',
+      'whirlpool is not available in this Node.js (build the addon: npm ci; or start node with --openssl-legacy-provider)',
     );
   }
   const out = Buffer.alloc(length);
@@ -137,6 +155,22 @@ export async function argon2(
     computed?.fill(0);
   }
 }
+
+/**
+ * VeraCrypt 1.26.2x's Argon2id header KDF (src/Common/Pkcs5.c, get_argon2_params and derive_key_argon2):
+ * no PIM counts as PIM 12; memory min(64 + 32 (PIM - 1), 1024) MiB; passes 3 + floor((PIM - 1) / 3) up
+ * to PIM 31, then 13 + (PIM - 31); one lane; version 0x13; the whole 64-byte header salt; and 192 bytes
+ * of output (GetMaxPkcs5OutSize: two keys of the longest cascade), of which AES-256-XTS uses the first 64.
+ */
+export function veracryptArgon2(pim: number | null): Argon2Params {
+  const level = pim === null || pim <= 0 ? 12 : pim;
+  const memoryMiB = Math.min(64 + (level - 1) * 32, 1024);
+  const iterations = level <= 31 ? 3 + Math.floor((level - 1) / 3) : 13 + (level - 31);
+  return { type: 'argon2id', memoryKiB: memoryMiB * 1024, iterations, parallelism: 1 };
+}
+
+/** Argon2's output length is an input of the hash: VeraCrypt always asks for 192 bytes. */
+export const VERACRYPT_ARGON2_OUTPUT_BYTES = 192;
 
 /**
  * LUKS's anti-forensic merge: `split` holds `stripes` blocks of `keyBytes`; every block but the last is

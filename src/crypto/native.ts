@@ -1,4 +1,4 @@
-// The project's N-API addon (native/xts.c, native/secure.c), loaded once. null when it is not built
+// The project's N-API addon (native/xts.c, native/secure.c, native/kdf.c), loaded once. null when it is not built
 // (no compiler at install time, or built for another Node ABI): callers then use their fallbacks.
 import { createRequire } from 'node:module';
 
@@ -14,6 +14,16 @@ export interface NativeAddon {
   lockedBuffer(length: number): ArrayBuffer;
   lockedPagesOk(): boolean;
   fallocate(fd: number, length: number): number;
+  /** PBKDF2 over a digest of OpenSSL's legacy provider (Whirlpool) via a private library context
+   *  (native/kdf.c), on the thread pool; `out` (1..1024 bytes) receives the key. Absent in older builds. */
+  pbkdf2Legacy?(
+    digest: string,
+    password: Uint8Array,
+    salt: Uint8Array,
+    iterations: number,
+    out: Buffer,
+  ): Promise<void>;
+  legacyDigestAvailable?(digest: string): boolean;
 }
 
 // build/ sits two levels above both src/crypto and dist/crypto, so one relative path serves both.

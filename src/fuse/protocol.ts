@@ -2,7 +2,7 @@
 // JSON line of settings followed by the raw secret material (never argv, env or a file); the daemon
 // answers with JSON lines: `ready` once everything is mounted, or `error` after undoing every step.
 import type { VaultErrorCode } from '../container/errors.js';
-import type { Prf } from '../crypto/foreign-kdf.js';
+import type { TcryptHash } from '../container/volume.js';
 import type { MountState } from './state.js';
 
 export interface DaemonSettings {
@@ -38,7 +38,7 @@ export interface DaemonSettings {
 
 export interface VolumeSelection {
   type?: 'vault' | 'luks' | 'veracrypt' | 'truecrypt';
-  hash?: Prf;
+  hash?: TcryptHash;
   pim?: number;
 }
 

@@ -128,6 +128,7 @@ async function tcplayCreate(
   file: string,
   prf: string,
   hidden?: { password: string; size: string },
+  cipher = 'AES-256-XTS',
 ): Promise<void> {
   const loop = (await sh('losetup', ['--find', '--show', file])).stdout.trim();
   expect(loop).toMatch(/^\/dev\/loop\d+$/);
@@ -136,8 +137,8 @@ async function tcplayCreate(
 import os, pty, select, sys, time
 pid, fd = pty.fork()
 if pid == 0:
-    os.execvp('tcplay', ['tcplay', '-c', '-d', sys.argv[1], '-a', sys.argv[3], '-b', 'AES-256-XTS', '-z', '-w'] + (['-g'] if len(sys.argv) > 4 else []))
-answers = [sys.argv[2], sys.argv[2]] + ([sys.argv[4], sys.argv[4], sys.argv[5]] if len(sys.argv) > 4 else []) + ['y']
+    os.execvp('tcplay', ['tcplay', '-c', '-d', sys.argv[1], '-a', sys.argv[3], '-b', sys.argv[4], '-z', '-w'] + (['-g'] if len(sys.argv) > 5 else []))
+answers = [sys.argv[2], sys.argv[2]] + ([sys.argv[5], sys.argv[5], sys.argv[6]] if len(sys.argv) > 5 else []) + ['y']
 while True:
     ready, _, _ = select.select([fd], [], [], 60)
     if not ready: break
@@ -152,7 +153,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
 `;
     const made = await sh(
       'python3',
-      ['-c', driver, loop, PASSWORD, prf, ...(hidden ? [hidden.password, hidden.size] : [])],
+      ['-c', driver, loop, PASSWORD, prf, cipher, ...(hidden ? [hidden.password, hidden.size] : [])],
       120_000,
     );
     expect(made.code, made.stdout + made.stderr).toBe(0);
@@ -309,6 +310,39 @@ describe.skipIf(!canMount || !hasTools)('foreign volumes through the CLI', () =>
     await independentlyReadable(file, written.masterKey.toString('hex'), info, 'veracrypt');
   });
 
+  it("VeraCrypt with Argon2id (1.26.2x, PIM 1; test writer with @noble/hashes' Argon2id): mount by detection and with --hash argon2, remount; independent decryption", async () => {
+    // cryptsetup 2.6 cannot read Argon2id VeraCrypt headers: the writer's key derivation is an
+    // independent Argon2id implementation (test/unit/foreign-tcrypt.test.ts pins its output).
+    const image = await ext4Image('vc-argon2', 8 << 20);
+    const file = join(dir, 'argon2.hc');
+    const written = await writeTcryptVolume(file, {
+      flavour: 'veracrypt',
+      prf: 'argon2',
+      iterations: 0,
+      pim: 1,
+      password: Buffer.from(PASSWORD),
+      fileSize: (8 << 20) + 262144,
+      plain: readFileSync(image),
+    });
+    await mountReadWrite(
+      file,
+      ['--pim', PIM],
+      ['--type', 'veracrypt', '--pim', PIM, '--hash', 'argon2'],
+      'vc-argon2',
+    );
+    const info = await infoJson(file, ['--type', 'veracrypt', '--hash', 'argon2', '--pim', PIM]);
+    expect(info).toMatchObject({
+      format: 'veracrypt',
+      dataOffset: 131072,
+      kdf: { type: 'argon2id', memoryKiB: 65536, iterations: 3, parallelism: 1 },
+    });
+    const text = await vault(['info', file, ...secretArgs, '--type', 'veracrypt', '--pim', PIM], {
+      stdin: `${PASSWORD}\n`,
+    });
+    expect(text.stdout).toMatch(/kdf:\s+Argon2id \(64 MiB, t=3, p=1\)/);
+    await independentlyReadable(file, written.masterKey.toString('hex'), info, 'vc-argon2');
+  });
+
   it('TrueCrypt (made by tcplay on a loop device, filled through --no-filesystem): mount, remount; independent decryption', async () => {
     const image = await ext4Image('truecrypt', 8 << 20);
     const file = join(dir, 'disk.tc');
@@ -347,24 +381,62 @@ describe.skipIf(!canMount || !hasTools)('foreign volumes through the CLI', () =>
     await independentlyReadable(file, dumpedKey(dump.stdout), info, 'truecrypt');
   });
 
-  it("TrueCrypt with Whirlpool (tcplay): needs OpenSSL's legacy provider, and says so", async () => {
+  it('TrueCrypt with Whirlpool (tcplay), without --openssl-legacy-provider (the addon): mount, remount; cryptsetup agrees; independent decryption', async () => {
+    const image = await ext4Image('whirlpool', 4 << 20);
     const file = join(dir, 'whirlpool.tc');
     await writeFile(file, Buffer.alloc(0));
-    await truncate(file, 4 << 20);
+    await truncate(file, 6 << 20);
     await tcplayCreate(file, 'whirlpool');
+    // node:crypto has no Whirlpool without the legacy provider; the addon's private OpenSSL context has.
     const args = ['info', file, '--json', '--type', 'truecrypt', ...secretArgs];
-    const without = await vault(args, { stdin: `${PASSWORD}\n`, env: { NODE_OPTIONS: '' } });
-    expect(without.code).toBe(3);
-    expect(without.stderr).toMatch(/Whirlpool was not tried .*--openssl-legacy-provider/);
-    const withLegacy = await vault(args, {
+    for (const NODE_OPTIONS of ['', '--openssl-legacy-provider']) {
+      const opened = await vault(args, { stdin: `${PASSWORD}\n`, env: { NODE_OPTIONS } });
+      expect(opened.code, opened.stderr).toBe(0);
+      expect(JSON.parse(opened.stdout)).toMatchObject({
+        format: 'truecrypt',
+        kdf: { hash: 'whirlpool', iterations: 1000 },
+      });
+    }
+    const exposed = await vault(['mount', file, '--no-filesystem', '--type', 'truecrypt', ...secretArgs], {
       stdin: `${PASSWORD}\n`,
-      env: { NODE_OPTIONS: '--openssl-legacy-provider' },
+      env: { NODE_OPTIONS: '' },
     });
-    expect(withLegacy.code, withLegacy.stderr).toBe(0);
-    expect(JSON.parse(withLegacy.stdout)).toMatchObject({
-      format: 'truecrypt',
-      kdf: { hash: 'whirlpool', iterations: 1000 },
+    expect(exposed.code, exposed.stderr).toBe(0);
+    const copied = await sh('dd', [
+      `if=${image}`,
+      `of=${exposed.stdout.trim()}`,
+      'bs=1M',
+      'conv=fsync,notrunc',
+      'status=none',
+    ]);
+    expect(copied.code, copied.stderr).toBe(0);
+    expect((await vault(['dismount', file])).code).toBe(0);
+    await mountReadWrite(file, [], ['--type', 'truecrypt', '--hash', 'whirlpool'], 'whirlpool');
+    const info = await infoJson(file, ['--type', 'truecrypt']);
+    const dump = await sh('sh', [
+      '-c',
+      `printf '%s' "$0" | cryptsetup tcryptDump -q --dump-volume-key --hash whirlpool "$1"`,
+      PASSWORD,
+      file,
+    ]);
+    await independentlyReadable(file, dumpedKey(dump.stdout), info, 'whirlpool');
+  });
+
+  it('TrueCrypt with Serpent (tcplay SERPENT-256-XTS): exit 3, and the hint says which ciphers and KDFs vault opens', async () => {
+    const file = join(dir, 'serpent.tc');
+    await writeFile(file, Buffer.alloc(0));
+    await truncate(file, 4 << 20);
+    await tcplayCreate(file, 'SHA512', undefined, 'SERPENT-256-XTS');
+    const before = readFileSync(file);
+    const refused = await vault(['info', file, '--type', 'truecrypt', ...secretArgs], {
+      stdin: `${PASSWORD}\n`,
     });
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toMatch(/vault: error: cannot unlock the volume as TrueCrypt/);
+    expect(refused.stderr).toMatch(
+      /vault: hint: .*VeraCrypt\/TrueCrypt volumes encrypted with AES \(PBKDF2 with SHA-512, SHA-256, BLAKE2s, Whirlpool, RIPEMD-160, SHA-1, or VeraCrypt's Argon2id; not Serpent, Twofish/,
+    );
+    expect(readFileSync(file).equals(before)).toBe(true);
   });
 
   it('TrueCrypt hidden volume (tcplay -g): opened by its own password; --protect-hidden refuses writes into it', async () => {

@@ -3,14 +3,19 @@
 // Layout: header at 0, hidden header at 64 KiB, data from 128 KiB, backup headers in the last 128 KiB.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import { argon2idAsync } from '@noble/hashes/argon2.js';
 import { addKeyfileToPool, crc32, type Prf, pbkdf2, tcPassword } from '../../src/crypto/foreign-kdf.js';
 
 export interface TcryptHeaderSpec {
   password: Buffer;
   /** Keyfile contents (the pool algorithm reads the first 1 MiB of each). */
   keyfiles?: Buffer[];
-  prf: Prf;
+  /** A PBKDF2 hash, or 'argon2': VeraCrypt 1.26.2x's Argon2id at `pim`. */
+  prf: Prf | 'argon2';
+  /** PBKDF2 iterations (unused for argon2). */
   iterations: number;
+  /** Argon2id only: VeraCrypt's PIM (0: none given, which VeraCrypt counts as 12). */
+  pim?: number;
 }
 
 export interface TcryptVolumeSpec extends TcryptHeaderSpec {
@@ -117,9 +122,26 @@ async function sealHeader(
     for (const keyfile of spec.keyfiles) addKeyfileToPool(pool, keyfile);
   }
   const password = tcPassword(spec.password, pool);
-  const headerKey = await pbkdf2(spec.prf, password, salt, spec.iterations, 64);
+  const headerKey =
+    spec.prf === 'argon2'
+      ? await veracryptArgon2Key(password, salt, spec.pim ?? 0)
+      : await pbkdf2(spec.prf, password, salt, spec.iterations, 64);
   const cipher = createCipheriv('aes-256-xts', headerKey, Buffer.alloc(16));
   cipher.update(header.subarray(64)).copy(header, 64);
   cipher.final();
   return header;
+}
+
+/**
+ * VeraCrypt's Argon2id header key, written here from VeraCrypt's Pkcs5.c (get_argon2_params,
+ * derive_key_argon2) with @noble/hashes' Argon2id, independently of src/ (which uses the argon2
+ * package): PIM 0 means 12; m = min(64 + 32 (PIM - 1), 1024) MiB; t = 3 + (PIM - 1) / 3 up to PIM 31,
+ * then 13 + (PIM - 31); p = 1; the 64-byte salt; 192 bytes out (GetMaxPkcs5OutSize), the first 64 used.
+ */
+export async function veracryptArgon2Key(password: Buffer, salt: Buffer, pim: number): Promise<Buffer> {
+  const level = pim === 0 ? 12 : pim;
+  const m = Math.min(64 + 32 * (level - 1), 1024) * 1024;
+  const t = level <= 31 ? 3 + Math.trunc((level - 1) / 3) : 13 + (level - 31);
+  const out = await argon2idAsync(password, salt, { t, m, p: 1, dkLen: 192, version: 0x13 });
+  return Buffer.from(out.subarray(0, 64));
 }

@@ -10,10 +10,18 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isVaultError } from '../../src/container/errors.js';
 import { ForeignVolume } from '../../src/container/foreign-volume.js';
+import { tcryptKdfs } from '../../src/container/formats/tcrypt.js';
 import { Secret } from '../../src/container/secret.js';
 import { openVolume, type VolumeOpenOptions } from '../../src/container/volume.js';
-import { crc32, type Prf, prfAvailable } from '../../src/crypto/foreign-kdf.js';
-import { decryptArea, writeTcryptVolume } from '../tools/tcrypt-writer.js';
+import {
+  argon2,
+  crc32,
+  type Prf,
+  prfAvailable,
+  VERACRYPT_ARGON2_OUTPUT_BYTES,
+  veracryptArgon2,
+} from '../../src/crypto/foreign-kdf.js';
+import { decryptArea, veracryptArgon2Key, writeTcryptVolume } from '../tools/tcrypt-writer.js';
 
 const cryptsetup = ['/usr/sbin/cryptsetup', '/sbin/cryptsetup'].find((path) => existsSync(path));
 const CRYPTSETUP_HASH: Record<Prf, string> = {
@@ -113,60 +121,62 @@ async function checkWriteThrough(
   expect(back.equals(written)).toBe(true);
 }
 
-// Whirlpool needs OpenSSL's legacy provider; its row runs (and passes, checked by tcryptDump) with
-// NODE_OPTIONS=--openssl-legacy-provider npx vitest run --project unit test/unit/foreign-tcrypt.test.ts
+// Whirlpool: node:crypto has it only with --openssl-legacy-provider; without, the addon computes it
+// through a private OpenSSL context that loads the legacy provider (native/kdf.c).
 const VERACRYPT_PRFS: Prf[] = ['sha512', 'sha256', 'whirlpool', 'blake2s-256', 'ripemd160'];
 
 describe.skipIf(!cryptsetup)('VeraCrypt volumes (test writer, checked by cryptsetup tcryptDump)', () => {
-  for (const prf of VERACRYPT_PRFS) {
-    it.skipIf(!prfAvailable(prf))(
-      `PBKDF2-${prf}, PIM ${PIM}: cryptsetup agrees, vault opens, reads and writes`,
-      async () => {
-        const path = join(dir, `vc-${prf}.hc`);
-        const plain = pattern(65536, 1);
-        const written = await writeTcryptVolume(path, {
-          flavour: 'veracrypt',
-          prf,
-          iterations: PIM_ITERATIONS,
-          password: Buffer.from('correct horse'),
-          fileSize: FILE_BYTES,
-          plain,
-        });
-        // cryptsetup 2.6 knows no BLAKE2s: that header is checked by Python's hashlib instead.
-        if (prf === 'blake2s-256')
-          expect(pythonOpensHeader(path, 'correct horse', 'blake2s', PIM_ITERATIONS)).toBe('VERA');
-        else
-          expect(tcryptDumpKey(path, 'correct horse', { prf, pim: PIM })).toBe(
-            written.masterKey.toString('hex'),
-          );
+  it('every PRF is available, Whirlpool too, without --openssl-legacy-provider', () => {
+    expect(process.execArgv.join(' ') + (process.env.NODE_OPTIONS ?? '')).not.toMatch(/legacy-provider/);
+    for (const prf of VERACRYPT_PRFS) expect(prfAvailable(prf)).toBe(true);
+  });
 
-        for (const options of [{ pim: PIM }, { type: 'veracrypt' as const, pim: PIM, hash: prf }]) {
-          const volume = await open(path, 'correct horse', options);
-          expect(volume).toBeInstanceOf(ForeignVolume);
-          const info = (volume as ForeignVolume).info();
-          expect(info).toMatchObject({
-            format: 'veracrypt',
-            kind: 'normal',
-            dataOffset: 131072,
-            sectorSize: 512,
-            ivOffset: 256,
-          });
-          expect(info.kdf).toEqual({ type: 'pbkdf2', hash: prf, iterations: PIM_ITERATIONS });
-          expect(volume.size).toBe(FILE_BYTES - 262144);
-          const back = Buffer.alloc(plain.length);
-          await volume.readAt(back, 0);
-          await volume.close();
-          expect(back.equals(plain)).toBe(true);
-        }
-        await checkWriteThrough(
-          path,
-          'correct horse',
-          { type: 'veracrypt', pim: PIM },
-          written.masterKey,
-          written,
+  for (const prf of VERACRYPT_PRFS) {
+    it(`PBKDF2-${prf}, PIM ${PIM}: cryptsetup agrees, vault opens, reads and writes`, async () => {
+      const path = join(dir, `vc-${prf}.hc`);
+      const plain = pattern(65536, 1);
+      const written = await writeTcryptVolume(path, {
+        flavour: 'veracrypt',
+        prf,
+        iterations: PIM_ITERATIONS,
+        password: Buffer.from('correct horse'),
+        fileSize: FILE_BYTES,
+        plain,
+      });
+      // cryptsetup 2.6 knows no BLAKE2s: that header is checked by Python's hashlib instead.
+      if (prf === 'blake2s-256')
+        expect(pythonOpensHeader(path, 'correct horse', 'blake2s', PIM_ITERATIONS)).toBe('VERA');
+      else
+        expect(tcryptDumpKey(path, 'correct horse', { prf, pim: PIM })).toBe(
+          written.masterKey.toString('hex'),
         );
-      },
-    );
+
+      for (const options of [{ pim: PIM }, { type: 'veracrypt' as const, pim: PIM, hash: prf }]) {
+        const volume = await open(path, 'correct horse', options);
+        expect(volume).toBeInstanceOf(ForeignVolume);
+        const info = (volume as ForeignVolume).info();
+        expect(info).toMatchObject({
+          format: 'veracrypt',
+          kind: 'normal',
+          dataOffset: 131072,
+          sectorSize: 512,
+          ivOffset: 256,
+        });
+        expect(info.kdf).toEqual({ type: 'pbkdf2', hash: prf, iterations: PIM_ITERATIONS });
+        expect(volume.size).toBe(FILE_BYTES - 262144);
+        const back = Buffer.alloc(plain.length);
+        await volume.readAt(back, 0);
+        await volume.close();
+        expect(back.equals(plain)).toBe(true);
+      }
+      await checkWriteThrough(
+        path,
+        'correct horse',
+        { type: 'veracrypt', pim: PIM },
+        written.masterKey,
+        written,
+      );
+    });
   }
 
   it('keyfiles: the CRC-32 pool in any order, with and without a password; cryptsetup agrees', async () => {
@@ -317,6 +327,89 @@ describe.skipIf(!cryptsetup)('VeraCrypt volumes (test writer, checked by cryptse
     await expectCannotUnlock(open(short, 'pw', { type: 'veracrypt', pim: PIM }));
   });
 });
+
+// VeraCrypt 1.26.2x's Argon2id. cryptsetup 2.6 (Debian 12) cannot read these headers (its tcrypt code
+// knows PBKDF2 only) and VeraCrypt is not packaged, so the check is the other way round: the writer
+// derives the header key with @noble/hashes' Argon2id (pure JavaScript), vault with the argon2 package
+// (the reference C code), each from the parameters read in VeraCrypt's src/Common/Pkcs5.c.
+describe("VeraCrypt's Argon2id (test writer with @noble/hashes; vault with the argon2 package)", () => {
+  it("maps the PIM as VeraCrypt's get_argon2_params does", () => {
+    const mib = (pim: number | null) => {
+      const params = veracryptArgon2(pim);
+      return [params.memoryKiB / 1024, params.iterations, params.parallelism];
+    };
+    expect(mib(null)).toEqual([416, 6, 1]); // no PIM: VeraCrypt counts it as 12
+    expect(mib(1)).toEqual([64, 3, 1]);
+    expect(mib(4)).toEqual([160, 4, 1]);
+    expect(mib(12)).toEqual([416, 6, 1]);
+    expect(mib(31)).toEqual([1024, 13, 1]);
+    expect(mib(32)).toEqual([1024, 14, 1]);
+    expect(mib(100)).toEqual([1024, 82, 1]);
+    expect(VERACRYPT_ARGON2_OUTPUT_BYTES).toBe(192);
+  });
+
+  it('is tried last, and by detection only up to PIM 31 (a larger PIM needs --hash argon2)', () => {
+    const names = (pim: number | null, hash?: Prf | 'argon2') =>
+      tcryptKdfs('veracrypt', pim, hash).map((kdf) => (kdf.type === 'pbkdf2' ? kdf.prf : kdf.type));
+    expect(names(null)).toEqual(['sha512', 'sha256', 'blake2s-256', 'whirlpool', 'ripemd160', 'argon2id']);
+    expect(names(485)).not.toContain('argon2id');
+    expect(names(485, 'argon2')).toEqual(['argon2id']);
+    expect(names(null, 'sha256')).toEqual(['sha256']);
+    expect(tcryptKdfs('truecrypt', null).some((kdf) => kdf.type === 'argon2id')).toBe(false);
+  });
+
+  it('the header key (must not change): the argon2 package and @noble/hashes agree', async () => {
+    const password = Buffer.from('correct horse');
+    const salt = Buffer.from(Array.from({ length: 64 }, (_, i) => i));
+    const ours = await argon2(veracryptArgon2(1), password, salt, VERACRYPT_ARGON2_OUTPUT_BYTES);
+    const noble = await veracryptArgon2Key(password, salt, 1);
+    expect(ours.subarray(0, 64).toString('hex')).toBe(noble.toString('hex'));
+    expect(ours.subarray(0, 16).toString('hex')).toBe(ARGON2_PIM1_KEY_PREFIX);
+  });
+
+  it('PIM 1 volume: detection and --hash argon2 open it, read, write, independent decryption, reopen', async () => {
+    const path = join(dir, 'vc-argon2.hc');
+    const plain = pattern(65536, 11);
+    const written = await writeTcryptVolume(path, {
+      flavour: 'veracrypt',
+      prf: 'argon2',
+      iterations: 0,
+      pim: 1,
+      password: Buffer.from('correct horse'),
+      fileSize: FILE_BYTES,
+      plain,
+    });
+    for (const options of [{ pim: 1 }, { type: 'veracrypt' as const, hash: 'argon2' as const, pim: 1 }]) {
+      const volume = (await open(path, 'correct horse', options)) as ForeignVolume;
+      expect(volume.info()).toMatchObject({ format: 'veracrypt', kind: 'normal', dataOffset: 131072 });
+      expect(volume.info().kdf).toEqual({
+        type: 'argon2id',
+        memoryKiB: 65536,
+        iterations: 3,
+        parallelism: 1,
+      });
+      const back = Buffer.alloc(plain.length);
+      await volume.readAt(back, 0);
+      await volume.close();
+      expect(back.equals(plain)).toBe(true);
+    }
+    await checkWriteThrough(
+      path,
+      'correct horse',
+      { type: 'veracrypt', hash: 'argon2', pim: 1 },
+      written.masterKey,
+      written,
+    );
+    const before = readFileSync(path);
+    await expectCannotUnlock(open(path, 'correct horse', { type: 'veracrypt', hash: 'argon2', pim: 2 }));
+    await expectCannotUnlock(open(path, 'wrong', { type: 'veracrypt', hash: 'argon2', pim: 1 }));
+    await expectCannotUnlock(open(path, 'correct horse', { type: 'veracrypt', hash: 'sha512', pim: 1 }));
+    expect(readFileSync(path).equals(before)).toBe(true);
+  });
+});
+
+/** First 16 bytes of VeraCrypt's Argon2id header key for "correct horse", salt 00..3f, PIM 1. */
+const ARGON2_PIM1_KEY_PREFIX = '004bf8ad694a19ebb8e330a509ee8c4f';
 
 async function expectCannotUnlock(attempt: Promise<unknown>): Promise<void> {
   const error = await attempt.then(

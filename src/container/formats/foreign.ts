@@ -36,6 +36,12 @@ export interface ForeignUnlock {
   notes: string[];
 }
 
+/**
+ * Detection tries VeraCrypt's Argon2id only up to this PIM (1 GiB, 13 passes: where its formula stops
+ * growing memory); above it every pass costs about a second, so a larger PIM needs --hash argon2.
+ */
+export const ARGON2_DETECT_MAX_PIM = 31;
+
 /** A refusal of something recognised but not supported: exit code 2 (USAGE), not "cannot unlock". */
 export function unsupported(message: string, hint: string): VaultError {
   return new VaultError('USAGE', message, hint);
@@ -47,15 +53,16 @@ export function wipeUnlock(unlock: ForeignUnlock): void {
 
 /** What vault opens, for the hint of a failed unlock. */
 const OPENED =
-  'its own vaults, LUKS1/LUKS2 (aes-xts-plain64, aes-cbc-essiv:sha256) and VeraCrypt/TrueCrypt volumes ' +
-  'encrypted with AES (not Serpent, Twofish, Camellia, Kuznyechik or cascades)';
+  'its own vaults, LUKS1/LUKS2 (aes-xts-plain64, aes-cbc-essiv:sha256; PBKDF2, Argon2i, Argon2id) and ' +
+  'VeraCrypt/TrueCrypt volumes encrypted with AES (PBKDF2 with SHA-512, SHA-256, BLAKE2s, Whirlpool, ' +
+  "RIPEMD-160, SHA-1, or VeraCrypt's Argon2id; not Serpent, Twofish, Camellia, Kuznyechik or cascades)";
 
 /** Every failed unlock of a foreign attempt looks the same, as for vaults (the formats are deniable). */
 export function cannotUnlockAny(tried: readonly VolumeType[]): VaultError {
   const foreign = tried.includes('veracrypt') || tried.includes('truecrypt');
   const whirlpool =
     foreign && !prfAvailable('whirlpool')
-      ? '; Whirlpool was not tried (this Node.js lacks it: set NODE_OPTIONS=--openssl-legacy-provider)'
+      ? '; Whirlpool was not tried (this Node.js lacks it and the native addon is not built: run npm ci, or set NODE_OPTIONS=--openssl-legacy-provider)'
       : '';
   const names = tried.map((type) =>
     type === 'luks'
@@ -69,7 +76,7 @@ export function cannotUnlockAny(tried: readonly VolumeType[]): VaultError {
   return new VaultError(
     'CANNOT_UNLOCK',
     `cannot unlock the volume as ${names.join(', ')}: wrong password, keyfile, cost level or PIM, or not such a volume`,
-    `check the password and keyfiles; vault opens ${OPENED}; the volume type, hash and PIM narrow the search${whirlpool}`,
-    { reason: 'foreign-cannot-unlock', details: { opened: OPENED, whirlpool } },
+    `check the password and keyfiles; vault opens ${OPENED}; the volume type, hash and PIM narrow the search (VeraCrypt's Argon2id with a PIM above ${ARGON2_DETECT_MAX_PIM} only with the argon2 hash)${whirlpool}`,
+    { reason: 'foreign-cannot-unlock', details: { opened: OPENED, maxPim: ARGON2_DETECT_MAX_PIM, whirlpool } },
   );
 }

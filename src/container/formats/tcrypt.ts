@@ -1,14 +1,26 @@
 // VeraCrypt and TrueCrypt volumes with AES-XTS: a 512-byte header with no cleartext field (64-byte salt,
-// then 448 bytes XTS-encrypted under a PBKDF2-derived key), tried at the normal, hidden and backup
-// positions with every PRF the format knows. Data: XTS in 512-byte units, tweak = absolute offset / 512.
+// then 448 bytes XTS-encrypted under a PBKDF2- or, VeraCrypt 1.26.2x, Argon2id-derived key), tried at the
+// normal, hidden and backup positions with every KDF the format knows. Data: XTS in 512-byte units,
+// tweak = absolute offset / 512.
 import { createDecipheriv } from 'node:crypto';
-import { crc32, type Prf, pbkdf2, prfAvailable, tcPassword } from '../../crypto/foreign-kdf.js';
+import { freemem } from 'node:os';
+import {
+  type Argon2Params,
+  argon2,
+  crc32,
+  type Prf,
+  pbkdf2,
+  prfAvailable,
+  tcPassword,
+  VERACRYPT_ARGON2_OUTPUT_BYTES,
+  veracryptArgon2,
+} from '../../crypto/foreign-kdf.js';
 import { AES_XTS_PLAIN64 } from '../../crypto/suites.js';
 import { isUsableXtsKey } from '../../crypto/xts.js';
 import { VaultError } from '../errors.js';
 import type { ContainerFile } from '../file.js';
 import type { ForeignSecretParts, Secret } from '../secret.js';
-import { cannotUnlockAny, type ForeignUnlock, unsupported } from './foreign.js';
+import { ARGON2_DETECT_MAX_PIM, cannotUnlockAny, type ForeignUnlock, unsupported } from './foreign.js';
 
 export type TcryptFlavour = 'veracrypt' | 'truecrypt';
 
@@ -35,37 +47,48 @@ const BACKUP_AREA_BYTES = 131072;
 /** Smallest file that can hold a header and a data area. */
 const MIN_FILE_BYTES = BACKUP_AREA_BYTES + UNIT;
 
-export interface TcryptKdf {
-  prf: Prf;
-  iterations: number;
-}
+/** What --hash names for these formats: a PBKDF2 hash, or VeraCrypt's Argon2id ("argon2", as VeraCrypt). */
+export type TcryptHash = Prf | 'argon2';
 
-/** PBKDF2 variants in the order tried (cryptsetup lib/tcrypt and the formats' own sources). */
-export function tcryptKdfs(flavour: TcryptFlavour, pim: number | null): TcryptKdf[] {
+export type TcryptKdf =
+  | { type: 'pbkdf2'; prf: Prf; iterations: number }
+  | { type: 'argon2id'; params: Argon2Params };
+
+/** KDF variants in the order tried (cryptsetup lib/tcrypt and the formats' own sources), cheapest first. */
+export function tcryptKdfs(flavour: TcryptFlavour, pim: number | null, hash?: TcryptHash): TcryptKdf[] {
+  const pbkdf2Of = (prf: Prf, iterations: number): TcryptKdf => ({ type: 'pbkdf2', prf, iterations });
   if (flavour === 'truecrypt') {
     return [
-      { prf: 'ripemd160', iterations: 2000 },
-      { prf: 'sha512', iterations: 1000 },
-      { prf: 'whirlpool', iterations: 1000 },
-      { prf: 'ripemd160', iterations: 1000 },
-      { prf: 'sha1', iterations: 2000 },
-    ];
+      pbkdf2Of('ripemd160', 2000),
+      pbkdf2Of('sha512', 1000),
+      pbkdf2Of('whirlpool', 1000),
+      pbkdf2Of('ripemd160', 1000),
+      pbkdf2Of('sha1', 2000),
+    ].filter((kdf) => hash === undefined || (kdf.type === 'pbkdf2' && kdf.prf === hash));
   }
   // VeraCrypt: 500,000 iterations (655,331 for RIPEMD-160); a PIM p gives 15000 + 1000 p for every PRF.
   const withPim = (iterations: number) => (pim === null ? iterations : 15000 + 1000 * pim);
-  return [
-    { prf: 'sha512', iterations: withPim(500_000) },
-    { prf: 'sha256', iterations: withPim(500_000) },
-    { prf: 'blake2s-256', iterations: withPim(500_000) },
-    { prf: 'whirlpool', iterations: withPim(500_000) },
-    { prf: 'ripemd160', iterations: withPim(655_331) },
-  ];
+  const kdfs: TcryptKdf[] = [
+    pbkdf2Of('sha512', withPim(500_000)),
+    pbkdf2Of('sha256', withPim(500_000)),
+    pbkdf2Of('blake2s-256', withPim(500_000)),
+    pbkdf2Of('whirlpool', withPim(500_000)),
+    pbkdf2Of('ripemd160', withPim(655_331)),
+  ].filter((kdf) => hash === undefined || (kdf.type === 'pbkdf2' && kdf.prf === hash));
+  // Argon2id last: at the default PIM (12) one run takes 416 MiB and 6 passes, several PBKDF2 runs' time.
+  if (hash === 'argon2' || (hash === undefined && (pim === null || pim <= ARGON2_DETECT_MAX_PIM)))
+    kdfs.push({ type: 'argon2id', params: veracryptArgon2(pim) });
+  return kdfs;
+}
+
+function kdfAvailable(kdf: TcryptKdf): boolean {
+  return kdf.type === 'argon2id' || prfAvailable(kdf.prf);
 }
 
 export interface TcryptOptions {
   flavour: TcryptFlavour;
-  /** Only this PRF (--hash). */
-  prf?: Prf;
+  /** Only this PBKDF2 hash, or only Argon2id (--hash). */
+  hash?: TcryptHash;
   /** VeraCrypt's PIM (--pim); null or undefined: the default iterations. */
   pim?: number | null;
   /** Only the hidden headers (to protect a hidden volume). */
@@ -88,9 +111,7 @@ export async function unlockTcrypt(
   const foreign = secret.foreign;
   if (!foreign) throw new Error('VeraCrypt/TrueCrypt need the foreign secret parts');
   const password = tcPasswordFor(foreign, options.flavour);
-  const kdfs = tcryptKdfs(options.flavour, options.pim ?? null).filter(
-    (kdf) => (options.prf === undefined || kdf.prf === options.prf) && prfAvailable(kdf.prf),
-  );
+  const kdfs = tcryptKdfs(options.flavour, options.pim ?? null, options.hash).filter(kdfAvailable);
   const groups: HeaderPosition[][] = [
     [
       { offset: 0, kind: 'normal', header: 'primary' },
@@ -115,11 +136,27 @@ export async function unlockTcrypt(
         }),
       );
       for (const kdf of kdfs) {
-        const results = await Promise.all(
-          group.map((position, index) =>
-            tryHeader(headers[index] as Buffer, password, kdf, options.flavour, position, fileSize),
-          ),
-        );
+        const attempt = (index: number) =>
+          tryHeader(
+            headers[index] as Buffer,
+            password,
+            kdf,
+            options.flavour,
+            group[index] as HeaderPosition,
+            fileSize,
+          );
+        let results: Array<ForeignUnlock | null>;
+        if (kdf.type === 'argon2id' && !argon2FitsTwice(kdf.params)) {
+          // Two Argon2id runs at once only when both fit comfortably in free memory (up to 2 GiB).
+          results = [];
+          for (let index = 0; index < group.length; index++) {
+            const result = await attempt(index);
+            results.push(result);
+            if (result) break;
+          }
+        } else {
+          results = await Promise.all(group.map((_, index) => attempt(index)));
+        }
         const opened = results.find((result) => result !== null);
         for (const result of results) if (result && result !== opened) result.masterKey.fill(0);
         if (opened) return opened;
@@ -145,6 +182,23 @@ function tcPasswordFor(foreign: ForeignSecretParts, flavour: TcryptFlavour): Buf
   return tcPassword(foreign.password, pool);
 }
 
+function argon2FitsTwice(params: Argon2Params): boolean {
+  return 2 * params.memoryKiB * 1024 <= freemem() / 2;
+}
+
+/** The 64-byte AES-256-XTS header key. Buffer.alloc'd: caller wipes. */
+async function headerKeyOf(kdf: TcryptKdf, password: Buffer, salt: Buffer): Promise<Buffer> {
+  if (kdf.type === 'pbkdf2') return pbkdf2(kdf.prf, password, salt, kdf.iterations, HEADER_KEY_BYTES);
+  const output = await argon2(kdf.params, password, salt, VERACRYPT_ARGON2_OUTPUT_BYTES);
+  try {
+    const key = Buffer.alloc(HEADER_KEY_BYTES);
+    output.copy(key, 0, 0, HEADER_KEY_BYTES);
+    return key;
+  } finally {
+    output.fill(0);
+  }
+}
+
 async function tryHeader(
   header: Buffer,
   password: Buffer,
@@ -153,13 +207,7 @@ async function tryHeader(
   position: HeaderPosition,
   fileSize: number,
 ): Promise<ForeignUnlock | null> {
-  const headerKey = await pbkdf2(
-    kdf.prf,
-    password,
-    header.subarray(0, SALT_BYTES),
-    kdf.iterations,
-    HEADER_KEY_BYTES,
-  );
+  const headerKey = await headerKeyOf(kdf, password, header.subarray(0, SALT_BYTES));
   let plain: Buffer | null = null;
   try {
     if (!isUsableXtsKey(headerKey)) return null;
@@ -254,7 +302,10 @@ function describe(
     layout: { sectorBytes: UNIT, ivUnitBytes: UNIT, ivOffset: dataOffset / UNIT },
     dataOffset,
     dataSize,
-    kdf: { type: 'pbkdf2', hash: kdf.prf, iterations: kdf.iterations },
+    kdf:
+      kdf.type === 'pbkdf2'
+        ? { type: 'pbkdf2', hash: kdf.prf, iterations: kdf.iterations }
+        : { ...kdf.params, type: 'argon2id' },
     kind: position.kind,
     header: position.header,
     keyslot: null,

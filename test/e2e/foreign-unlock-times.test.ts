@@ -67,6 +67,19 @@ describe.skipIf(process.env.VAULT_BENCH_FOREIGN !== '1')('unlock times', () => {
       l2.file,
       ['--type', 'luks'],
     );
+    for (const [name, args, kdf] of [
+      ['LUKS2 aes-xts-plain64, Argon2i', ['--type', 'luks2', '--pbkdf', 'argon2i'], 'Argon2i'],
+      ['LUKS2 aes-xts-plain64, PBKDF2', ['--type', 'luks2', '--pbkdf', 'pbkdf2'], 'PBKDF2-SHA256'],
+      ['LUKS2 aes-xts-plain64, 4096-byte sectors', ['--type', 'luks2', '--sector-size', '4096'], 'Argon2id'],
+      ['LUKS1 aes-xts-plain64, SHA-512', ['--type', 'luks1', '--hash', 'sha512'], 'PBKDF2-SHA512'],
+      ['LUKS1 aes-xts-plain64, SHA-1', ['--type', 'luks1', '--hash', 'sha1'], 'PBKDF2-SHA1'],
+    ] as Array<[string, string[], string]>) {
+      const made = await luks(`${name.replace(/[^a-z0-9]+/gi, '-')}.luks`, args);
+      const cost = [/Memory:\s+(\d+)/, /Time cost:\s+(\d+)/, /Threads:\s+(\d+)/, /Iterations:\s+(\d+)/]
+        .map((pattern) => pattern.exec(made.dump)?.[1])
+        .filter((value) => value !== undefined);
+      await row(name, `${kdf} ${cost.join('/')}`, 'cryptsetup luksFormat', made.file, ['--type', 'luks']);
+    }
     const l1 = await luks('default.luks1', ['--type', 'luks1']);
     const iterations = /Iterations:\s+(\d+)/.exec(l1.dump);
     await row(
@@ -97,6 +110,7 @@ describe.skipIf(process.env.VAULT_BENCH_FOREIGN !== '1')('unlock times', () => {
       ['sha512', 500_000],
       ['sha256', 500_000],
       ['blake2s-256', 500_000],
+      ['whirlpool', 500_000],
       ['ripemd160', 655_331],
     ];
     for (const [prf, count] of veracrypt) {
@@ -131,18 +145,46 @@ describe.skipIf(process.env.VAULT_BENCH_FOREIGN !== '1')('unlock times', () => {
       ['--type', 'veracrypt', '--pim', '10'],
       ['--pim', '10'],
     );
-    const tc = join(dir, 'tc.tc');
-    await writeTcryptVolume(tc, {
-      flavour: 'truecrypt',
-      prf: 'ripemd160',
-      iterations: 2000,
+    // VeraCrypt's Argon2id at its default (no PIM: 416 MiB, 6 passes, 1 lane).
+    const argon = join(dir, 'vc-argon2.hc');
+    await writeTcryptVolume(argon, {
+      flavour: 'veracrypt',
+      prf: 'argon2',
+      iterations: 0,
+      pim: 0,
       password: Buffer.from(PASSWORD),
       fileSize: 4 << 20,
     });
-    await row('TrueCrypt AES-XTS', 'PBKDF2-ripemd160 2000', 'test writer (tcplay in foreign.test.ts)', tc, [
-      '--type',
-      'truecrypt',
-    ]);
+    await row(
+      'VeraCrypt AES-XTS',
+      'Argon2id 416 MiB, t=6, p=1 (default PIM)',
+      'test writer (@noble/hashes Argon2id)',
+      argon,
+      ['--type', 'veracrypt', '--hash', 'argon2'],
+    );
+    const truecrypt: Array<[Prf, number]> = [
+      ['ripemd160', 2000],
+      ['sha512', 1000],
+      ['whirlpool', 1000],
+      ['sha1', 2000],
+    ];
+    for (const [prf, count] of truecrypt) {
+      const tc = join(dir, `tc-${prf}.tc`);
+      await writeTcryptVolume(tc, {
+        flavour: 'truecrypt',
+        prf,
+        iterations: count,
+        password: Buffer.from(PASSWORD),
+        fileSize: 4 << 20,
+      });
+      await row(
+        'TrueCrypt AES-XTS',
+        `PBKDF2-${prf} ${count}`,
+        'test writer + cryptsetup tcryptDump (tcplay in foreign.test.ts)',
+        tc,
+        ['--type', 'truecrypt', '--hash', prf],
+      );
+    }
     const own = join(dir, 'own.vol');
     const created = await vault(
       ['create', '4M', own, '--password-stdin', '--non-interactive', '--filesystem', 'none'],

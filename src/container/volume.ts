@@ -51,6 +51,13 @@ export async function openVolume(
       { reason: 'luks-hash-pim' },
     );
   }
+  if (options.hash === 'argon2' && type === 'truecrypt') {
+    throw new VaultError(
+      'USAGE',
+      "--hash argon2 is VeraCrypt's Argon2id; TrueCrypt volumes use PBKDF2 only",
+      'leave out --hash, or give --type veracrypt',
+    );
+  }
   if (options.pim !== undefined && type === 'truecrypt') {
     throw new VaultError(
       'USAGE',

@@ -67,9 +67,16 @@ function opensslHas(prf: Prf): boolean {
 /** OpenSSL's name of the PRF in its legacy provider, when the addon can reach it there. */
 const LEGACY_NAMES: Partial<Record<Prf, string>> = { whirlpool: 'WHIRLPOOL' };
 
+const addonDigests = new Map<Prf, boolean>();
+
 function addonHas(prf: Prf): boolean {
-  const name = LEGACY_NAMES[prf];
-  return name !== undefined && nativeAddon?.legacyDigestAvailable?.(name) === true;
+  let known = addonDigests.get(prf);
+  if (known === undefined) {
+    const name = LEGACY_NAMES[prf];
+    known = name !== undefined && nativeAddon?.legacyDigestAvailable?.(name) === true;
+    addonDigests.set(prf, known);
+  }
+  return known;
 }
 
 /**

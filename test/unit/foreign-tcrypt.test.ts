@@ -17,6 +17,7 @@ import {
   argon2,
   crc32,
   type Prf,
+  pbkdf2,
   prfAvailable,
   VERACRYPT_ARGON2_OUTPUT_BYTES,
   veracryptArgon2,
@@ -129,6 +130,17 @@ describe.skipIf(!cryptsetup)('VeraCrypt volumes (test writer, checked by cryptse
   it('every PRF is available, Whirlpool too, without --openssl-legacy-provider', () => {
     expect(process.execArgv.join(' ') + (process.env.NODE_OPTIONS ?? '')).not.toMatch(/legacy-provider/);
     for (const prf of VERACRYPT_PRFS) expect(prfAvailable(prf)).toBe(true);
+  });
+
+  it("PBKDF2-Whirlpool from the addon equals node:crypto's with --openssl-legacy-provider", async () => {
+    const salt = Buffer.from(Array.from({ length: 64 }, (_, i) => 255 - i));
+    const ours = await pbkdf2('whirlpool', Buffer.from('correct horse'), salt, 1000, 192);
+    const script = `process.stdout.write(require('node:crypto').pbkdf2Sync('correct horse', Buffer.from('${salt.toString('hex')}', 'hex'), 1000, 192, 'whirlpool').toString('hex'))`;
+    const reference = execFileSync(process.execPath, ['--openssl-legacy-provider', '-e', script], {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: '' },
+    });
+    expect(ours.toString('hex')).toBe(reference);
   });
 
   for (const prf of VERACRYPT_PRFS) {
@@ -405,6 +417,11 @@ describe("VeraCrypt's Argon2id (test writer with @noble/hashes; vault with the a
     await expectCannotUnlock(open(path, 'wrong', { type: 'veracrypt', hash: 'argon2', pim: 1 }));
     await expectCannotUnlock(open(path, 'correct horse', { type: 'veracrypt', hash: 'sha512', pim: 1 }));
     expect(readFileSync(path).equals(before)).toBe(true);
+    const truecrypt = await open(path, 'correct horse', { type: 'truecrypt', hash: 'argon2' }).then(
+      () => null,
+      (caught: unknown) => caught,
+    );
+    expect(isVaultError(truecrypt, 'USAGE')).toBe(true);
   });
 });
 

@@ -377,7 +377,7 @@ describe("VeraCrypt's Argon2id (test writer with @noble/hashes; vault with the a
     const noble = await veracryptArgon2Key(password, salt, 1);
     expect(ours.subarray(0, 64).toString('hex')).toBe(noble.toString('hex'));
     expect(ours.subarray(0, 16).toString('hex')).toBe(ARGON2_PIM1_KEY_PREFIX);
-  });
+  }, 120_000);
 
   it('PIM 1 volume: detection and --hash argon2 open it, read, write, independent decryption, reopen', async () => {
     const path = join(dir, 'vc-argon2.hc');
@@ -422,7 +422,7 @@ describe("VeraCrypt's Argon2id (test writer with @noble/hashes; vault with the a
       (caught: unknown) => caught,
     );
     expect(isVaultError(truecrypt, 'USAGE')).toBe(true);
-  });
+  }, 240_000); // eight 64-96 MiB Argon2id runs: about 25 s alone, several times that on a loaded machine
 });
 
 /** First 16 bytes of VeraCrypt's Argon2id header key for "correct horse", salt 00..3f, PIM 1. */

@@ -114,6 +114,10 @@ export const CLI_WORDS: Readonly<Record<string, CliWords>> = {
     hint: (d: D) =>
       `check the password and keyfiles (-k); vault opens ${d.opened}; --type, --hash and --pim narrow the search (VeraCrypt's Argon2id with a PIM above ${d.maxPim} only with --hash argon2)${d.whirlpool}`,
   },
+  'truecrypt-argon2': {
+    message: () => "--hash argon2 is VeraCrypt's Argon2id; TrueCrypt volumes use PBKDF2 only",
+    hint: () => 'leave out --hash, or give --type veracrypt',
+  },
   'luks-one-keyfile': {
     hint: () => 'give exactly one -k keyfile, or the password alone',
   },

@@ -54,8 +54,9 @@ export async function openVolume(
   if (options.hash === 'argon2' && type === 'truecrypt') {
     throw new VaultError(
       'USAGE',
-      "--hash argon2 is VeraCrypt's Argon2id; TrueCrypt volumes use PBKDF2 only",
-      'leave out --hash, or give --type veracrypt',
+      "the argon2 hash is VeraCrypt's Argon2id; TrueCrypt volumes use PBKDF2 only",
+      'give no hash, or open it as a VeraCrypt volume',
+      { reason: 'truecrypt-argon2' },
     );
   }
   if (options.pim !== undefined && type === 'truecrypt') {

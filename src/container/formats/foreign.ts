@@ -77,6 +77,9 @@ export function cannotUnlockAny(tried: readonly VolumeType[]): VaultError {
     'CANNOT_UNLOCK',
     `cannot unlock the volume as ${names.join(', ')}: wrong password, keyfile, cost level or PIM, or not such a volume`,
     `check the password and keyfiles; vault opens ${OPENED}; the volume type, hash and PIM narrow the search (VeraCrypt's Argon2id with a PIM above ${ARGON2_DETECT_MAX_PIM} only with the argon2 hash)${whirlpool}`,
-    { reason: 'foreign-cannot-unlock', details: { opened: OPENED, maxPim: ARGON2_DETECT_MAX_PIM, whirlpool } },
+    {
+      reason: 'foreign-cannot-unlock',
+      details: { opened: OPENED, maxPim: ARGON2_DETECT_MAX_PIM, whirlpool },
+    },
   );
 }

@@ -133,7 +133,9 @@ if (!existsSync(join(root, 'dist/fuse/daemon.js'))) {
   log('bench mount: build first (npx tsc -p tsconfig.build.json)');
   process.exit(1);
 }
-const { checkMount, mountVault, findMounted, dismountVault } = await import('../dist/fuse/lifecycle.js');
+const { checkMount, mountVault } = await import('../dist/fuse/mount.js');
+const { findMounted } = await import('../dist/fuse/list.js');
+const { dismountVault } = await import('../dist/fuse/dismount.js');
 const { formatSize, parseSize } = await import('../dist/cli/size.js');
 
 // The vault (allocated in full); the 1 GiB file and the 512 MiB fio file in the passthrough's and the

@@ -1,7 +1,7 @@
 import { mkdtemp, readdir, rmdir } from 'node:fs/promises';
 import type { BlockDevice } from '../container/block-device.js';
 import { VaultError } from '../container/errors.js';
-import { isMountpoint } from '../host/mounts.js';
+import { isMountpoint, unmountFilesystem } from '../host/mounts.js';
 import { ensurePrivateRunDir, RUN_DIR } from '../host/paths.js';
 import { findTool, processAlive, run } from '../host/process.js';
 import { FuseEvent, fuse3, type NativeHandle } from './fuse3.js';
@@ -160,18 +160,26 @@ export async function mountBridge(
 function noop(): void {}
 
 /**
- * Creates a fresh private directory under /run/vault (0700) for a bridge, named after this process.
- * Directories that a killed process (kill -9 of `vault create`) left behind, empty and unmounted, go.
+ * Removes the bridge directories (prefix `bridge-`, named after their process) of processes that are
+ * gone: a `vault create` killed during mkfs (kill -9) leaves its FUSE mount there, dead ("transport
+ * endpoint is not connected"); it is detached lazily first. rmdir only ever removes an empty directory.
  */
-export async function makePrivateDir(prefix: string): Promise<string> {
-  await ensurePrivateRunDir();
-  for (const name of await readdir(RUN_DIR).catch(() => [] as string[])) {
+export async function reapAbandonedBridges(prefix = 'bridge-'): Promise<void> {
+  const names = await readdir(RUN_DIR).catch(() => [] as string[]);
+  for (const name of names) {
     if (!name.startsWith(prefix)) continue;
     const pid = Number(name.slice(prefix.length).split('-')[0]);
     if (!Number.isSafeInteger(pid) || pid <= 0 || processAlive(pid)) continue;
     const path = `${RUN_DIR}/${name}`;
-    if (!isMountpoint(path)) await rmdir(path).catch(noop); // rmdir: only ever removes an empty one
+    if (isMountpoint(path)) await unmountFilesystem(path, { fuse: process.getuid?.() !== 0, lazy: true });
+    if (!isMountpoint(path)) await rmdir(path).catch(noop);
   }
+}
+
+/** Creates a fresh private directory under /run/vault (0700) for a bridge, named after this process. */
+export async function makePrivateDir(prefix: string): Promise<string> {
+  await ensurePrivateRunDir();
+  await reapAbandonedBridges(prefix);
   return mkdtemp(`${RUN_DIR}/${prefix}${process.pid}-`);
 }
 

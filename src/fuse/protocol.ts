@@ -2,44 +2,15 @@
 // JSON line of settings followed by the raw secret material (never argv, env or a file); the daemon
 // answers with JSON lines: `ready` once everything is mounted, or `error` after undoing every step.
 import type { VaultErrorCode } from '../container/errors.js';
-import type { TcryptHash } from '../container/volume.js';
+import type { MountPlan } from './model.js';
 import type { MountState } from './state.js';
 
-export interface DaemonSettings {
-  id: string;
-  file: string;
-  dev: number;
-  ino: number;
-  mountpoint: string | null;
-  createdMountpoint: boolean;
-  readOnly: boolean;
-  noFilesystem: boolean;
-  preserveTimestamps: boolean;
-  costLevel: number;
-  /** 'passthrough' (bench only) serves the file's bytes as they are, without a secret. */
-  device: 'vault' | 'passthrough';
-  /** Loop device direct I/O (see docs-mount "Caching"); the bench can switch it. */
-  loopDirectIo: boolean;
+/** The plan (model.ts) and how many bytes of secret follow the settings line. */
+export interface DaemonSettings extends MountPlan {
   /** Bytes of secret material that follow the settings line (both secrets with protectHidden). */
   secretLength: number;
   /** The last this-many of those bytes are the hidden volume's secret (--protect-hidden); 0 without. */
   hiddenSecretLength: number;
-  /** --partition N: mount partition N of the volume (loop device with partition scan); null: the whole. */
-  partition: number | null;
-  /** --user: mount the ext4 with fuse2fs on the block file, as the (non-root) user, not via a loop device. */
-  user: boolean;
-  /** Whom the mount belongs to: FAT/exFAT get uid=,gid=,umask=077 (host/mounts.ts mountFilesystem). */
-  owner: { uid: number; gid: number };
-  /** --fs-options, already checked: added before nosuid,nodev, which always come last. */
-  fsOptions: string[];
-  /** --type/--hash/--pim: which volume format to open (LUKS, VeraCrypt, TrueCrypt); absent: detect. */
-  volume?: VolumeSelection;
-}
-
-export interface VolumeSelection {
-  type?: 'vault' | 'luks' | 'veracrypt' | 'truecrypt';
-  hash?: TcryptHash;
-  pim?: number;
 }
 
 export type DaemonMessage =

@@ -6,6 +6,7 @@ import { mkdir, readdir, readFile, rename, rmdir, unlink, writeFile } from 'node
 import { mountTable } from '../host/mounts.js';
 import { ensurePrivateRunDir, LOG_DIR, RUN_DIR } from '../host/paths.js';
 import { processAlive, processCommand } from '../host/process.js';
+import type { MountPlan } from './model.js';
 
 export interface MountState {
   version: 1;
@@ -43,6 +44,30 @@ export interface MountState {
   partition?: number;
   /** vault mount --user: no loop device; fuse2fs (run as the user) serves the ext4 at the mountpoint. */
   user?: boolean;
+}
+
+/** The record of a mount as it starts (phase 'starting'): written by `vault mount`, then by the daemon. */
+export function newMountState(plan: MountPlan, pid: number): MountState {
+  return {
+    version: 1,
+    id: plan.id,
+    file: plan.file,
+    dev: plan.dev,
+    ino: plan.ino,
+    mountpoint: plan.noFilesystem ? null : plan.mountpoint,
+    createdMountpoint: plan.createdMountpoint,
+    blockFile: `${fuseDirOf(plan.id)}/volume`,
+    loopDevice: null,
+    fsType: null,
+    readOnly: plan.readOnly,
+    pid,
+    device: plan.device,
+    phase: 'starting',
+    mountedAt: new Date().toISOString(),
+    unlockMs: null,
+    // --user (with or without a filesystem): dismount must not ask for root.
+    ...(plan.user ? { user: true } : {}),
+  };
 }
 
 export type VaultStatus = 'ok' | 'starting' | 'stopping' | 'broken';
@@ -159,4 +184,14 @@ export function statusOf(state: MountState): VaultStatus {
     if (!mounted) return 'broken';
   }
   return 'ok';
+}
+
+/** Waits until the daemon `pid` is gone; false when it is still alive after `timeoutMs`. */
+export async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!daemonAlive(pid)) return true;
+    await new Promise((resolveSleep) => setTimeout(resolveSleep, 20));
+  }
+  return !daemonAlive(pid);
 }

@@ -30,6 +30,9 @@ export function readlinkOrNull(path: string): string | null {
   }
 }
 
+/** root's run directory: root's vaults are mounted from here (their FUSE endpoints are in the mount table). */
+export const ROOT_RUN_DIR = '/run/vault';
+
 /** Where private bridge directories live (mode 0700); the daemon's state directories too. */
 export const RUN_DIR = runDirFor(process.getuid?.() ?? 0);
 
@@ -39,7 +42,7 @@ export const RUN_DIR = runDirFor(process.getuid?.() ?? 0);
  * create first; /tmp/vault-<uid> only when there is no home of one's own (ensurePrivateRunDir checks it).
  */
 function runDirFor(uid: number): string {
-  if (uid === 0) return '/run/vault';
+  if (uid === 0) return ROOT_RUN_DIR;
   const runtime = process.env.XDG_RUNTIME_DIR;
   if (runtime?.startsWith('/')) return `${runtime}/vault`;
   const home = homedir();

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { commandLine, shellQuote } from '../../src/cli/output.js';
-import { mountpointName } from '../../src/fuse/lifecycle.js';
+import { mountpointName } from '../../src/fuse/mount.js';
 
 describe('shell-quoted hints', () => {
   it('leaves plain words alone and quotes the rest so that sh gives back the same words', () => {

@@ -11,6 +11,7 @@ import { OVERHEAD_BYTES } from '../../container/layout.js';
 import { checkNewFile } from '../../container/staged-file.js';
 import { DEFAULT_COST_LEVEL } from '../../crypto/kdf.js';
 import { withBridge } from '../../fuse/bridge.js';
+import { refuseIfMounted } from '../../fuse/list.js';
 import {
   CREATABLE_TYPES,
   checkCanMake,
@@ -27,7 +28,6 @@ import { createProgress } from '../progress.js';
 import { warn } from '../report.js';
 import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
 import { formatSize, parseSize } from '../size.js';
-import { refuseIfMounted } from './resize.js';
 
 /** What `--filesystem` names: a record of the registry (src/host/filesystems.ts), or no filesystem. */
 type Filesystem = FilesystemRecord | 'none';

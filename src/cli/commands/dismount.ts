@@ -3,7 +3,8 @@
 // clean up what a crashed daemon left behind.
 import type { Command } from 'commander';
 import { VaultError } from '../../container/errors.js';
-import { allMounted, dismountVault, findMounted } from '../../fuse/lifecycle.js';
+import { dismountVault } from '../../fuse/dismount.js';
+import { allMounted, findMounted, needsRoot, rootVaultIds } from '../../fuse/list.js';
 import type { MountState } from '../../fuse/state.js';
 import { reportError, warn } from '../report.js';
 
@@ -56,7 +57,10 @@ function describe(state: MountState): string {
 
 async function dismountAll(force: boolean): Promise<void> {
   let firstError: unknown = null;
-  for (const state of await allMounted()) {
+  const states = await allMounted();
+  if (states.length === 0 && rootVaultIds().length > 0)
+    throw needsRoot('dismounting the vaults root mounted', 'dismount --all');
+  for (const state of states) {
     try {
       report(await dismountVault(state, { force }));
     } catch (error) {

@@ -7,13 +7,13 @@ import { isatty } from 'node:tty';
 import type { Command } from 'commander';
 import { VaultError } from '../../container/errors.js';
 import { exportImage, refuseSameFile, streamImage } from '../../container/image.js';
+import { refuseIfMounted } from '../../fuse/list.js';
 import { interruptSignal } from '../interrupt.js';
 import { createProgress } from '../progress.js';
 import { warn } from '../report.js';
 import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
 import { formatSize } from '../size.js';
 import { addVolumeTypeOptions, parseVolumeTypeOptions, type VolumeTypeOptions } from '../volume-options.js';
-import { refuseIfMounted } from './resize.js';
 
 interface ExportCommandOptions extends SecretOptions, VolumeTypeOptions {
   force?: boolean;

@@ -15,6 +15,7 @@ import {
 import type { Secret } from '../../container/secret.js';
 import { checkNewFile } from '../../container/staged-file.js';
 import { openVolume, type VolumeOpenOptions } from '../../container/volume.js';
+import { refuseIfMounted } from '../../fuse/list.js';
 import { loopsOfFile } from '../../host/loop.js';
 import { detectFilesystem, mountTable } from '../../host/mounts.js';
 import { interruptSignal } from '../interrupt.js';
@@ -22,7 +23,6 @@ import { createProgress } from '../progress.js';
 import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
 import { formatSize } from '../size.js';
 import { addVolumeTypeOptions, parseVolumeTypeOptions, type VolumeTypeOptions } from '../volume-options.js';
-import { refuseIfMounted } from './resize.js';
 
 interface ImportCommandOptions extends SecretOptions, VolumeTypeOptions {
   force?: boolean;

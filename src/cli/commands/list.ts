@@ -1,8 +1,9 @@
 // `vault list [--json]`: one row per mounted vault, from the state directories under /run/vault; a vault
 // whose daemon died (or whose FUSE endpoint is gone) shows as broken until `vault dismount` cleans it up.
 import type { Command } from 'commander';
-import { listVaults } from '../../fuse/lifecycle.js';
+import { listVaults, needsRoot, rootVaultIds } from '../../fuse/list.js';
 import { printJson, printTable } from '../output.js';
+import { warn } from '../report.js';
 
 export function register(program: Command): void {
   program
@@ -13,6 +14,18 @@ export function register(program: Command): void {
     .option('--json', 'print a JSON array (schema in docs/CLI.md)')
     .action(async (options: { json?: boolean }) => {
       const vaults = await listVaults();
+      // A user without root cannot see root's vaults (/run/vault is root's): say so, never "none".
+      const ofRoot = rootVaultIds().length;
+      if (ofRoot > 0 && vaults.length === 0) {
+        throw needsRoot(
+          `${ofRoot === 1 ? 'a vault is' : `${ofRoot} vaults are`} mounted by root: listing them`,
+          'list',
+        );
+      }
+      if (ofRoot > 0)
+        warn(
+          `${ofRoot === 1 ? 'a vault' : `${ofRoot} vaults`} mounted by root not shown (sudo vault list shows them)`,
+        );
       if (options.json) {
         printJson(vaults);
         return;

@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { VaultError } from '../../container/errors.js';
 import type { Secret } from '../../container/secret.js';
-import { checkMount, mountVault } from '../../fuse/lifecycle.js';
+import { checkMount, mountVault } from '../../fuse/mount.js';
 import { parseFsOptions } from '../../host/mounts.js';
 import { interruptSignal } from '../interrupt.js';
 import { warn } from '../report.js';

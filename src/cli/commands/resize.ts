@@ -2,14 +2,13 @@
 // backup headers moved, crash-safe), then grows the filesystem inside through the bridge: e2fsck -fy and
 // resize2fs for ext2/3/4; other filesystems are left as they are. Shrinking is refused.
 import { stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { isVaultError, VaultError } from '../../container/errors.js';
 import { resizeVault } from '../../container/resize.js';
 import type { Secret } from '../../container/secret.js';
 import type { Vault } from '../../container/vault.js';
 import { withBridge } from '../../fuse/bridge.js';
-import { readState, stateId, statusOf } from '../../fuse/state.js';
+import { refuseIfMounted } from '../../fuse/list.js';
 import { filesystemRecord } from '../../host/filesystems.js';
 import { detectFilesystem } from '../../host/mounts.js';
 import { findTool, firstLine, run } from '../../host/process.js';
@@ -175,27 +174,3 @@ async function growFilesystem(vault: Vault): Promise<string> {
  * time limit: a large filesystem takes as long as it takes.
  */
 const UNINTERRUPTED = { ownProcessGroup: true, timeoutMs: 0 };
-
-/**
- * Refuses (BUSY) when the vault is mounted, or has remains of a mount, by the state the FUSE daemon
- * keeps under /run/vault. A read-only mount is fine for readers such as export.
- */
-export async function refuseIfMounted(file: string, options: { allowReadOnly: boolean }): Promise<void> {
-  const info = await stat(resolve(file));
-  const state = await readState(stateId(info.dev, info.ino));
-  if (!state) return;
-  if (statusOf(state) === 'broken') {
-    throw new VaultError(
-      'BUSY',
-      'this vault has remains of an earlier mount whose daemon is gone',
-      `clean them up with: vault dismount ${file}`,
-    );
-  }
-  if (options.allowReadOnly && state.readOnly) return;
-  const where = state.mountpoint ?? state.blockFile;
-  throw new VaultError(
-    'BUSY',
-    `this vault is mounted${state.readOnly ? ' read-only' : ''} at ${where}`,
-    `dismount it first: vault dismount ${where}`,
-  );
-}

@@ -24,10 +24,14 @@ import {
   forceCleanup,
   isMounted,
   leftovers,
+  listedVault,
   makeTempDir,
+  mounts,
   ROOT,
+  RUN_DIR,
   removeTempDirs,
   sh,
+  VAULT_BIN,
   vault,
   vaultDaemons,
   waitFor,
@@ -83,6 +87,20 @@ async function listed(): Promise<string[] | undefined> {
   const result = await vault(['list', '--json']);
   if (result.code !== 0) return undefined;
   return (JSON.parse(result.stdout) as Array<{ file: string }>).map((entry) => entry.file);
+}
+
+/** An mkfs process working on a file under `dir`. */
+function mkfsRunningOn(dir: string): boolean {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .some((pid) => {
+      try {
+        const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        return command.includes('mkfs') && command.includes(dir);
+      } catch {
+        return false;
+      }
+    });
 }
 
 function expectClean(): void {
@@ -283,6 +301,56 @@ describe.skipIf(!canMount)('vault mount / dismount / list', () => {
     await expectMounted(file, [mountpoint]);
     expect(readFileSync(join(mountpoint, 'flushed.txt'), 'utf8')).toBe('flushed');
     expect((await dismount(mountpoint)).code).toBe(0);
+    expectClean();
+  });
+
+  it('a plain umount of the mountpoint is noticed: the daemon takes the rest down and the next mount works (18.11)', async () => {
+    dir = await makeTempDir();
+    const file = await createVault('umount.vol');
+    const mountpoint = makeDir('mnt');
+    await expectMounted(file, [mountpoint]);
+    writeFileSync(join(mountpoint, 'kept.txt'), 'kept');
+    const entry = await listedVault(file);
+    expect(entry?.state).toBe('ok');
+    const unmounted = await sh('umount', [mountpoint]);
+    expect(unmounted.code, unmounted.stderr).toBe(0);
+    // The daemon (with the key), the loop device, the block file and the state directory all go.
+    await waitFor(() => !vaultDaemons().includes(entry!.pid), 'the daemon to exit', 20_000);
+    expectClean();
+    expect(await listedVault(file)).toBeUndefined();
+    const log = readFileSync(`${RUN_DIR}/log/${statSync(file).dev}-${statSync(file).ino}.log`, 'utf8');
+    expect(log).toMatch(/unmounted outside vault[\s\S]*stopped; keys wiped/);
+    // Mounting again is not "remains of an earlier mount whose daemon is gone".
+    await expectMounted(file, [mountpoint]);
+    expect(readFileSync(join(mountpoint, 'kept.txt'), 'utf8')).toBe('kept');
+    expect((await dismount(mountpoint)).code).toBe(0);
+    expectClean();
+  });
+
+  it('kill -9 of vault create during mkfs: its dead FUSE mount is reaped by vault list and by the next create (18.12)', async () => {
+    dir = await makeTempDir();
+    for (const reaper of ['list', 'create'] as const) {
+      const child = spawn(
+        process.execPath,
+        [VAULT_BIN, 'create', '256M', join(dir, `killed-${reaper}.vol`), ...secretArgs],
+        { stdio: ['pipe', 'ignore', 'ignore'] },
+      );
+      child.stdin.end(`${PASSWORD}\n`);
+      const exited = new Promise((resolveExit) => child.once('exit', resolveExit));
+      const prefix = `${RUN_DIR}/bridge-${child.pid}-`;
+      const bridge = () => mounts().find((entry) => entry.mountpoint.startsWith(prefix))?.mountpoint;
+      await waitFor(() => bridge() !== undefined, 'create to mount its bridge', 60_000);
+      const bridgeDir = bridge()!;
+      await waitFor(() => mkfsRunningOn(bridgeDir), 'mkfs to run', 10_000).catch(() => {});
+      child.kill('SIGKILL');
+      await exited;
+      // What the bug left: a dead FUSE mount under the run directory.
+      expect(isMounted(bridgeDir)).toBe(true);
+      if (reaper === 'list') expect((await vault(['list'])).code).toBe(0);
+      else await createVault('after.vol', '64M');
+      await waitFor(() => !isMounted(bridgeDir), `${reaper} to unmount ${bridgeDir}`, 10_000);
+      expect(existsSync(bridgeDir)).toBe(false);
+    }
     expectClean();
   });
 

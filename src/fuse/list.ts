@@ -121,7 +121,8 @@ function mountedByRoot(
   sources.push(real);
   return sources.some(
     (source) =>
-      /^\/dev\/loop\d+(p\d+)?$/.test(source) && ofRoot(loopBackingFile(source.replace(/p\d+$/, ''))),
+      /^\/dev\/loop\d+(p\d+)?$/.test(source) &&
+      ofRoot(loopBackingFile(source.replace(/^(\/dev\/loop\d+)p\d+$/, '$1'))),
   );
 }
 

@@ -186,6 +186,41 @@ describe.skipIf(!canMount)('security on a shared machine', () => {
     }
   });
 
+  it("as a user without root, vault list and vault dismount of root's vault say it needs root (exit 6), nothing changes (18.13)", async () => {
+    const file = await makeVault('roots.vol');
+    const mountpoint = join(dir, 'roots');
+    mkdirSync(mountpoint);
+    await mount(file, [mountpoint]);
+    try {
+      const cli = `${process.execPath} ${VAULT_BIN}`;
+      for (const args of ['list', 'list --json']) {
+        const listed = await runAs(OTHER, `${cli} ${args}`);
+        expect(listed.code, listed.stderr).toBe(6);
+        expect(listed.stdout).toBe('');
+        expect(listed.stderr).toMatch(
+          /^vault: error: (a vault is|\d+ vaults are) mounted by root: listing them needs root$/m,
+        );
+        expect(listed.stderr).toMatch(/^vault: hint: run it with sudo: sudo vault list$/m);
+      }
+      for (const target of [mountpoint, file]) {
+        const refused = await runAs(OTHER, `${cli} dismount ${target}`);
+        expect(refused.code, refused.stderr).toBe(6);
+        expect(refused.stderr).toContain(
+          `vault: error: ${target} was mounted by root: dismounting it needs root`,
+        );
+        expect(refused.stderr).toContain(`sudo vault dismount ${target}`);
+      }
+      // Something that is not mounted at all is still "no mounted vault", for root's users too.
+      const nothing = await runAs(OTHER, `${cli} dismount ${dir}`);
+      expect(nothing.code, nothing.stderr).toBe(4);
+      expect(isMounted(mountpoint)).toBe(true);
+      expect((await listedVault(file))?.state).toBe('ok');
+    } finally {
+      expect((await vault(['dismount', mountpoint])).code).toBe(0);
+    }
+    expect(leftovers(dir)).toEqual([]);
+  });
+
   it('the daemon cannot dump core and keeps its keys in locked memory (5)', async () => {
     const file = await makeVault('daemon.vol', ['--filesystem', 'none']);
     await mount(file, ['--no-filesystem']);

@@ -13,6 +13,7 @@ import {
   sh,
   VAULT_BIN,
   vaultOk,
+  waitFor,
   withoutWeakCost,
 } from './helpers.js';
 
@@ -90,7 +91,41 @@ describe.skipIf(!canMount || !hasFuse2fs)('vault mount --user (no root)', () => 
     await vaultAsUser(['mount', file, mountpoint, '--user', ...secret], PASSWORD);
     expect((await asUser(['cat', `${mountpoint}/note.txt`])).stdout).toBe('kept\n');
     expect((await vaultAsUser(['dismount', file])).code).toBe(0);
-    expect(JSON.parse((await vaultAsUser(['list', '--json'])).stdout)).toEqual([]);
+    await expectNoneOfMine(file);
     expect((await sh('findmnt', ['-n', mountpoint])).stdout).toBe('');
   });
+
+  it('a plain fusermount -u of the mountpoint is noticed: the daemon takes the rest down (18.11)', async () => {
+    const file = join(dir, 'mine.vol');
+    const mountpoint = join(dir, 'mnt');
+    const secret = ['--password-stdin', '--non-interactive', '--cost', FAST_COST];
+    const mounted = await vaultAsUser(['mount', file, mountpoint, '--user', ...secret], PASSWORD);
+    expect(mounted.code, mounted.stderr).toBe(0);
+    const unmounted = await asUser(['fusermount', '-u', mountpoint]);
+    expect(unmounted.code, unmounted.stderr).toBe(0);
+    await waitFor(async () => !(await listsMine(file)), 'the daemon to take its mount down', 20_000);
+    expect((await sh('findmnt', ['-n', mountpoint])).stdout).toBe('');
+    // Mounting again just works.
+    const again = await vaultAsUser(['mount', file, mountpoint, '--user', ...secret], PASSWORD);
+    expect(again.code, again.stderr).toBe(0);
+    expect((await asUser(['cat', `${mountpoint}/note.txt`])).stdout).toBe('kept\n');
+    expect((await vaultAsUser(['dismount', mountpoint])).code).toBe(0);
+    await expectNoneOfMine(file);
+  });
 });
+
+/** Whether the user's `vault list` shows `file`. */
+async function listsMine(file: string): Promise<boolean> {
+  const listed = await vaultAsUser(['list', '--json']);
+  // Root's vaults (another test run's) are not the user's to see: exit 6 then, and none of the user's.
+  if (listed.code === 6) return false;
+  return (JSON.parse(listed.stdout) as Array<{ file: string }>).some((entry) => entry.file === file);
+}
+
+/** The user's `vault list` is empty: `[]`, or (while root has vaults mounted) exit 6, needs root. */
+async function expectNoneOfMine(file: string): Promise<void> {
+  const listed = await vaultAsUser(['list', '--json']);
+  if (listed.code === 6) expect(listed.stderr).toMatch(/mounted by root: listing them needs root/);
+  else expect(JSON.parse(listed.stdout)).toEqual([]);
+  expect(await listsMine(file)).toBe(false);
+}

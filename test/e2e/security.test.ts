@@ -198,7 +198,7 @@ describe.skipIf(!canMount)('security on a shared machine', () => {
         expect(listed.code, listed.stderr).toBe(6);
         expect(listed.stdout).toBe('');
         expect(listed.stderr).toMatch(
-          /^vault: error: (a vault is|\d+ vaults are) mounted by root: listing them needs root$/m,
+          /^vault: error: (a vault is mounted by root: listing it|\d+ vaults are mounted by root: listing them) needs root$/m,
         );
         expect(listed.stderr).toMatch(/^vault: hint: run it with sudo: sudo vault list$/m);
       }

@@ -18,7 +18,9 @@ export function register(program: Command): void {
       const ofRoot = rootVaultIds().length;
       if (ofRoot > 0 && vaults.length === 0) {
         throw needsRoot(
-          `${ofRoot === 1 ? 'a vault is' : `${ofRoot} vaults are`} mounted by root: listing them`,
+          ofRoot === 1
+            ? 'a vault is mounted by root: listing it'
+            : `${ofRoot} vaults are mounted by root: listing them`,
           'list',
         );
       }

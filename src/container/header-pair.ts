@@ -291,16 +291,21 @@ export function sealHeaderPair(
   ];
 }
 
-/** Writes both copies of a kind: the backup, sync, the primary, sync (docs/FORMAT.md 5.2). */
+/**
+ * Writes both copies of a kind: the backup, sync, the primary, sync (docs/FORMAT.md 5.2). When the
+ * primary is damaged (repair) it goes first: the backup is then the only copy that opens, and a power
+ * cut while it is rewritten could tear it before any other good copy is on the disk.
+ */
 export async function writeHeaderPair(
   file: ContainerFile,
   state: HeaderState,
   sectors: [Buffer, Buffer],
 ): Promise<void> {
-  await file.write(sectors[BACKUP], headerOffset(state.kind, BACKUP, state.fileSize));
-  await file.sync();
-  await file.write(sectors[PRIMARY], headerOffset(state.kind, PRIMARY, state.fileSize));
-  await file.sync();
+  const order = state.copies[PRIMARY].state === 'damaged' ? [PRIMARY, BACKUP] : [BACKUP, PRIMARY];
+  for (const end of order) {
+    await file.write(sectors[end], headerOffset(state.kind, end, state.fileSize));
+    await file.sync();
+  }
 }
 
 /**

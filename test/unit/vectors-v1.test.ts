@@ -13,6 +13,8 @@ interface SecretSpec {
 }
 interface Sample {
   file: string;
+  /** Which volume of the file the secrets open (the hidden-volume sample has an entry for each). */
+  kind?: 'outer' | 'hidden';
   secrets: SecretSpec[];
   costLevel: number;
   dataSize: number;
@@ -62,7 +64,7 @@ afterAll(async () => {
 
 describe('saved sample vaults (must not change)', () => {
   for (const sample of samples) {
-    it(`${sample.file} opens with each of its secrets and holds the known cleartext`, async () => {
+    it(`${sample.file}${sample.kind ? ` (${sample.kind})` : ''} opens with each of its secrets and holds the known cleartext`, async () => {
       const path = new URL(sample.file, vectors).pathname;
       const before = await readFile(path);
       for (const spec of sample.secrets) {
@@ -71,6 +73,7 @@ describe('saved sample vaults (must not change)', () => {
           readOnly: true,
         });
         expect(vault.size).toBe(sample.dataSize);
+        expect(vault.info().kind).toBe(sample.kind ?? 'outer');
         expect(vault.warnings).toEqual([]);
         expect(vault.info().keyslots.used).toEqual(sample.slotsUsed);
         expect(vault.info().headers.primary).toEqual({ state: 'ok', sequence: sample.sequence });

@@ -19,10 +19,10 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import {
-  canMount,
   FAST_COST,
   forceCleanup,
   isMounted,
+  lacks,
   leftovers,
   makeTempDir,
   RUN_DIR,
@@ -141,7 +141,7 @@ async function check(row: Row, file: string): Promise<string[]> {
     : [];
 }
 
-describe.skipIf(!canMount)('bad command-line input', () => {
+describe.skipIf(lacks('mount'))('bad command-line input', () => {
   let dir = '';
   let busyDir = '';
 

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import {
-  canMount,
   FAST_COST,
   forceCleanup,
+  lacks,
   leftovers,
   makeTempDir,
   ROOT,
@@ -242,7 +242,7 @@ describe('other exit codes', () => {
     expect(readFileSync(file, 'utf8')).toBe('precious');
   });
 
-  it.skipIf(process.getuid?.() !== 0)('exit code 6: formatting without root rights', async () => {
+  it.skipIf(lacks('root'))('exit code 6: formatting without root rights', async () => {
     const shared = await makeTempDir('vault-cli-nobody-');
     await sh('/bin/chmod', ['0777', shared]);
     const result = await sh('/usr/bin/setpriv', [
@@ -261,7 +261,7 @@ describe('other exit codes', () => {
     expectError(result.stderr, /root/);
   });
 
-  it.skipIf(!canMount)('exit code 5: mounting a vault that is already mounted', async () => {
+  it.skipIf(lacks('mount'))('exit code 5: mounting a vault that is already mounted', async () => {
     const key = join(dir, 'busy.key');
     const file = join(dir, 'busy.vol');
     const mountpoint = join(dir, 'busy-mnt');
@@ -281,7 +281,7 @@ describe('other exit codes', () => {
   });
 });
 
-describe.skipIf(!canMount)('docs/examples/vault@.service', () => {
+describe.skipIf(lacks('mount'))('docs/examples/vault@.service', () => {
   it('its ExecStart mounts with the keyfile and no terminal, its ExecStop dismounts', async () => {
     const unit = readFileSync(join(ROOT, 'docs/examples/vault@.service'), 'utf8');
     const line = (key: string): string => {
@@ -359,7 +359,7 @@ describe('vault keyfile generate', () => {
     expectError(result.stderr, /does not exist/);
   });
 
-  it.skipIf(process.getuid?.() !== 0)('exit code 9: a read-only filesystem', async () => {
+  it.skipIf(lacks('root'))('exit code 9: a read-only filesystem', async () => {
     const readOnly = join(dir, 'ro');
     mkdirSync(readOnly);
     expect((await sh('/bin/mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', readOnly])).code).toBe(0);

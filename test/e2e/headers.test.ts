@@ -4,7 +4,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { canMount, FAST_COST, leftovers, useTempDir, vault, vaultOk } from './helpers.js';
+import { FAST_COST, lacks, leftovers, useTempDir, vault, vaultOk } from './helpers.js';
 
 const cost = ['--cost', FAST_COST];
 let dir: string;
@@ -13,7 +13,7 @@ useTempDir('vault-headers-', (made) => {
   dir = made;
 });
 
-describe.skipIf(!canMount)('header maintenance from the command line', () => {
+describe.skipIf(lacks('mount'))('header maintenance from the command line', () => {
   it('keyslots, header backup, damage, repair and restore', async () => {
     const file = join(dir, 'h.vol');
     const mountpoint = join(dir, 'mnt');

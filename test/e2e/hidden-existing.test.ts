@@ -7,7 +7,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { filesystemRecord, kernelHasDriver } from '../../src/host/filesystems.js';
-import { canMount, FAST_COST, leftovers, useTempDir, vault, vaultOk } from './helpers.js';
+import { FAST_COST, lacks, leftovers, useTempDir, vault, vaultOk } from './helpers.js';
 
 const cost = ['--cost', FAST_COST];
 const OUTER = 'outer password 1\n';
@@ -21,7 +21,7 @@ useTempDir('vault-hidden-add-', (made) => {
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 const fileHash = async (path: string) => sha256(await readFile(path));
 
-describe.skipIf(!canMount)('adding a hidden volume to an existing vault', () => {
+describe.skipIf(lacks('mount'))('adding a hidden volume to an existing vault', () => {
   it('an exfat vault with files gets a hidden volume; both keep their files', async () => {
     const file = join(dir, 'that.vol');
     const mnt = join(dir, 'mnt');

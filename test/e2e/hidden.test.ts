@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { canMount, FAST_COST, leftovers, sh, useTempDir, vault, vaultOk } from './helpers.js';
+import { FAST_COST, lacks, leftovers, sh, useTempDir, vault, vaultOk } from './helpers.js';
 
 const cost = ['--cost', FAST_COST];
 const OUTER = 'outer password 1\n';
@@ -27,7 +27,7 @@ async function hiddenCiphertext(file: string): Promise<string> {
     .digest('hex');
 }
 
-describe.skipIf(!canMount)('hidden volumes', () => {
+describe.skipIf(lacks('mount'))('hidden volumes', () => {
   it('two volumes, two secrets; protection keeps the hidden one intact when the outer one fills up', async () => {
     const file = join(dir, 'deniable.vol');
     const outer = join(dir, 'outer');

@@ -4,9 +4,9 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { canMount, FAST_COST, sh, useTempDir, vault } from './helpers.js';
+import { FAST_COST, lacks, sh, useTempDir, vault } from './helpers.js';
 
-describe.skipIf(!canMount)('hints after create', () => {
+describe.skipIf(lacks('mount'))('hints after create', () => {
   let dir = '';
   useTempDir('vault-hints-', (made) => {
     dir = made;

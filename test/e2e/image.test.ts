@@ -7,9 +7,9 @@ import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
-  canMount,
   FAST_COST,
   forceCleanup,
+  lacks,
   leftovers,
   makeTempDir,
   removeTempDirs,
@@ -84,7 +84,7 @@ function ioBytes(pid: number, field: 'rchar' | 'wchar'): number {
   }
 }
 
-describe.skipIf(!canMount)('vault import / export', () => {
+describe.skipIf(lacks('mount'))('vault import / export', () => {
   afterEach(async () => {
     const cleaned = await forceCleanup(dir);
     expect(cleaned, 'a test left these behind').toEqual([]);

@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { canMount, FAST_COST, leftovers, sh, useSuiteDir, vault } from './helpers.js';
+import { FAST_COST, lacks, leftovers, sh, useSuiteDir, vault } from './helpers.js';
 
 const SOAK = process.env.VAULT_SOAK === '1';
 /** Bytes each of the two jobs writes. */
@@ -15,7 +15,6 @@ const JOB_MIB = SOAK ? 640 : 128;
 const VAULT_SIZE = `${2 * JOB_MIB + 256}M`;
 const PASSWORD = `load ${process.pid}`;
 const secretArgs = ['--password-stdin', '--non-interactive', '--cost', FAST_COST];
-const haveFio = (await sh('fio', ['--version'])).code === 0;
 
 /** Two jobs over disjoint ranges of one target, sequential and random, crc32c verification headers. */
 function jobFile(target: string, onFile: boolean): string {
@@ -62,7 +61,7 @@ async function fio(jobs: string, extra: string[] = []): Promise<FioJob[]> {
   return parsed.jobs;
 }
 
-describe.skipIf(!canMount || !haveFio)('fio with verification', () => {
+describe.skipIf(lacks('mount', 'fio'))('fio with verification', () => {
   let dir = '';
   useSuiteDir('vault-load-', (made) => {
     dir = made;

@@ -12,7 +12,7 @@ import type { BlockDevice } from '../../src/container/block-device.js';
 import { mountBridge, withBridge } from '../../src/fuse/bridge.js';
 import { MAX_REQUEST } from '../../src/fuse/fuse3.js';
 import { openPassthroughDevice } from '../../src/fuse/passthrough-device.js';
-import { canMount, isMounted, makeTempDir, mounts, removeTempDirs } from './helpers.js';
+import { isMounted, lacks, makeTempDir, mounts, removeTempDirs } from './helpers.js';
 
 // Nothing synchronous may touch the bridge here (execFileSync, statSync on the block file...): this
 // very event loop serves it, so a blocking call deadlocks the test process.
@@ -20,7 +20,7 @@ const run = promisify(execFile);
 
 let dir = '';
 
-describe.skipIf(!canMount)('FUSE block-file bridge', () => {
+describe.skipIf(lacks('mount'))('FUSE block-file bridge', () => {
   beforeAll(async () => {
     dir = await makeTempDir('vault-bridge-');
   });

@@ -19,10 +19,10 @@ import {
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
-  canMount,
   FAST_COST,
   forceCleanup,
   isMounted,
+  lacks,
   leftovers,
   listedVault,
   makeTempDir,
@@ -31,6 +31,7 @@ import {
   RUN_DIR,
   removeTempDirs,
   sh,
+  skipTest,
   VAULT_BIN,
   vault,
   vaultDaemons,
@@ -129,7 +130,7 @@ function daemonPids(): number[] {
     .map(Number);
 }
 
-describe.skipIf(!canMount)('vault mount / dismount / list', () => {
+describe.skipIf(lacks('mount'))('vault mount / dismount / list', () => {
   afterEach(async () => {
     const cleaned = await forceCleanup(dir);
     for (const path of extraPaths.splice(0)) if (existsSync(path)) await sh('rmdir', [path]);
@@ -363,7 +364,7 @@ describe.skipIf(!canMount)('vault mount / dismount / list', () => {
       ((await listed()) ?? ['(vault list failed)']).filter((file) => !ours.includes(file));
     const before = await othersListed([]);
     if (before.length > 0)
-      context.skip(`other vaults are mounted (${before.join(', ')}); --all would dismount them too`);
+      skipTest(context, `other vaults are mounted (${before.join(', ')}); --all would dismount them too`);
     dir = await makeTempDir();
     const first = await createVault('one.vol');
     const second = await createVault('two.vol');
@@ -376,7 +377,8 @@ describe.skipIf(!canMount)('vault mount / dismount / list', () => {
       expect((await dismount(first)).code).toBe(0);
       expect((await dismount(second)).code).toBe(0);
       expectClean();
-      context.skip(
+      skipTest(
+        context,
         `other vaults were mounted meanwhile (${others.join(', ')}); --all would dismount them too`,
       );
     }

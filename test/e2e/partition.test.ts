@@ -14,8 +14,8 @@ import {
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  canMount,
   forceCleanup,
+  lacks,
   leftovers,
   makeTempDir,
   removeTempDirs,
@@ -63,7 +63,7 @@ function writeTwoPartitionMbr(blockFile: string): void {
   }
 }
 
-describe.skipIf(!canMount)('vault mount --partition', () => {
+describe.skipIf(lacks('mount'))('vault mount --partition', () => {
   beforeAll(async () => {
     dir = await makeTempDir('vault-partition-');
   });

@@ -9,8 +9,8 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  canMount,
   FAST_COST,
+  lacks,
   leftovers,
   listedVault,
   sh,
@@ -119,7 +119,7 @@ function exited(child: ChildProcess): Promise<void> {
 const randomDelay = (from: number, to: number) => from + Math.floor(Math.random() * (to - from));
 const sleep = (ms: number) => new Promise((resolveSleep) => setTimeout(resolveSleep, ms));
 
-describe.skipIf(!canMount)('kill -9 of the daemon during writes', () => {
+describe.skipIf(lacks('mount'))('kill -9 of the daemon during writes', () => {
   let dir = '';
   useSuiteDir('vault-crash-', (made) => {
     dir = made;

@@ -8,10 +8,10 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  canMount,
   FAST_COST,
   forceCleanup,
   isMounted,
+  lacks,
   leftovers,
   makeTempDir,
   removeTempDirs,
@@ -22,7 +22,7 @@ import {
 const PASSWORD = `disk-full ${process.pid}`;
 const secretArgs = ['--password-stdin', '--non-interactive', '--cost', FAST_COST];
 
-describe.skipIf(!canMount)('a full host disk', () => {
+describe.skipIf(lacks('mount'))('a full host disk', () => {
   let dir = '';
   let host = '';
   /** What a vault left under the host disk (the tmpfs mount itself is ours). */

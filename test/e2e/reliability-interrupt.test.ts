@@ -17,9 +17,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isVaultError, openVault, Secret } from '../../src/container/index.js';
 import {
-  canMount,
   FAST_COST,
   forceCleanup,
+  lacks,
   leftovers,
   makeTempDir,
   RUN_DIR,
@@ -149,7 +149,7 @@ function abortFuseOf(pid: number): void {
   } catch {}
 }
 
-describe.skipIf(!canMount)('interrupting commands that write', () => {
+describe.skipIf(lacks('mount'))('interrupting commands that write', () => {
   let dir = '';
   const findings: string[] = [];
 

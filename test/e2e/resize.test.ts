@@ -7,9 +7,9 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
-  canMount,
   FAST_COST,
   forceCleanup,
+  lacks,
   leftovers,
   makeTempDir,
   removeTempDirs,
@@ -77,7 +77,7 @@ function expectFiles(mountpoint: string, files: Map<string, string>): void {
   }
 }
 
-describe.skipIf(!canMount)('vault resize', () => {
+describe.skipIf(lacks('mount'))('vault resize', () => {
   afterEach(async () => {
     const cleaned = await forceCleanup(dir);
     expect(cleaned, 'a test left these behind').toEqual([]);

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { canMount, FAST_COST, leftovers, listedVault, sh, stateIdOf, useSuiteDir, vault } from './helpers.js';
+import { FAST_COST, lacks, leftovers, listedVault, sh, stateIdOf, useSuiteDir, vault } from './helpers.js';
 
 const secretArgs = ['--password-stdin', '--non-interactive', '--cost', FAST_COST];
 
@@ -85,7 +85,7 @@ async function filesContaining(needle: string, roots: string[]): Promise<string[
   return found;
 }
 
-describe.skipIf(!canMount)('secrets', () => {
+describe.skipIf(lacks('mount'))('secrets', () => {
   let dir = '';
   useSuiteDir('vault-secrets-', (made) => {
     dir = made;

@@ -15,10 +15,10 @@ import {
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  canMount,
   FAST_COST,
   forceCleanup,
   isMounted,
+  lacks,
   leftovers,
   listedVault,
   sh,
@@ -58,7 +58,7 @@ function mountOptions(mountpoint: string): string[] {
   return line?.split(' ')[5]?.split(',') ?? [];
 }
 
-describe.skipIf(!canMount)('security on a shared machine', () => {
+describe.skipIf(lacks('mount'))('security on a shared machine', () => {
   let dir = '';
   useTempDir('vault-security-', (made) => {
     dir = made;
@@ -315,92 +315,89 @@ describe.skipIf(!canMount)('security on a shared machine', () => {
   });
 });
 
-describe.skipIf(!canMount || !(existsSync('/usr/bin/fuse2fs') || existsSync('/usr/sbin/fuse2fs')))(
-  'security of --user mounts',
-  () => {
-    const USER = 'vaulttest';
-    let dir = '';
-    let fuseMode = 0;
-    let uid = 0;
-    useTempDir('vault-security-user-', (made) => {
-      dir = made;
-    });
-    beforeAll(async () => {
-      chmodSync(dir, 0o755);
-      if ((await sh('id', ['-u', USER])).code !== 0) await sh('useradd', ['-m', USER]);
-      uid = Number((await sh('id', ['-u', USER])).stdout.trim());
-      fuseMode = statSync('/dev/fuse').mode & 0o777;
-      chmodSync('/dev/fuse', 0o666);
-    });
-    afterAll(async () => {
-      // Its own vault only, if a failed test left it mounted: `dismount --all` as this user would also
-      // take the vaults of another test run on this machine, which share the user.
-      await sh('runuser', [
-        '-u',
-        USER,
-        '--',
-        process.execPath,
-        VAULT_BIN,
-        'dismount',
-        '--force',
-        join(dir, 'user.vol'),
-      ]);
-      chmodSync('/dev/fuse', fuseMode);
-      await forceCleanup(dir);
-    });
+describe.skipIf(lacks('mount', 'fuse2fs'))('security of --user mounts', () => {
+  const USER = 'vaulttest';
+  let dir = '';
+  let fuseMode = 0;
+  let uid = 0;
+  useTempDir('vault-security-user-', (made) => {
+    dir = made;
+  });
+  beforeAll(async () => {
+    chmodSync(dir, 0o755);
+    if ((await sh('id', ['-u', USER])).code !== 0) await sh('useradd', ['-m', USER]);
+    uid = Number((await sh('id', ['-u', USER])).stdout.trim());
+    fuseMode = statSync('/dev/fuse').mode & 0o777;
+    chmodSync('/dev/fuse', 0o666);
+  });
+  afterAll(async () => {
+    // Its own vault only, if a failed test left it mounted: `dismount --all` as this user would also
+    // take the vaults of another test run on this machine, which share the user.
+    await sh('runuser', [
+      '-u',
+      USER,
+      '--',
+      process.execPath,
+      VAULT_BIN,
+      'dismount',
+      '--force',
+      join(dir, 'user.vol'),
+    ]);
+    chmodSync('/dev/fuse', fuseMode);
+    await forceCleanup(dir);
+  });
 
-    function asUser(command: string) {
-      return sh('runuser', ['-u', USER, '--', 'sh', '-c', command], 120_000);
-    }
+  function asUser(command: string) {
+    return sh('runuser', ['-u', USER, '--', 'sh', '-c', command], 120_000);
+  }
 
-    it('another process of the same user cannot read the --user daemon memory (5)', async () => {
-      const file = join(dir, 'user.vol');
-      await vaultOk(['create', '64M', file, ...SECRET], `${PASSWORD}\n`);
-      chownSync(file, uid, uid);
-      const mounted = await asUser(
+  it('another process of the same user cannot read the --user daemon memory (5)', async () => {
+    const file = join(dir, 'user.vol');
+    await vaultOk(['create', '64M', file, ...SECRET], `${PASSWORD}\n`);
+    chownSync(file, uid, uid);
+    const mounted = await asUser(
+      `printf '%s\\n' '${PASSWORD}' | ${process.execPath} ${VAULT_BIN} mount ${file} --user --no-filesystem ${SECRET.join(' ')} --cost ${FAST_COST}`,
+    );
+    expect(mounted.code, mounted.stderr).toBe(0);
+    const listed = JSON.parse(
+      (await asUser(`${process.execPath} ${VAULT_BIN} list --json`)).stdout,
+    ) as Array<{
+      file: string;
+      pid: number;
+    }>;
+    const pid = listed.find((entry) => entry.file === file)?.pid ?? 0;
+    expect(pid).toBeGreaterThan(0);
+    // The control: a plain process of the same user can be read by it, so the refusal below means something.
+    const control = await asUser('sleep 30 & p=$!; (exec 3</proc/$p/mem) && echo readable; kill $p');
+    expect(control.stdout).toContain('readable');
+    const read = await asUser(`(exec 3</proc/${pid}/mem) && echo readable`);
+    expect(read.stdout).not.toContain('readable');
+    expect(read.stderr).toMatch(/Permission denied/);
+    expect((await asUser(`cat /proc/${pid}/environ`)).stderr).toMatch(/Permission denied/);
+    expect((await asUser(`${process.execPath} ${VAULT_BIN} dismount ${file}`)).code).toBe(0);
+  });
+
+  it('a run directory another user made first is refused, and nothing is created in it (11)', async () => {
+    const victim = 4343;
+    const squatted = `/tmp/vault-${victim}`;
+    await sh('rm', ['-rf', squatted]);
+    mkdirSync(squatted, { mode: 0o777 });
+    chmodSync(squatted, 0o777);
+    chownSync(squatted, 65534, 65534);
+    try {
+      const file = join(dir, 'squat.vol');
+      await vaultOk(['create', '64M', file, ...SECRET, '--filesystem', 'none'], `${PASSWORD}\n`);
+      chownSync(file, victim, victim);
+      const refused = await runAs(
+        victim,
         `printf '%s\\n' '${PASSWORD}' | ${process.execPath} ${VAULT_BIN} mount ${file} --user --no-filesystem ${SECRET.join(' ')} --cost ${FAST_COST}`,
+        { HOME: '/nonexistent', PATH: process.env.PATH ?? '/usr/bin:/bin' },
       );
-      expect(mounted.code, mounted.stderr).toBe(0);
-      const listed = JSON.parse(
-        (await asUser(`${process.execPath} ${VAULT_BIN} list --json`)).stdout,
-      ) as Array<{
-        file: string;
-        pid: number;
-      }>;
-      const pid = listed.find((entry) => entry.file === file)?.pid ?? 0;
-      expect(pid).toBeGreaterThan(0);
-      // The control: a plain process of the same user can be read by it, so the refusal below means something.
-      const control = await asUser('sleep 30 & p=$!; (exec 3</proc/$p/mem) && echo readable; kill $p');
-      expect(control.stdout).toContain('readable');
-      const read = await asUser(`(exec 3</proc/${pid}/mem) && echo readable`);
-      expect(read.stdout).not.toContain('readable');
-      expect(read.stderr).toMatch(/Permission denied/);
-      expect((await asUser(`cat /proc/${pid}/environ`)).stderr).toMatch(/Permission denied/);
-      expect((await asUser(`${process.execPath} ${VAULT_BIN} dismount ${file}`)).code).toBe(0);
-    });
-
-    it('a run directory another user made first is refused, and nothing is created in it (11)', async () => {
-      const victim = 4343;
-      const squatted = `/tmp/vault-${victim}`;
+      expect(refused.code).toBe(5);
+      expect(refused.stderr).toContain(`${squatted} is not a private directory of yours (owner 65534`);
+      expect((await sh('ls', ['-A', squatted])).stdout).toBe('');
+    } finally {
       await sh('rm', ['-rf', squatted]);
-      mkdirSync(squatted, { mode: 0o777 });
-      chmodSync(squatted, 0o777);
-      chownSync(squatted, 65534, 65534);
-      try {
-        const file = join(dir, 'squat.vol');
-        await vaultOk(['create', '64M', file, ...SECRET, '--filesystem', 'none'], `${PASSWORD}\n`);
-        chownSync(file, victim, victim);
-        const refused = await runAs(
-          victim,
-          `printf '%s\\n' '${PASSWORD}' | ${process.execPath} ${VAULT_BIN} mount ${file} --user --no-filesystem ${SECRET.join(' ')} --cost ${FAST_COST}`,
-          { HOME: '/nonexistent', PATH: process.env.PATH ?? '/usr/bin:/bin' },
-        );
-        expect(refused.code).toBe(5);
-        expect(refused.stderr).toContain(`${squatted} is not a private directory of yours (owner 65534`);
-        expect((await sh('ls', ['-A', squatted])).stdout).toBe('');
-      } finally {
-        await sh('rm', ['-rf', squatted]);
-      }
-    });
-  },
-);
+    }
+  });
+});

@@ -6,8 +6,8 @@ import { chmodSync, chownSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  canMount,
   FAST_COST,
+  lacks,
   makeTempDir,
   removeTempDirs,
   sh,
@@ -19,7 +19,6 @@ import {
 
 const USER = 'vaulttest';
 const PASSWORD = 'no root needed';
-const hasFuse2fs = existsSync('/usr/bin/fuse2fs') || existsSync('/usr/sbin/fuse2fs');
 let dir = '';
 let fuseMode = 0;
 let uid = 0;
@@ -35,7 +34,7 @@ function vaultAsUser(args: string[], stdin?: string) {
   return asUser([process.execPath, VAULT_BIN, ...args], stdin);
 }
 
-describe.skipIf(!canMount || !hasFuse2fs)('vault mount --user (no root)', () => {
+describe.skipIf(lacks('mount', 'fuse2fs'))('vault mount --user (no root)', () => {
   beforeAll(async () => {
     if ((await sh('id', ['-u', USER])).code !== 0) await sh('useradd', ['-m', USER]);
     uid = Number((await sh('id', ['-u', USER])).stdout.trim());

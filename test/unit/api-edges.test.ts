@@ -49,8 +49,10 @@ async function refusedUnchanged(
     (e: unknown) => e,
   );
   expect(error, 'the call was refused').not.toBeNull();
-  if (kind === 'range') expect(error).toBeInstanceOf(RangeError);
-  else expect((error as { code?: string }).code).toBe('IO');
+  if (kind === 'range') {
+    expect(error).toBeInstanceOf(RangeError);
+    expect((error as Error).message).toMatch(/^access outside the volume: offset \S+, length \d+, size \d+$/);
+  } else expect((error as { code?: string }).code).toBe('IO');
   await vault.flush().catch(() => {});
   const after = await readFile(path);
   expect(after.subarray(0, DATA_OFFSET).equals(before.subarray(0, DATA_OFFSET)), 'front headers').toBe(true);
@@ -184,6 +186,10 @@ describe('Vault.readAt and writeAt at the edges', () => {
       expect(vault.warnings.join('\n')).toMatch(/would have damaged the hidden volume/);
       // From now on even writes far from it are refused.
       await refusedUnchanged(withHidden, vault, () => vault.writeAt(Buffer.alloc(1, 9), 0), 'vault');
+      // The warning is given once, not once per refused write.
+      expect(
+        vault.warnings.filter((warning) => /would have damaged the hidden volume/.test(warning)),
+      ).toHaveLength(1);
       // Out-of-range calls are still range errors, and change nothing either.
       await refusedUnchanged(
         withHidden,

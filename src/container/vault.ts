@@ -253,8 +253,9 @@ export class Vault implements BlockDevice {
         // Read-modify-write: only the first and last sectors can be partial.
         const head = sectors.subarray(0, SECTOR_BYTES);
         const tail = sectors.subarray(sectors.length - SECTOR_BYTES);
-        if (partialHead) await this.#readSectorPlain(head, first);
-        if (partialTail && (last !== first || !partialHead)) await this.#readSectorPlain(tail, last);
+        // With the cipher taken above: close() waits for writes in flight, and must not fail them.
+        if (partialHead) await this.#readSectorPlain(head, first, xts);
+        if (partialTail && (last !== first || !partialHead)) await this.#readSectorPlain(tail, last, xts);
         sectors.set(plain, start);
         xts.encrypt(sectors, first);
       } else {
@@ -283,9 +284,9 @@ export class Vault implements BlockDevice {
     if (this.#scratch && used.buffer === this.#scratch.buffer) this.#scratchBusy = false;
   }
 
-  async #readSectorPlain(into: Buffer, sector: number): Promise<void> {
+  async #readSectorPlain(into: Buffer, sector: number, xts: SectorCipher): Promise<void> {
     await this.file.read(into, this.state.dataOffset + sector * SECTOR_BYTES);
-    this.#cipher().decrypt(into, sector);
+    xts.decrypt(into, sector);
   }
 
   /** For the FUSE bridge: the key is the vault's own buffer (the addon copies it), wiped at close. */

@@ -452,6 +452,25 @@ describe('power cuts on the data path (writeAt, flush)', () => {
   });
 });
 
+describe('close() with writes still in flight', () => {
+  it('waits for them, then syncs: what was written before close() returned is durable', async () => {
+    const { image } = await baseImage('close', SIZE);
+    const disk = new PowerCutDisk(image);
+    const vault = await openVault('close.vol', await secret('old'), { costLevel, openFile: disk.opener() });
+    const data = Buffer.alloc(3 * SECTOR_BYTES + 5, 0xc3);
+    const writing = [vault.writeAt(data, 100), vault.writeAt(data, 40 * SECTOR_BYTES)];
+    await vault.close(); // not after the writes: while they are in flight
+    await Promise.all(writing);
+    const reopened = await openImage(disk.durable, 'old');
+    const seen = Buffer.alloc(data.length);
+    for (const offset of [100, 40 * SECTOR_BYTES]) {
+      await reopened?.readAt(seen, offset);
+      expect(seen.equals(data), `the write at ${offset} is durable after close()`).toBe(true);
+    }
+    await reopened?.close();
+  });
+});
+
 /** Opens the vault on `disk`, runs `ops` (telling `acknowledged` after each returned), closes. */
 async function replay(
   disk: PowerCutDisk,

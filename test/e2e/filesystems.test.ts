@@ -7,7 +7,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { canMount, FAST_COST, leftovers, mounts, useTempDir, vault, vaultOk } from './helpers.js';
+import { FAST_COST, lacks, leftovers, mounts, useTempDir, vault, vaultOk } from './helpers.js';
 
 const PASSWORD = 'filesystems of the registry\n';
 const NOBODY = 65534;
@@ -25,7 +25,7 @@ function mountOf(mountpoint: string) {
   return entry!;
 }
 
-describe.skipIf(!canMount)('filesystems of the registry: create, mount, remount read-only', () => {
+describe.skipIf(lacks('mount'))('filesystems of the registry: create, mount, remount read-only', () => {
   // [name, vault size, fstype in the mount table, whose files are the owner's by mount options]
   const rows: Array<[string, string, RegExp, 'on disk' | 'by options']> = [
     ['xfs', '400M', /^xfs$/, 'on disk'],

@@ -186,7 +186,12 @@ describe('Vault.readAt and writeAt at the edges', () => {
       expect(vault.warnings.join('\n')).toMatch(/would have damaged the hidden volume/);
       // From now on even writes far from it are refused.
       await refusedUnchanged(withHidden, vault, () => vault.writeAt(Buffer.alloc(1, 9), 0), 'vault');
-      await refusedUnchanged(withHidden, vault, () => vault.writeAt(Buffer.alloc(1, 9), hiddenStart), 'vault');
+      await refusedUnchanged(
+        withHidden,
+        vault,
+        () => vault.writeAt(Buffer.alloc(1, 9), hiddenStart),
+        'vault',
+      );
       // The warning is given once, not once per refused write.
       expect(
         vault.warnings.filter((warning) => /would have damaged the hidden volume/.test(warning)),

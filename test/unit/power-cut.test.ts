@@ -38,7 +38,7 @@ import {
 } from '../../src/container/layout.js';
 import { MIN_COST_LEVEL } from '../../src/crypto/kdf.js';
 import { openHostFileWith } from '../../src/fuse/host-file.js';
-import { findTool } from '../../src/fuse/system.js';
+import { findTool } from '../../src/host/process.js';
 import { DISK_SECTOR, PowerCutDisk, prng, type TraceEntry, testSeed } from './power-cut.js';
 
 const SOAK = process.env.VAULT_SOAK === '1';

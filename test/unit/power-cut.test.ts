@@ -452,6 +452,26 @@ describe('power cuts on the data path (writeAt, flush)', () => {
   });
 });
 
+describe('a passwd cut after the backup was synced, before the primary was written', () => {
+  it('the newer backup is authoritative, and repair completes the change (never undoes it)', async () => {
+    const { path, image } = await baseImage('half-passwd', SIZE);
+    // Steps: write backup (0), sync (1), write primary (2): a cut at 2 leaves the new backup, the old primary.
+    const disk = new PowerCutDisk(image, 2);
+    await expect(
+      changeSecret(path, await secret('old'), await secret('new'), { costLevel, openFile: disk.opener() }),
+    ).rejects.toThrow();
+    const half = Buffer.from(disk.durable);
+    const vault = await openImage(half, 'new');
+    expect(vault?.info().headers.authoritative).toBe('backup');
+    expect(vault?.warnings).toHaveLength(1); // the primary is out of date
+    await vault?.close();
+    const repaired = new PowerCutDisk(half);
+    await repairHeaders(path, await secret('new'), { costLevel, openFile: repaired.opener() });
+    expect(await opensIntact(repaired.durable, 'new')).toBe(true);
+    expect(await openImage(repaired.durable, 'old')).toBeNull();
+  });
+});
+
 describe('close() with writes still in flight', () => {
   it('waits for them, then syncs: what was written before close() returned is durable', async () => {
     const { image } = await baseImage('close', SIZE);

@@ -5,7 +5,7 @@
 // backup area), and leave no mount, loop device, daemon, state directory, FUSE bridge or file behind,
 // in the test's directories or under /tmp. The README states how many rows there are.
 import { execFileSync, spawn } from 'node:child_process';
-import { createHash, getHashes, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -54,14 +54,17 @@ interface Row {
   hint: string;
 }
 
-/** The hint of a secret that opens nothing, once detection tried every format (formats/foreign.ts). */
+/**
+ * The hint of a secret that opens nothing, once detection tried every format (src/cli/hints.ts). A note
+ * that Whirlpool was not tried may follow: it depends on the Node.js build and the addon.
+ */
 const DETECTION_HINT =
   'check the password and keyfiles (-k); vault opens its own vaults, LUKS1/LUKS2 (aes-xts-plain64, ' +
-  'aes-cbc-essiv:sha256) and VeraCrypt/TrueCrypt volumes encrypted with AES (not Serpent, Twofish, Camellia, ' +
-  'Kuznyechik or cascades); --type, --hash and --pim narrow the search' +
-  (getHashes().includes('whirlpool')
-    ? ''
-    : '; Whirlpool was not tried (this Node.js lacks it: set NODE_OPTIONS=--openssl-legacy-provider)');
+  'aes-cbc-essiv:sha256; PBKDF2, Argon2i, Argon2id) and VeraCrypt/TrueCrypt volumes encrypted with AES ' +
+  "(PBKDF2 with SHA-512, SHA-256, BLAKE2s, Whirlpool, RIPEMD-160, SHA-1, or VeraCrypt's Argon2id; not " +
+  'Serpent, Twofish, Camellia, Kuznyechik or cascades); --type, --hash and --pim narrow the search ' +
+  "(VeraCrypt's Argon2id with a PIM above 31 only with --hash argon2)";
+const WHIRLPOOL_NOTE = '; Whirlpool was not tried (';
 
 /** The README's count of the rows ("one table of N wrong command lines"). */
 const README_ROWS = Number(
@@ -189,7 +192,10 @@ async function check(row: Row, dirs: string[], live: string[]): Promise<string[]
     problems.push(`exit ${result.code}, expected ${EXIT_CODES[row.code]}`);
   if (!row.error.test(errorLine))
     problems.push(`error line ${JSON.stringify(errorLine)} does not match ${row.error}`);
-  if (hintLines.length !== 1 || hintLines[0] !== `vault: hint: ${row.hint}`)
+  const hint = hintLines[0]?.slice('vault: hint: '.length);
+  const hintOk =
+    hint === row.hint || (row.hint === DETECTION_HINT && hint?.startsWith(DETECTION_HINT + WHIRLPOOL_NOTE));
+  if (hintLines.length !== 1 || !hintOk)
     problems.push(`hint ${JSON.stringify(hintLines)}, expected ${JSON.stringify(row.hint)}`);
   const after = snapshot(dirs, live);
   for (const [path, hash] of before) {

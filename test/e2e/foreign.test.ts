@@ -3,14 +3,13 @@
 // ext4: mounted with detection and with --type, a file read, a file written, dismounted, mounted again;
 // the written file is then read from an independent decryption of the container (Python's cryptography
 // + debugfs). Also info, export, import (migration), refusals, and a wrong secret leaving nothing behind.
-import { chmodSync, chownSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeTcryptVolume } from '../tools/tcrypt-writer.js';
-import { canMount, isMounted, loopDevices, ROOT, sh, useTempDir, VAULT_BIN, vault } from './helpers.js';
+import { isMounted, lacks, loopDevices, ROOT, sh, useTempDir, VAULT_BIN, vault } from './helpers.js';
 
-const hasTools = existsSync('/usr/sbin/cryptsetup') && existsSync('/usr/sbin/tcplay');
 const PASSWORD = 'foreign secret';
 const FAST_PBKDF2 = ['--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000'];
 const PIM = '1';
@@ -162,7 +161,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
   }
 }
 
-describe.skipIf(!canMount || !hasTools)('foreign volumes through the CLI', () => {
+describe.skipIf(lacks('mount', 'cryptsetup', 'tcplay'))('foreign volumes through the CLI', () => {
   it('LUKS2 (4096-byte sectors, encrypted by cryptsetup reencrypt): mount, read, write, remount; independent decryption; info, export, import', async () => {
     const image = await ext4Image('luks2', 24 << 20);
     const file = join(dir, 'disk.luks2');
@@ -562,7 +561,6 @@ describe.skipIf(!canMount || !hasTools)('foreign volumes through the CLI', () =>
 });
 
 const USER = 'vaulttest';
-const hasFuse2fs = existsSync('/usr/bin/fuse2fs') || existsSync('/usr/sbin/fuse2fs');
 
 /** Runs a command as the test user (created when missing, as user-mount.test.ts does); stdin optional. */
 function asUser(args: string[], stdin?: string) {
@@ -570,55 +568,63 @@ function asUser(args: string[], stdin?: string) {
   return sh('runuser', ['-u', USER, '--', ...command], 120_000);
 }
 
-describe.skipIf(!canMount || !hasTools || !hasFuse2fs)('a LUKS2 volume mounted without root (--user)', () => {
-  it('a user mounts, writes, dismounts and mounts again a LUKS2 container: no loop device, no device-mapper', async () => {
-    if ((await sh('id', ['-u', USER])).code !== 0) await sh('useradd', ['-m', USER]);
-    const uid = Number((await sh('id', ['-u', USER])).stdout.trim());
-    const gid = Number((await sh('id', ['-g', USER])).stdout.trim());
-    const fuseMode = statSync('/dev/fuse').mode & 0o777;
-    chmodSync(dir, 0o755);
-    const image = await ext4Image('userluks', 24 << 20);
-    const file = join(dir, 'user.luks2');
-    writeFileSync(file, readFileSync(image));
-    await truncate(file, 40 << 20);
-    writeFileSync(join(dir, 'pass'), PASSWORD);
-    const encrypted = await sh('cryptsetup', [
-      'reencrypt',
-      '-q',
-      '--encrypt',
-      '--type',
-      'luks2',
-      ...FAST_PBKDF2,
-      '--reduce-device-size',
-      '16M',
-      '--key-file',
-      join(dir, 'pass'),
-      file,
-    ]);
-    expect(encrypted.code, encrypted.stderr).toBe(0);
-    chownSync(file, uid, gid);
-    const mountpoint = join(dir, 'user.mnt');
-    await mkdir(mountpoint);
-    chownSync(mountpoint, uid, gid);
-    chmodSync('/dev/fuse', 0o666);
-    try {
-      const vaultArgs = (args: string[]) => [process.execPath, VAULT_BIN, ...args];
-      const mounted = await asUser(vaultArgs(['mount', file, mountpoint, '--user', ...secretArgs]), PASSWORD);
-      expect(mounted.code, mounted.stderr).toBe(0);
-      expect((await asUser(['cat', join(mountpoint, 'hello.txt')])).stdout).toBe('hello from userluks\n');
-      expect((await asUser(['sh', '-c', `echo by the user > ${mountpoint}/mine.txt && sync`])).code).toBe(0);
-      expect(loopDevices().some((entry) => entry.backingFile.startsWith(dir))).toBe(false);
-      expect((await asUser(vaultArgs(['dismount', file]))).code).toBe(0);
-      const again = await asUser(
-        vaultArgs(['mount', file, mountpoint, '--user', '--type', 'luks', ...secretArgs]),
-        PASSWORD,
-      );
-      expect(again.code, again.stderr).toBe(0);
-      expect((await asUser(['cat', join(mountpoint, 'mine.txt')])).stdout).toBe('by the user\n');
-      expect((await asUser(vaultArgs(['dismount', file]))).code).toBe(0);
-    } finally {
-      chmodSync('/dev/fuse', fuseMode);
-    }
-    expect(isMounted(mountpoint)).toBe(false);
-  });
-});
+describe.skipIf(lacks('mount', 'cryptsetup', 'tcplay', 'fuse2fs'))(
+  'a LUKS2 volume mounted without root (--user)',
+  () => {
+    it('a user mounts, writes, dismounts and mounts again a LUKS2 container: no loop device, no device-mapper', async () => {
+      if ((await sh('id', ['-u', USER])).code !== 0) await sh('useradd', ['-m', USER]);
+      const uid = Number((await sh('id', ['-u', USER])).stdout.trim());
+      const gid = Number((await sh('id', ['-g', USER])).stdout.trim());
+      const fuseMode = statSync('/dev/fuse').mode & 0o777;
+      chmodSync(dir, 0o755);
+      const image = await ext4Image('userluks', 24 << 20);
+      const file = join(dir, 'user.luks2');
+      writeFileSync(file, readFileSync(image));
+      await truncate(file, 40 << 20);
+      writeFileSync(join(dir, 'pass'), PASSWORD);
+      const encrypted = await sh('cryptsetup', [
+        'reencrypt',
+        '-q',
+        '--encrypt',
+        '--type',
+        'luks2',
+        ...FAST_PBKDF2,
+        '--reduce-device-size',
+        '16M',
+        '--key-file',
+        join(dir, 'pass'),
+        file,
+      ]);
+      expect(encrypted.code, encrypted.stderr).toBe(0);
+      chownSync(file, uid, gid);
+      const mountpoint = join(dir, 'user.mnt');
+      await mkdir(mountpoint);
+      chownSync(mountpoint, uid, gid);
+      chmodSync('/dev/fuse', 0o666);
+      try {
+        const vaultArgs = (args: string[]) => [process.execPath, VAULT_BIN, ...args];
+        const mounted = await asUser(
+          vaultArgs(['mount', file, mountpoint, '--user', ...secretArgs]),
+          PASSWORD,
+        );
+        expect(mounted.code, mounted.stderr).toBe(0);
+        expect((await asUser(['cat', join(mountpoint, 'hello.txt')])).stdout).toBe('hello from userluks\n');
+        expect((await asUser(['sh', '-c', `echo by the user > ${mountpoint}/mine.txt && sync`])).code).toBe(
+          0,
+        );
+        expect(loopDevices().some((entry) => entry.backingFile.startsWith(dir))).toBe(false);
+        expect((await asUser(vaultArgs(['dismount', file]))).code).toBe(0);
+        const again = await asUser(
+          vaultArgs(['mount', file, mountpoint, '--user', '--type', 'luks', ...secretArgs]),
+          PASSWORD,
+        );
+        expect(again.code, again.stderr).toBe(0);
+        expect((await asUser(['cat', join(mountpoint, 'mine.txt')])).stdout).toBe('by the user\n');
+        expect((await asUser(vaultArgs(['dismount', file]))).code).toBe(0);
+      } finally {
+        chmodSync('/dev/fuse', fuseMode);
+      }
+      expect(isMounted(mountpoint)).toBe(false);
+    });
+  },
+);

@@ -25,7 +25,7 @@ export const FAST_COST = '1';
 export const REQUIRE_E2E = process.env.VAULT_REQUIRE_E2E === '1';
 
 /** What an e2e test may need from the machine. */
-export type Prerequisite = 'root' | 'mount' | 'fio' | 'fuse2fs' | 'script';
+export type Prerequisite = 'root' | 'mount' | 'fio' | 'fuse2fs' | 'script' | 'cryptsetup' | 'tcplay';
 
 function onPath(name: string): boolean {
   const dirs = (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin', '/usr/bin', '/bin']);
@@ -44,6 +44,8 @@ export function whyNot(need: Prerequisite): string | null {
     case 'fio':
     case 'fuse2fs':
     case 'script':
+    case 'cryptsetup':
+    case 'tcplay':
       return onPath(need) ? null : `${need} is not installed (bash scripts/setup.sh installs it)`;
   }
 }

@@ -8,6 +8,28 @@ import { VaultError } from '../container/errors.js';
 /** Longest password accepted at the prompt, in UTF-8 bytes; more is ignored (and rung as a bell). */
 export const MAX_PASSWORD_BYTES = 4096;
 
+/**
+ * The one rule for a password the prompt can take, so that a password chosen through --password-stdin
+ * can also be typed later: at most MAX_PASSWORD_BYTES bytes, and no control character but TAB (the
+ * prompt uses the others for editing: Enter, Backspace, Ctrl-U, Ctrl-C, Ctrl-D, escape sequences).
+ * Returns why `password` breaks the rule, or null.
+ */
+export function promptCannotTake(password: Uint8Array): string | null {
+  if (password.length > MAX_PASSWORD_BYTES) {
+    return `it is ${password.length} bytes long; the password prompt takes at most ${MAX_PASSWORD_BYTES}`;
+  }
+  for (const byte of password) {
+    if (!isPasswordByte(byte)) {
+      return `it holds the control character 0x${byte.toString(16).padStart(2, '0')}, which cannot be typed at the password prompt`;
+    }
+  }
+  return null;
+}
+
+function isPasswordByte(byte: number): boolean {
+  return byte === 0x09 || (byte >= 0x20 && byte !== 0x7f);
+}
+
 interface RawInput {
   readonly isTTY?: boolean;
   setRawMode(mode: boolean): unknown;
@@ -22,6 +44,8 @@ interface RawInput {
 interface PromptStreams {
   input?: RawInput;
   output?: { write(text: string): unknown };
+  /** Show what is typed (a y/N answer); passwords are never echoed. */
+  echo?: boolean;
 }
 
 /** True when stdin is a terminal, i.e. a person can answer a prompt. */
@@ -33,7 +57,19 @@ export function stdinIsTerminal(): boolean {
  * Where the prompt text goes: stderr, unless stderr is redirected (`vault info x 2>log`) while we
  * read from the terminal; then straight to the terminal, so the person typing sees what is asked.
  */
+let terminalOutput: { write(text: string): unknown } | null = null;
+
 function promptOutput(): { write(text: string): unknown } {
+  terminalOutput ??= openPromptOutput();
+  return terminalOutput;
+}
+
+/** A line for the person at the prompt (why it asks again), where the prompt itself goes. */
+export function promptNotice(text: string): void {
+  promptOutput().write(`${text}\n`);
+}
+
+function openPromptOutput(): { write(text: string): unknown } {
   if (process.stderr.isTTY) return process.stderr;
   let fd: number;
   try {
@@ -56,6 +92,7 @@ let exitHookInstalled = false;
 export function promptHidden(prompt: string, streams: PromptStreams = {}): Promise<Buffer> {
   const input = streams.input ?? (process.stdin as unknown as RawInput);
   const output = streams.output ?? promptOutput();
+  const echo = streams.echo ?? false;
   if (!input.isTTY) {
     return Promise.reject(
       new VaultError('MISSING_SECRET', 'cannot prompt for a password: stdin is not a terminal', NO_TTY_HINT),
@@ -123,7 +160,10 @@ export function promptHidden(prompt: string, streams: PromptStreams = {}): Promi
           if (byte === 0x7f || byte === 0x08) {
             // Backspace: drop one whole UTF-8 character (its continuation bytes, then the lead byte).
             while (length > 0 && ((typed[length - 1] ?? 0) & 0xc0) === 0x80) typed[--length] = 0;
-            if (length > 0) typed[--length] = 0;
+            if (length > 0) {
+              typed[--length] = 0;
+              if (echo) output.write('\b \b');
+            }
             continue;
           }
           if (byte === 0x15) {
@@ -132,12 +172,13 @@ export function promptHidden(prompt: string, streams: PromptStreams = {}): Promi
             length = 0;
             continue;
           }
-          if (byte < 0x20) continue; // other control characters are not part of a password
+          if (!isPasswordByte(byte)) continue; // other control characters are not part of a password
           if (length === MAX_PASSWORD_BYTES) {
             output.write('\x07');
             continue;
           }
           typed[length++] = byte;
+          if (echo && byte < 0x80) output.write(String.fromCharCode(byte));
         }
       } finally {
         chunk.fill(0);
@@ -152,6 +193,14 @@ export function promptHidden(prompt: string, streams: PromptStreams = {}): Promi
     input.on('error', onError);
     input.resume();
   });
+}
+
+/** Asks a yes/no question at the terminal (answer shown as typed); only "y" or "yes" is yes. */
+export async function promptYesNo(question: string, streams: PromptStreams = {}): Promise<boolean> {
+  const answer = await promptHidden(question, { ...streams, echo: true });
+  const text = answer.toString('utf8').trim().toLowerCase();
+  answer.fill(0);
+  return text === 'y' || text === 'yes';
 }
 
 const NO_TTY_HINT = 'pipe the password with --password-stdin, or give a keyfile with -k <path>';

@@ -3,12 +3,21 @@
 // docs/CLI.md "Why no --password option". Password bytes live in Buffer.alloc'd buffers, wiped after use.
 import { timingSafeEqual } from 'node:crypto';
 import { read } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { VaultError } from '../container/errors.js';
+import { isVaultError, VaultError } from '../container/errors.js';
 import { Secret } from '../container/secret.js';
 import { costParams, DEFAULT_COST_LEVEL, MAX_COST_LEVEL, MIN_COST_LEVEL } from '../crypto/kdf.js';
-import { promptHidden, stdinIsTerminal } from './prompt.js';
+import {
+  MAX_PASSWORD_BYTES,
+  promptCannotTake,
+  promptHidden,
+  promptNotice,
+  promptYesNo,
+  stdinIsTerminal,
+} from './prompt.js';
 import { warn } from './report.js';
+import { formatSize } from './size.js';
 
 /** The commander options addSecretOptions/addCostOption add, as `command.opts()` returns them. */
 export interface SecretOptions {
@@ -16,6 +25,7 @@ export interface SecretOptions {
   passwordStdin?: boolean;
   nonInteractive?: boolean;
   cost?: string;
+  tries?: string;
 }
 
 export interface ReadSecretRequest {
@@ -44,7 +54,32 @@ export function addSecretOptions(command: Command): Command {
       (path: string, previous: string[] | undefined) => [...(previous ?? []), path],
     )
     .option('--password-stdin', 'read the password from the first line of stdin instead of prompting')
-    .option('--non-interactive', 'never prompt; fail with exit code 7 if a secret is missing');
+    .option('--non-interactive', 'never prompt; fail with exit code 7 if a secret is missing')
+    .option(
+      '--tries <n>',
+      `how often to ask for a password at a terminal (default ${DEFAULT_TRIES}; without a terminal 1)`,
+    );
+}
+
+/** Password attempts at a terminal when --tries is not given (cryptsetup's default). */
+export const DEFAULT_TRIES = 3;
+const MAX_TRIES = 100;
+
+/** How often a command may ask: --tries at a terminal (default 3), always 1 without one. */
+export function parseTries(options: SecretOptions): number {
+  let tries = DEFAULT_TRIES;
+  if (options.tries !== undefined) {
+    const text = String(options.tries).trim();
+    tries = /^\d{1,3}$/.test(text) ? Number(text) : Number.NaN;
+    if (!Number.isSafeInteger(tries) || tries < 1 || tries > MAX_TRIES) {
+      throw new VaultError(
+        'USAGE',
+        `invalid --tries "${String(options.tries)}": must be a whole number from 1 to ${MAX_TRIES}`,
+        `leave it out for ${DEFAULT_TRIES} tries at a terminal`,
+      );
+    }
+  }
+  return canPrompt(options) ? tries : 1;
 }
 
 export function addCostOption(command: Command): Command {
@@ -91,16 +126,18 @@ export function canPrompt(options: SecretOptions): boolean {
 /**
  * Gathers password and keyfiles into a Secret. With --password-stdin the password is line `stdinLine` of
  * stdin; otherwise a no-echo prompt when allowed (an empty answer is fine when keyfiles are given);
- * otherwise keyfiles alone, or VaultError MISSING_SECRET.
+ * otherwise keyfiles alone, or VaultError MISSING_SECRET. Keyfiles are checked before anything is asked.
  */
 export async function readSecret(options: SecretOptions, request: ReadSecretRequest): Promise<Secret> {
   const keyfiles = [...(request.keyfiles ?? options.keyfile ?? [])];
+  await checkKeyfiles(keyfiles);
   let password: Buffer | null = null;
   try {
     if (options.passwordStdin) {
       password = await readStdinLine(request.stdinLine ?? 0);
+      if (request.confirm) refuseUntypable(password);
     } else if (canPrompt(options)) {
-      password = await promptPassword(request, keyfiles.length > 0);
+      password = await promptPassword(request, keyfiles.length > 0, parseTries(options));
     } else if (keyfiles.length === 0) {
       throw new VaultError(
         'MISSING_SECRET',
@@ -118,37 +155,188 @@ export async function readSecret(options: SecretOptions, request: ReadSecretRequ
   }
 }
 
-async function promptPassword(request: ReadSecretRequest, haveKeyfiles: boolean): Promise<Buffer> {
-  const prompt = haveKeyfiles ? withNote(request.prompt, '(Enter for none, keyfiles only)') : request.prompt;
-  const first = await promptHidden(prompt);
-  if (!request.confirm) return first;
-  let second: Buffer | null = null;
-  try {
-    second = await promptHidden(
-      haveKeyfiles ? 'Repeat the password (Enter for none): ' : 'Repeat the password: ',
+export interface UnlockRequest extends ReadSecretRequest {
+  /** Files that must exist before anything is asked (the vault, a header backup, ...). */
+  files?: readonly string[];
+  /** The --cost level, for the "Unlocking (Argon2id, 1 GiB)..." line. */
+  costLevel: number;
+  /** The --type given, if any: another format's KDF is not Argon2id at that level. */
+  volumeType?: string | undefined;
+}
+
+/**
+ * The whole "secret, then unlock" step of a command: checks that `files` exist, reads the secret, says
+ * "Unlocking ..." at a terminal, runs `unlock` with it, and wipes it. When `unlock` fails with
+ * CANNOT_UNLOCK and the password came from the prompt, asks again, up to --tries times (as cryptsetup).
+ */
+export async function withUnlock<T>(
+  options: SecretOptions,
+  request: UnlockRequest,
+  unlock: (secret: Secret) => Promise<T>,
+): Promise<T> {
+  for (const file of request.files ?? []) await requireFile(file);
+  const tries = parseTries(options);
+  for (let attempt = 1; ; attempt += 1) {
+    const secret = await readSecret(options, request);
+    try {
+      announceUnlock(request);
+      return await unlock(secret);
+    } catch (error) {
+      if (!isVaultError(error, 'CANNOT_UNLOCK') || attempt >= tries) throw error;
+      const left = tries - attempt;
+      promptNotice(
+        `That did not unlock it (wrong password, keyfile or cost level, or not a vault); ${left} ${left === 1 ? 'try' : 'tries'} left.`,
+      );
+    } finally {
+      secret.wipe();
+    }
+  }
+}
+
+/** At a terminal, a line on stderr before the 1 to 5 seconds of key derivation. */
+export function announceUnlock(request: { costLevel: number; volumeType?: string | undefined }): void {
+  if (!process.stderr.isTTY) return;
+  const type = request.volumeType?.toLowerCase();
+  if (type !== undefined && type !== 'vault') {
+    process.stderr.write(
+      `Unlocking (${type === 'luks' ? 'LUKS' : type === 'veracrypt' ? 'VeraCrypt' : 'TrueCrypt'} key derivation)...\n`,
     );
-    // Constant time, as every comparison of secrets here (the length is not secret: it was typed).
-    if (first.length !== second.length || !timingSafeEqual(first, second)) {
+    return;
+  }
+  const { memoryKiB } = costParams(request.costLevel);
+  process.stderr.write(`Unlocking (Argon2id, ${formatSize(memoryKiB * 1024)})...\n`);
+}
+
+/**
+ * A named input file must exist before we ask for a secret: a typo should not cost a password
+ * (exit code 4, also with --non-interactive). Directories are a usage error.
+ */
+export async function requireFile(path: string): Promise<void> {
+  let info: Awaited<ReturnType<typeof stat>>;
+  try {
+    info = await stat(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new VaultError('NOT_FOUND', `no such file: ${path}`, 'check the path (ls -l it)');
+    }
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new VaultError('IO', `permission denied: ${path}`, 'check its permissions, or run with sudo');
+    }
+    throw new VaultError('IO', `cannot read ${path}: ${(error as Error).message}`, 'check the path');
+  }
+  if (info.isDirectory()) {
+    throw new VaultError('USAGE', `${path} is a directory, not a vault file`, 'name the vault file itself');
+  }
+}
+
+/** Every keyfile exists and none is named twice, before a prompt asks for the password. */
+async function checkKeyfiles(keyfiles: readonly string[]): Promise<void> {
+  const seen = new Set<string>();
+  for (const path of keyfiles) {
+    const info = await stat(path).catch(() => null);
+    if (!info) {
       throw new VaultError(
-        'USAGE',
-        'passwords do not match',
-        'run the command again and type the same password twice',
+        'NOT_FOUND',
+        `keyfile not found: ${path}`,
+        'check the path given with -k/--keyfile',
       );
     }
-  } catch (error) {
-    first.fill(0);
-    throw error;
-  } finally {
-    second?.fill(0);
+    const identity = `${info.dev}:${info.ino}`;
+    if (seen.has(identity)) {
+      throw new VaultError(
+        'USAGE',
+        `keyfile given twice: ${path}`,
+        'give each keyfile once (a keyfile counts once in the secret, so a repeat cannot be what you meant)',
+      );
+    }
+    seen.add(identity);
   }
-  const characters = countCharacters(first);
-  if (characters > 0 && characters < SHORT_PASSWORD_CHARS) {
-    warn(
-      `this password has only ${characters} characters; a password shorter than ${SHORT_PASSWORD_CHARS} ` +
-        'is far easier to guess offline; consider a longer one or a keyfile',
+}
+
+/** A new password must be one the prompt can take later (see promptCannotTake). */
+function refuseUntypable(password: Uint8Array): void {
+  const reason = promptCannotTake(password);
+  if (reason) {
+    throw new VaultError(
+      'USAGE',
+      `this password could not be typed at the password prompt later: ${reason}`,
+      `use printable characters (and TAB), at most ${MAX_PASSWORD_BYTES} bytes`,
     );
   }
-  return first;
+}
+
+/**
+ * The prompt. An empty answer without keyfiles asks again; a new password (`confirm`) is asked twice,
+ * asked again on a mismatch, and a short one needs a "y" to be kept. Up to `tries` rounds.
+ */
+async function promptPassword(
+  request: ReadSecretRequest,
+  haveKeyfiles: boolean,
+  tries: number,
+): Promise<Buffer> {
+  const prompt = haveKeyfiles ? withNote(request.prompt, '(Enter for none, keyfiles only)') : request.prompt;
+  let failure: VaultError | null = null;
+  for (let attempt = 1; attempt <= tries; attempt += 1) {
+    if (failure) promptNotice(`${capitalise(failure.message)}; try again.`);
+    const first = await promptHidden(prompt);
+    if (first.length === 0 && !haveKeyfiles) {
+      failure = new VaultError(
+        'MISSING_SECRET',
+        'no password entered',
+        'type a password and press Enter, or give a keyfile with -k <path>',
+      );
+      continue;
+    }
+    if (!request.confirm) return first;
+    let second: Buffer | null = null;
+    try {
+      second = await promptHidden(
+        haveKeyfiles ? 'Repeat the password (Enter for none): ' : 'Repeat the password: ',
+      );
+      // Constant time, as every comparison of secrets here (the length is not secret: it was typed).
+      if (first.length !== second.length || !timingSafeEqual(first, second)) {
+        failure = new VaultError(
+          'USAGE',
+          'the passwords do not match',
+          'run the command again and type the same password twice',
+        );
+        first.fill(0);
+        continue;
+      }
+      if (!(await keepShortPassword(first))) {
+        failure = new VaultError(
+          'USAGE',
+          'a longer password was asked for',
+          `choose a password of ${SHORT_PASSWORD_CHARS} characters or more, or a keyfile`,
+        );
+        first.fill(0);
+        continue;
+      }
+    } catch (error) {
+      first.fill(0);
+      throw error;
+    } finally {
+      second?.fill(0);
+    }
+    return first;
+  }
+  throw failure ?? new VaultError('MISSING_SECRET', 'no password entered');
+}
+
+/** A short new password, at the prompt: warn and ask whether to keep it (default no). */
+async function keepShortPassword(password: Uint8Array): Promise<boolean> {
+  const characters = countCharacters(password);
+  if (characters === 0 || characters >= SHORT_PASSWORD_CHARS) return true;
+  promptNotice(
+    `This password has only ${characters} characters; a password shorter than ${SHORT_PASSWORD_CHARS} ` +
+      'is far easier to guess offline. A longer one, or a keyfile, is safer.',
+  );
+  return promptYesNo('Use it anyway? [y/N] ');
+}
+
+function capitalise(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 function withNote(prompt: string, note: string): string {

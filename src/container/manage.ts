@@ -47,20 +47,38 @@ export interface RepairResult {
   repaired: Array<'primary' | 'backup'>;
 }
 
+/**
+ * A new secret, given as is or as a function that asks for it: asked only once the current secret has
+ * unlocked (no typing a new password twice for nothing). A secret the function returns is wiped here.
+ */
+export type NewSecret = Secret | (() => Promise<Secret>);
+
+async function withNewSecret<T>(next: NewSecret, use: (secret: Secret) => Promise<T>): Promise<T> {
+  if (typeof next !== 'function') return use(next);
+  const secret = await next();
+  try {
+    return await use(secret);
+  } finally {
+    secret.wipe();
+  }
+}
+
 /** `vault passwd`: rewraps the slot the current secret opens; the master key never changes. */
 export async function changeSecret(
   path: string,
   current: Secret,
-  next: Secret,
+  next: NewSecret,
   options: ManageOptions = {},
 ): Promise<number> {
   return withUnlocked(path, current, options, async (file, state) => {
     const slot = requireOpenedSlot(state);
     const other = await otherSlotsOf(file, state);
-    await updateHeaders(file, state, async (tables) => {
-      await wrapInBothCopies(state, tables, slot, next, newCost(options), other);
-      return state.slotMask;
-    });
+    await withNewSecret(next, (secret) =>
+      updateHeaders(file, state, async (tables) => {
+        await wrapInBothCopies(state, tables, slot, secret, newCost(options), other);
+        return state.slotMask;
+      }),
+    );
     return slot;
   });
 }
@@ -69,7 +87,7 @@ export async function changeSecret(
 export async function addKey(
   path: string,
   current: Secret,
-  added: Secret,
+  added: NewSecret,
   options: ManageOptions = {},
 ): Promise<number> {
   return withUnlocked(path, current, options, async (file, state) => {
@@ -81,10 +99,12 @@ export async function addKey(
       });
     }
     const other = await otherSlotsOf(file, state);
-    await updateHeaders(file, state, async (tables) => {
-      await wrapInBothCopies(state, tables, slot, added, newCost(options), other);
-      return state.slotMask | (1 << slot);
-    });
+    await withNewSecret(added, (secret) =>
+      updateHeaders(file, state, async (tables) => {
+        await wrapInBothCopies(state, tables, slot, secret, newCost(options), other);
+        return state.slotMask | (1 << slot);
+      }),
+    );
     return slot;
   });
 }

@@ -98,7 +98,11 @@ function shellQuote(word: string): string {
 }
 
 async function opensWith(file: string, password: string): Promise<boolean> {
-  return (await vault(['info', file, '--password-stdin', ...COST], { stdin: `${password}\n` })).code === 0;
+  // --type vault: a wrong password then fails at once instead of trying the VeraCrypt/TrueCrypt KDFs.
+  return (
+    (await vault(['info', file, '--password-stdin', '--type', 'vault', ...COST], { stdin: `${password}\n` }))
+      .code === 0
+  );
 }
 
 describe.skipIf(lacks('script'))('prompts on a terminal', () => {
@@ -117,24 +121,160 @@ describe.skipIf(lacks('script'))('prompts on a terminal', () => {
     expect(await opensWith(file, 'correct horse battery')).toBe(true);
   });
 
-  it('a short password is accepted with a warning', async () => {
+  it('a short password needs a "y": Enter (no) asks for another one', async () => {
     const terminal = new Terminal(['create', '2M', 'short.vol', '--filesystem', 'none', ...COST]);
-    const first = await terminal.answer('Password for the new vault short.vol: ', 'abc123\r');
-    await terminal.answer('Repeat the password: ', 'abc123\r', first);
-    expect(await terminal.exit()).toBe(EXIT_CODES.OK);
-    expect(terminal.screen).toMatch(/vault: warning: this password has only 6 characters/);
-    expect(terminal.screen).not.toContain('abc123');
+    try {
+      let at = await terminal.answer('Password for the new vault short.vol: ', 'abc123\r');
+      at = await terminal.answer('Repeat the password: ', 'abc123\r', at);
+      at = await terminal.answer('Use it anyway? [y/N] ', '\r', at);
+      // Asked again from the start; this time the short one is kept.
+      at = await terminal.answer('Password for the new vault short.vol: ', 'xyz789\r', at);
+      at = await terminal.answer('Repeat the password: ', 'xyz789\r', at);
+      await terminal.answer('Use it anyway? [y/N] ', 'y\r', at);
+      expect(await terminal.exit()).toBe(EXIT_CODES.OK);
+    } finally {
+      terminal.kill();
+    }
+    expect(terminal.screen).toMatch(/This password has only 6 characters/);
+    expect(terminal.screen).not.toMatch(/abc123|xyz789/);
+    expect(await opensWith(join(dir, 'short.vol'), 'xyz789')).toBe(true);
+    expect(await opensWith(join(dir, 'short.vol'), 'abc123')).toBe(false);
   });
 
-  it('exit code 2 when the two passwords differ; no file is created', async () => {
-    const terminal = new Terminal(['create', '2M', 'mismatch.vol', '--filesystem', 'none', ...COST]);
-    const first = await terminal.answer('Password for the new vault mismatch.vol: ', 'first password\r');
-    await terminal.answer('Repeat the password: ', 'second password\r', first);
-    expect(await terminal.exit()).toBe(EXIT_CODES.USAGE);
-    expect(terminal.screen).toMatch(/vault: error: passwords do not match/);
+  it('a mismatch or an empty answer asks again; --tries 1 gives up at once (exit code 2, no file)', async () => {
+    const terminal = new Terminal(['create', '2M', 'retyped.vol', '--filesystem', 'none', ...COST]);
+    try {
+      let at = await terminal.answer('Password for the new vault retyped.vol: ', '\r');
+      at = await terminal.waitFor('No password entered; try again.', at);
+      at = await terminal.answer('Password for the new vault retyped.vol: ', 'first password\r', at);
+      at = await terminal.answer('Repeat the password: ', 'second password\r', at);
+      at = await terminal.waitFor('The passwords do not match; try again.', at);
+      at = await terminal.answer('Password for the new vault retyped.vol: ', 'third password\r', at);
+      await terminal.answer('Repeat the password: ', 'third password\r', at);
+      expect(await terminal.exit()).toBe(EXIT_CODES.OK);
+    } finally {
+      terminal.kill();
+    }
+    expect(await opensWith(join(dir, 'retyped.vol'), 'third password')).toBe(true);
+
+    const once = new Terminal([
+      'create',
+      '2M',
+      'mismatch.vol',
+      '--filesystem',
+      'none',
+      '--tries',
+      '1',
+      ...COST,
+    ]);
+    try {
+      const first = await once.answer('Password for the new vault mismatch.vol: ', 'first password\r');
+      await once.answer('Repeat the password: ', 'second password\r', first);
+      expect(await once.exit()).toBe(EXIT_CODES.USAGE);
+    } finally {
+      once.kill();
+    }
+    expect(once.screen).toMatch(/vault: error: the passwords do not match/);
     expect(existsSync(join(dir, 'mismatch.vol'))).toBe(false);
   });
 
+  it('a wrong password asks again (3 tries by default), says how many are left, then exits 3', async () => {
+    const file = join(dir, 'typed.vol');
+    // --type vault: each wrong answer fails at once instead of trying the VeraCrypt/TrueCrypt KDFs.
+    const retried = new Terminal(['info', file, '--type', 'vault', ...COST]);
+    const failed = new Terminal(['info', file, '--type', 'vault', ...COST]);
+    const once = new Terminal(['info', file, '--type', 'vault', '--tries', '1', ...COST]);
+    try {
+      let at = await retried.answer(`Password for ${file}: `, 'wrong\r');
+      at = await retried.waitFor('2 tries left', at);
+      await retried.answer(`Password for ${file}: `, 'correct horse battery\r', at);
+      expect(await retried.exit()).toBe(EXIT_CODES.OK);
+      expect(retried.screen).toMatch(/keyslots: +1 of \d+ used/);
+
+      at = 0;
+      for (const left of ['2 tries left', '1 try left']) {
+        at = await failed.answer(`Password for ${file}: `, 'wrong\r', at);
+        at = await failed.waitFor(left, at);
+      }
+      await failed.answer(`Password for ${file}: `, 'still wrong\r', at);
+      expect(await failed.exit()).toBe(EXIT_CODES.CANNOT_UNLOCK);
+      expect(failed.screen.split(`Password for ${file}: `).length - 1).toBe(3);
+
+      await once.answer(`Password for ${file}: `, 'wrong\r');
+      expect(await once.exit()).toBe(EXIT_CODES.CANNOT_UNLOCK);
+      expect(once.screen).not.toContain('left');
+    } finally {
+      for (const terminal of [retried, failed, once]) terminal.kill();
+    }
+  });
+
+  it('says "Unlocking (Argon2id, <memory>)..." while the key is derived', async () => {
+    const file = join(dir, 'typed.vol');
+    const terminal = new Terminal(['info', file, ...COST]);
+    try {
+      const at = await terminal.answer(`Password for ${file}: `, 'correct horse battery\r');
+      await terminal.waitFor('Unlocking (Argon2id, 1 MiB)...', at);
+      expect(await terminal.exit()).toBe(EXIT_CODES.OK);
+    } finally {
+      terminal.kill();
+    }
+    // Not on a redirected stderr (scripts and logs).
+    const piped = await vault(['info', file, '--password-stdin', ...COST], {
+      stdin: 'correct horse battery\n',
+    });
+    expect(piped.stderr).not.toContain('Unlocking');
+  });
+
+  it('a missing vault, backup or keyfile is named before any prompt (exit code 4)', async () => {
+    for (const args of [
+      ['info', 'nope.vol'],
+      ['passwd', 'nope.vol'],
+      ['key', 'add', 'nope.vol'],
+      ['key', 'remove', 'nope.vol'],
+      ['repair', 'nope.vol'],
+      ['header', 'backup', 'nope.vol', 'out.hdr'],
+      ['header', 'restore', 'typed.vol', 'nope.hdr'],
+      ['info', 'typed.vol', '-k', 'nope.key'],
+    ]) {
+      const terminal = new Terminal([...args, ...COST]);
+      try {
+        expect(await terminal.exit(), args.join(' ')).toBe(EXIT_CODES.NOT_FOUND);
+      } finally {
+        terminal.kill();
+      }
+      expect(terminal.screen).toMatch(/vault: error: (no such file|keyfile not found): nope/);
+      expect(terminal.screen).not.toContain('Password');
+    }
+    const scripted = await vault(['info', join(dir, 'nope.vol'), '--non-interactive']);
+    expect(scripted.code).toBe(EXIT_CODES.NOT_FOUND);
+  });
+
+  it('a password set through --password-stdin can be typed at the prompt (TAB included); one that cannot is refused', async () => {
+    const created = await vault(
+      ['create', '2M', join(dir, 'tab.vol'), '--filesystem', 'none', '--password-stdin', ...COST],
+      { stdin: 'tab\tseparated words\n' },
+    );
+    expect(created.code).toBe(EXIT_CODES.OK);
+    const terminal = new Terminal(['info', join(dir, 'tab.vol'), ...COST]);
+    try {
+      await terminal.answer('Password for', 'tab\tseparated words\r');
+      expect(await terminal.exit()).toBe(EXIT_CODES.OK);
+    } finally {
+      terminal.kill();
+    }
+
+    for (const password of ['bell\x07password', 'x'.repeat(4097)]) {
+      const refused = await vault(
+        ['create', '2M', join(dir, 'untypable.vol'), '--filesystem', 'none', '--password-stdin', ...COST],
+        { stdin: `${password}\n` },
+      );
+      expect(refused.code).toBe(EXIT_CODES.USAGE);
+      expect(refused.stderr).toMatch(
+        /vault: error: this password could not be typed at the password prompt later/,
+      );
+      expect(existsSync(join(dir, 'untypable.vol'))).toBe(false);
+    }
+  });
   it('with a keyfile, an empty answer means "keyfile only"', async () => {
     const key = join(dir, 'tty.key');
     expect((await vault(['keyfile', 'generate', key])).code).toBe(0);

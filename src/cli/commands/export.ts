@@ -11,7 +11,7 @@ import { refuseIfMounted } from '../../fuse/list.js';
 import { interruptSignal } from '../interrupt.js';
 import { createProgress } from '../progress.js';
 import { warn } from '../report.js';
-import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
+import { addCostOption, addSecretOptions, parseCost, type SecretOptions, withUnlock } from '../secrets.js';
 import { formatSize } from '../size.js';
 import { addVolumeTypeOptions, parseVolumeTypeOptions, type VolumeTypeOptions } from '../volume-options.js';
 
@@ -68,7 +68,6 @@ holes in a file. Anyone who can read the image can read everything in the vault.
         );
       }
     }
-    const secret = await readSecret(options, { prompt: `Password for ${file}: `, foreign: true });
     warn(
       `the image ${toStdout ? 'written to stdout' : out} is NOT encrypted: anyone who can read it can read everything in the vault`,
     );
@@ -87,12 +86,16 @@ holes in a file. Anyone who can read the image can read everything in the vault.
       },
     };
     try {
-      result = toStdout
-        ? await streamImage(file, secret, writeStdout, exportOptions)
-        : await exportImage(file, secret, out, { ...exportOptions, force: options.force ?? false });
+      result = await withUnlock(
+        options,
+        { prompt: `Password for ${file}: `, foreign: true, costLevel, volumeType: options.type },
+        (secret) =>
+          toStdout
+            ? streamImage(file, secret, writeStdout, exportOptions)
+            : exportImage(file, secret, out, { ...exportOptions, force: options.force ?? false }),
+      );
     } finally {
       progress.done();
-      secret.wipe();
     }
     const holes = result.sparseBytes > 0 ? ` (${formatSize(result.sparseBytes)} of zeros left as holes)` : '';
     const summary = `Exported ${file} to ${toStdout ? 'stdout' : out}: ${formatSize(result.size)} (${result.size} bytes)${holes}, unencrypted.\n`;

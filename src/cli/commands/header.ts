@@ -1,9 +1,18 @@
 // `vault header backup|restore`: a sealed copy of the header (4096 bytes, as opaque as the vault) to
 // keep elsewhere; restoring it needs a secret it holds, and refuses a backup of another vault.
+import { lstat } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { VaultError } from '../../container/errors.js';
 import { backupHeader, restoreHeader } from '../../container/manage.js';
 import { refuseForeignVolume } from '../foreign-refusal.js';
-import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
+import {
+  addCostOption,
+  addSecretOptions,
+  parseCost,
+  requireFile,
+  type SecretOptions,
+  withUnlock,
+} from '../secrets.js';
 
 export function register(program: Command): void {
   const header = program.command('header').description('back up or restore the vault header');
@@ -17,14 +26,13 @@ export function register(program: Command): void {
   addCostOption(backup);
   backup.addHelpText('after', '\nExamples:\n  vault header backup secret.vol /media/usb/secret.hdr');
   backup.action(async (file: string, target: string, options: SecretOptions) => {
+    await requireFile(file);
     await refuseForeignVolume(file, 'header');
     const costLevel = parseCost(options);
-    const secret = await readSecret(options, { prompt: `Password for ${file}: ` });
-    try {
-      await backupHeader(file, secret, target, { costLevel });
-    } finally {
-      secret.wipe();
-    }
+    await refuseExisting(target);
+    await withUnlock(options, { prompt: `Password for ${file}: `, files: [file], costLevel }, (secret) =>
+      backupHeader(file, secret, target, { costLevel }),
+    );
     process.stdout.write(`Header of ${file} saved to ${target}. The secrets valid now will open it.\n`);
   });
 
@@ -44,14 +52,26 @@ export function register(program: Command): void {
     '\nThe secret is one that was valid when the backup was made.\n\nExamples:\n  vault header restore secret.vol /media/usb/secret.hdr',
   );
   restore.action(async (file: string, source: string, options: SecretOptions & { force?: boolean }) => {
+    await requireFile(file);
+    await requireFile(source);
     await refuseForeignVolume(file, 'header');
     const costLevel = parseCost(options);
-    const secret = await readSecret(options, { prompt: `Password stored in ${source}: ` });
-    try {
-      await restoreHeader(file, secret, source, { costLevel, force: options.force ?? false });
-    } finally {
-      secret.wipe();
-    }
+    await withUnlock(
+      options,
+      { prompt: `Password stored in ${source}: `, files: [file, source], costLevel },
+      (secret) => restoreHeader(file, secret, source, { costLevel, force: options.force ?? false }),
+    );
     process.stdout.write(`Header of ${file} restored from ${source}.\n`);
   });
+}
+
+/** A header backup is never overwritten: say so before asking for the password. */
+async function refuseExisting(target: string): Promise<void> {
+  if (await lstat(target).catch(() => null)) {
+    throw new VaultError(
+      'EXISTS',
+      `file exists: ${target}`,
+      'choose another name: a header backup is never overwritten',
+    );
+  }
 }

@@ -20,7 +20,14 @@ import { loopsOfFile } from '../../host/loop.js';
 import { detectFilesystem, mountTable } from '../../host/mounts.js';
 import { interruptSignal } from '../interrupt.js';
 import { createProgress } from '../progress.js';
-import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
+import {
+  addCostOption,
+  addSecretOptions,
+  parseCost,
+  readSecret,
+  type SecretOptions,
+  withUnlock,
+} from '../secrets.js';
 import { formatSize } from '../size.js';
 import { addVolumeTypeOptions, parseVolumeTypeOptions, type VolumeTypeOptions } from '../volume-options.js';
 
@@ -159,17 +166,17 @@ async function importEncrypted(
   await refuseSameFile(image, file, 'the source volume and the new vault must be different files');
   await refuseIfMounted(image, { allowReadOnly: true });
   const oldCost = options.oldCost === undefined ? costLevel : parseCost({ cost: options.oldCost });
-  const oldSecret = await readSecret(options, {
-    prompt: `Password for the volume ${image}: `,
-    keyfiles: options.oldKeyfile ?? [],
-    foreign: true,
-  });
-  let source: Awaited<ReturnType<typeof openVolume>>;
-  try {
-    source = await openVolume(image, oldSecret, { ...volume, costLevel: oldCost, readOnly: true });
-  } finally {
-    oldSecret.wipe();
-  }
+  const source = await withUnlock(
+    options,
+    {
+      prompt: `Password for the volume ${image}: `,
+      keyfiles: options.oldKeyfile ?? [],
+      foreign: true,
+      costLevel: oldCost,
+      volumeType: options.type,
+    },
+    (oldSecret) => openVolume(image, oldSecret, { ...volume, costLevel: oldCost, readOnly: true }),
+  );
   let secret: Secret | null = null;
   const progress = createProgress('Importing', dataSizeForImage(source.size));
   let result: Awaited<ReturnType<typeof importVolume>>;

@@ -6,7 +6,7 @@ import type { VaultInfo } from '../../container/vault.js';
 import { openVolume } from '../../container/volume.js';
 import { printJson } from '../output.js';
 import { warn } from '../report.js';
-import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
+import { addCostOption, addSecretOptions, parseCost, type SecretOptions, withUnlock } from '../secrets.js';
 import { formatSize } from '../size.js';
 import { addVolumeTypeOptions, parseVolumeTypeOptions, type VolumeTypeOptions } from '../volume-options.js';
 
@@ -29,16 +29,17 @@ export function register(program: Command): void {
   command.action(async (file: string, options: SecretOptions & VolumeTypeOptions & { json?: boolean }) => {
     const costLevel = parseCost(options);
     const volumeOptions = parseVolumeTypeOptions(options);
-    const secret = await readSecret(options, { prompt: `Password for ${file}: `, foreign: true });
-    let info: VaultInfo | ForeignVolumeInfo;
-    try {
-      const volume = await openVolume(file, secret, { costLevel, readOnly: true, ...volumeOptions });
-      for (const warning of volume.warnings) warn(warning);
-      info = volume.info();
-      await volume.close();
-    } finally {
-      secret.wipe();
-    }
+    const info: VaultInfo | ForeignVolumeInfo = await withUnlock(
+      options,
+      { prompt: `Password for ${file}: `, foreign: true, files: [file], costLevel, volumeType: options.type },
+      async (secret) => {
+        const volume = await openVolume(file, secret, { costLevel, readOnly: true, ...volumeOptions });
+        for (const warning of volume.warnings) warn(warning);
+        const shown = volume.info();
+        await volume.close();
+        return shown;
+      },
+    );
     if (options.json) {
       printJson('format' in info ? info : { format: 'vault', ...info });
       return;

@@ -3,7 +3,15 @@
 import type { Command } from 'commander';
 import { addKey, removeKey } from '../../container/manage.js';
 import { refuseForeignVolume } from '../foreign-refusal.js';
-import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
+import {
+  addCostOption,
+  addSecretOptions,
+  parseCost,
+  readSecret,
+  requireFile,
+  type SecretOptions,
+  withUnlock,
+} from '../secrets.js';
 import { addNewSecretOptions, type NewSecretOptions, newCost } from './new-secret.js';
 
 export function register(program: Command): void {
@@ -26,26 +34,29 @@ Examples:
   vault key add secret.vol --new-keyfile backup.key     # the new secret is a keyfile (Enter for no password)`,
   );
   add.action(async (file: string, options: SecretOptions & NewSecretOptions) => {
+    await requireFile(file);
     await refuseForeignVolume(file, 'key');
     const costLevel = parseCost(options);
     const newCostLevel = newCost(options, costLevel);
-    const current = await readSecret(options, { prompt: `Existing password for ${file}: ` });
-    try {
-      const added = await readSecret(options, {
-        prompt: 'New password: ',
-        confirm: true,
-        stdinLine: 1,
-        keyfiles: options.newKeyfile ?? [],
-      });
-      try {
-        const slot = await addKey(file, current, added, { costLevel, newCostLevel });
-        process.stdout.write(`Added keyslot ${slot}.\n`);
-      } finally {
-        added.wipe();
-      }
-    } finally {
-      current.wipe();
-    }
+    // The existing secret is checked first; the new one is asked for only once it has unlocked.
+    const slot = await withUnlock(
+      options,
+      { prompt: `Existing password for ${file}: `, files: [file], costLevel },
+      (current) =>
+        addKey(
+          file,
+          current,
+          () =>
+            readSecret(options, {
+              prompt: 'New password: ',
+              confirm: true,
+              stdinLine: 1,
+              keyfiles: options.newKeyfile ?? [],
+            }),
+          { costLevel, newCostLevel },
+        ),
+    );
+    process.stdout.write(`Added keyslot ${slot}.\n`);
   });
 
   const remove = key
@@ -59,14 +70,14 @@ Examples:
     '\nExamples:\n  vault key remove secret.vol          # asks for the password to remove',
   );
   remove.action(async (file: string, options: SecretOptions) => {
+    await requireFile(file);
     await refuseForeignVolume(file, 'key');
     const costLevel = parseCost(options);
-    const secret = await readSecret(options, { prompt: `Password to remove from ${file}: ` });
-    try {
-      const slot = await removeKey(file, secret, { costLevel });
-      process.stdout.write(`Removed keyslot ${slot}.\n`);
-    } finally {
-      secret.wipe();
-    }
+    const slot = await withUnlock(
+      options,
+      { prompt: `Password to remove from ${file}: `, files: [file], costLevel },
+      (secret) => removeKey(file, secret, { costLevel }),
+    );
+    process.stdout.write(`Removed keyslot ${slot}.\n`);
   });
 }

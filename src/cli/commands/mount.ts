@@ -7,7 +7,14 @@ import { checkMount, mountVault } from '../../fuse/mount.js';
 import { parseFsOptions } from '../../host/mounts.js';
 import { interruptSignal } from '../interrupt.js';
 import { warn } from '../report.js';
-import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
+import {
+  addCostOption,
+  addSecretOptions,
+  parseCost,
+  readSecret,
+  type SecretOptions,
+  withUnlock,
+} from '../secrets.js';
 import { addVolumeTypeOptions, parseVolumeTypeOptions, type VolumeTypeOptions } from '../volume-options.js';
 
 interface MountCommandOptions extends SecretOptions, VolumeTypeOptions {
@@ -104,38 +111,45 @@ After the first refused write the outer volume is read-only until dismounted (as
       user,
       ...(options.owner === undefined ? {} : { owner: options.owner }),
     });
-    const secret = await readSecret(options, {
-      prompt: options.protectHidden ? `Password for the OUTER volume of ${file}: ` : `Password for ${file}: `,
-      foreign: true,
-    });
-    let hiddenSecret: Secret | null = null;
-    let result: Awaited<ReturnType<typeof mountVault>>;
-    try {
-      if (options.protectHidden) {
-        hiddenSecret = await readSecret(options, {
-          prompt: `Password for the HIDDEN volume of ${file} (to protect it): `,
-          stdinLine: 1,
-          keyfiles: options.hiddenKeyfile ?? [],
-          foreign: true,
-        });
-      }
-      result = await mountVault(target, {
-        readOnly: options.readOnly ?? false,
-        noFilesystem,
-        preserveTimestamps: options.preserveTimestamps ?? false,
+    const result = await withUnlock(
+      options,
+      {
+        prompt: options.protectHidden
+          ? `Password for the OUTER volume of ${file}: `
+          : `Password for ${file}: `,
+        foreign: true,
         costLevel,
-        secret,
-        protectHidden: hiddenSecret,
-        partition: options.partition ?? null,
-        user,
-        fsOptions,
-        signal: interruptSignal(),
-        volume,
-      });
-    } finally {
-      secret.wipe();
-      hiddenSecret?.wipe();
-    }
+        volumeType: options.type,
+      },
+      async (secret) => {
+        let hiddenSecret: Secret | null = null;
+        try {
+          if (options.protectHidden) {
+            hiddenSecret = await readSecret(options, {
+              prompt: `Password for the HIDDEN volume of ${file} (to protect it): `,
+              stdinLine: 1,
+              keyfiles: options.hiddenKeyfile ?? [],
+              foreign: true,
+            });
+          }
+          return await mountVault(target, {
+            readOnly: options.readOnly ?? false,
+            noFilesystem,
+            preserveTimestamps: options.preserveTimestamps ?? false,
+            costLevel,
+            secret,
+            protectHidden: hiddenSecret,
+            partition: options.partition ?? null,
+            user,
+            fsOptions,
+            signal: interruptSignal(),
+            volume,
+          });
+        } finally {
+          hiddenSecret?.wipe();
+        }
+      },
+    );
     for (const warning of result.warnings) warn(warning);
     const { state } = result;
     process.stdout.write(`${noFilesystem ? state.blockFile : state.mountpoint}\n`);

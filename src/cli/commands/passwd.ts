@@ -3,7 +3,15 @@
 import type { Command } from 'commander';
 import { changeSecret } from '../../container/manage.js';
 import { refuseForeignVolume } from '../foreign-refusal.js';
-import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
+import {
+  addCostOption,
+  addSecretOptions,
+  parseCost,
+  readSecret,
+  requireFile,
+  type SecretOptions,
+  withUnlock,
+} from '../secrets.js';
 import { addNewSecretOptions, type NewSecretOptions, newCost } from './new-secret.js';
 
 export function register(program: Command): void {
@@ -25,25 +33,28 @@ Examples:
   printf '%s\\n%s\\n' "$OLD" "$NEW" | vault passwd secret.vol --password-stdin`,
   );
   command.action(async (file: string, options: SecretOptions & NewSecretOptions) => {
+    await requireFile(file);
     await refuseForeignVolume(file, 'passwd');
     const costLevel = parseCost(options);
     const newCostLevel = newCost(options, costLevel);
-    const current = await readSecret(options, { prompt: `Current password for ${file}: ` });
-    try {
-      const next = await readSecret(options, {
-        prompt: 'New password: ',
-        confirm: true,
-        stdinLine: 1,
-        keyfiles: options.newKeyfile ?? [],
-      });
-      try {
-        const slot = await changeSecret(file, current, next, { costLevel, newCostLevel });
-        process.stdout.write(`Changed the secret of keyslot ${slot}.\n`);
-      } finally {
-        next.wipe();
-      }
-    } finally {
-      current.wipe();
-    }
+    // The current secret is checked first; the new one is asked for only once it has unlocked.
+    const slot = await withUnlock(
+      options,
+      { prompt: `Current password for ${file}: `, files: [file], costLevel },
+      (current) =>
+        changeSecret(
+          file,
+          current,
+          () =>
+            readSecret(options, {
+              prompt: 'New password: ',
+              confirm: true,
+              stdinLine: 1,
+              keyfiles: options.newKeyfile ?? [],
+            }),
+          { costLevel, newCostLevel },
+        ),
+    );
+    process.stdout.write(`Changed the secret of keyslot ${slot}.\n`);
   });
 }

@@ -3,7 +3,14 @@
 import type { Command } from 'commander';
 import { repairHeaders } from '../../container/manage.js';
 import { refuseForeignVolume } from '../foreign-refusal.js';
-import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
+import {
+  addCostOption,
+  addSecretOptions,
+  parseCost,
+  requireFile,
+  type SecretOptions,
+  withUnlock,
+} from '../secrets.js';
 
 export function register(program: Command): void {
   const command = program
@@ -14,18 +21,18 @@ export function register(program: Command): void {
   addCostOption(command);
   command.addHelpText('after', '\nExamples:\n  vault repair secret.vol');
   command.action(async (file: string, options: SecretOptions) => {
+    await requireFile(file);
     await refuseForeignVolume(file, 'repair');
     const costLevel = parseCost(options);
-    const secret = await readSecret(options, { prompt: `Password for ${file}: ` });
-    try {
-      const { repaired } = await repairHeaders(file, secret, { costLevel });
-      process.stdout.write(
-        repaired.length === 0
-          ? 'Both header copies are healthy; nothing to repair.\n'
-          : `Repaired the ${repaired.join(' and ')} header.\n`,
-      );
-    } finally {
-      secret.wipe();
-    }
+    const { repaired } = await withUnlock(
+      options,
+      { prompt: `Password for ${file}: `, files: [file], costLevel },
+      (secret) => repairHeaders(file, secret, { costLevel }),
+    );
+    process.stdout.write(
+      repaired.length === 0
+        ? 'Both header copies are healthy; nothing to repair.\n'
+        : `Repaired the ${repaired.join(' and ')} header.\n`,
+    );
   });
 }

@@ -16,7 +16,7 @@ import { checkSystem } from '../../host/requirements.js';
 import { refuseForeignVolume } from '../foreign-refusal.js';
 import { interruptSignal } from '../interrupt.js';
 import { createProgress } from '../progress.js';
-import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
+import { addCostOption, addSecretOptions, parseCost, type SecretOptions, withUnlock } from '../secrets.js';
 import { formatSize, parseSize } from '../size.js';
 
 interface ResizeCommandOptions extends SecretOptions {
@@ -63,26 +63,23 @@ again (with the absolute size) to finish.`,
     }
     await refuseIfMounted(file, { allowReadOnly: false });
     if (options.filesystem) checkSystem(['blkid', 'fusermount']);
-    const secret = await readSecret(options, { prompt: `Password for ${file}: ` });
-    try {
-      const rerun = growBy ? String(newFileSize) : sizeText.trim();
-      let filesystemOutcome = 'The filesystem inside was left as it is (--no-filesystem).';
-      // The filesystem grows on the vault resize already unlocked: one KDF run for the whole command.
-      const grown = await growVolume(file, secret, newFileSize, costLevel, rerun, async (vault) => {
+    const rerun = growBy ? String(newFileSize) : sizeText.trim();
+    let filesystemOutcome = 'The filesystem inside was left as it is (--no-filesystem).';
+    // The filesystem grows on the vault resize already unlocked: one KDF run for the whole command.
+    const grown = await withUnlock(options, { prompt: `Password for ${file}: `, costLevel }, (secret) =>
+      growVolume(file, secret, newFileSize, costLevel, rerun, async (vault) => {
         if (options.filesystem) filesystemOutcome = await growFilesystem(vault);
-      });
-      const fileText = `${formatSize(newFileSize)} (${newFileSize} bytes)`;
-      if (grown.newDataSize === grown.oldDataSize) {
-        process.stdout.write(`${file} is already ${fileText}; the volume keeps its size.\n`);
-      } else {
-        process.stdout.write(
-          `Grew ${file} to ${fileText}: volume ${formatSize(grown.oldDataSize)} -> ${formatSize(grown.newDataSize)}.\n`,
-        );
-      }
-      process.stdout.write(`${filesystemOutcome}\n`);
-    } finally {
-      secret.wipe();
+      }),
+    );
+    const fileText = `${formatSize(newFileSize)} (${newFileSize} bytes)`;
+    if (grown.newDataSize === grown.oldDataSize) {
+      process.stdout.write(`${file} is already ${fileText}; the volume keeps its size.\n`);
+    } else {
+      process.stdout.write(
+        `Grew ${file} to ${fileText}: volume ${formatSize(grown.oldDataSize)} -> ${formatSize(grown.newDataSize)}.\n`,
+      );
     }
+    process.stdout.write(`${filesystemOutcome}\n`);
   });
 }
 

@@ -30,6 +30,7 @@ import {
   type HeaderKind,
   headerOffset,
   KDF_ARGON2ID_V1,
+  MIN_DATA_BYTES,
   MIN_FILE_BYTES,
   OVERHEAD_BYTES,
   PRIMARY,
@@ -120,8 +121,10 @@ export async function unlockHeaders(
 ): Promise<HeaderState> {
   const fileSize = await file.size();
   // A size that is not a multiple of 4096 can only come from an interrupted resize (5.4): the primary decides.
-  if (fileSize < MIN_FILE_BYTES) throw cannotUnlock();
+  // Up to the end of the header area nothing of a volume is left: no KDF run, whatever the secret.
+  if (fileSize <= DATA_OFFSET) throw cannotUnlock();
   checkCostFits(costLevel);
+  if (fileSize < MIN_FILE_BYTES) throw await shortFileError(file, secret, costLevel, fileSize);
   const sectors = await readHeaderSectors(file, fileSize);
   const kinds: HeaderKind[] = only ? [only] : ['outer', 'hidden'];
   for (const end of ENDS) {
@@ -138,7 +141,17 @@ export async function unlockHeaders(
           stateFromMasterKey(kind, sectors, fileSize, opened.masterKey),
         );
         if (!state) {
+          // The secret opened a keyslot: if the body it seals describes a longer file, say so.
+          const truncated = truncationError(
+            file.path,
+            kind,
+            end,
+            sectors[kind][end],
+            fileSize,
+            opened.masterKey,
+          );
           wipe(opened.masterKey);
+          if (truncated) throw truncated;
           continue;
         }
         // Which slot does this secret hold in the authoritative view of the copy it opened?
@@ -153,6 +166,69 @@ export async function unlockHeaders(
     }
   }
   throw cannotUnlock();
+}
+
+/**
+ * A file shorter than the smallest vault: a cut-off vault if the secret opens its front header (one KDF
+ * run, as for any vault), else the usual cannot-unlock error.
+ */
+async function shortFileError(
+  file: ContainerFile,
+  secret: Secret,
+  costLevel: number,
+  fileSize: number,
+): Promise<VaultError> {
+  const sector = Buffer.alloc(SECTOR_BYTES);
+  await file.read(sector, 0);
+  const slotKey = await deriveCopySlotKey(secret, readSlotTable(sector).salt, costLevel);
+  try {
+    const opened = openSlots(readSlotTable(sector), copyId('outer', PRIMARY), slotKey);
+    if (!opened) return cannotUnlock();
+    const truncated = truncationError(file.path, 'outer', PRIMARY, sector, fileSize, opened.masterKey);
+    wipe(opened.masterKey);
+    return truncated ?? cannotUnlock();
+  } finally {
+    wipe(slotKey);
+  }
+}
+
+/**
+ * The secret opened a keyslot of `sector`, but no header state came of it: when the body of that copy
+ * authenticates and describes a data area beyond the end of the file, the file was cut short (a copy
+ * that stopped early, a full disk, `truncate`). Says so, with how much of the volume is still there,
+ * instead of the cannot-unlock error a wrong password gets. Returns null in every other case.
+ */
+function truncationError(
+  path: string,
+  kind: HeaderKind,
+  end: End,
+  sector: Uint8Array,
+  fileSize: number,
+  masterKey: Uint8Array,
+): VaultError | null {
+  const headerKey = deriveHeaderKey(masterKey);
+  let body: HeaderBody | null;
+  try {
+    body = openBody(copyId(kind, end), sector, headerKey);
+  } finally {
+    wipe(headerKey);
+  }
+  // Only an outer body that is a vault in every other respect (docs/FORMAT.md 3.2): a hidden area
+  // lies inside the outer one, whose own header already says whether the file is whole.
+  if (!body || kind !== 'outer' || body.flags !== 0 || body.dataOffset !== DATA_OFFSET) return null;
+  if (body.dataSize % SECTOR_BYTES !== 0 || body.dataSize < MIN_DATA_BYTES) return null;
+  const expected = body.dataSize + OVERHEAD_BYTES;
+  if (expected <= fileSize) return null;
+  const present = Math.min(Math.max(0, fileSize - body.dataOffset), body.dataSize);
+  const percent = Math.floor((present / body.dataSize) * 1000) / 10;
+  return new VaultError(
+    'IO',
+    `${path} is truncated: the secret opens its header, but the file has ${fileSize} bytes where the header ` +
+      `describes ${expected}; ${present} of the volume's ${body.dataSize} bytes ` +
+      `(${percent}%) are in the file, the rest and the backup header are missing`,
+    `restore the vault from a backup copy if you have one; to read what is left, copy it, extend the copy ` +
+      `(truncate -s ${expected} copy.vol), run \`vault repair copy.vol\`, then mount the copy --read-only`,
+  );
 }
 
 /**

@@ -130,9 +130,12 @@ describe('FORMAT.md 5.1', () => {
     }
   });
 
-  it('a file shorter than 1 MiB cannot be unlocked', async () => {
+  it('a file shorter than 1 MiB cannot be unlocked: a cut-off vault says so to its secret only', async () => {
     const path = await newVault('short.vol');
     await truncate(path, 1024 * 1024 - 4096);
-    expect(isVaultError(await unlockError(path, 'first'), 'CANNOT_UNLOCK')).toBe(true);
+    const error = await unlockError(path, 'first');
+    expect(isVaultError(error, 'IO')).toBe(true);
+    expect((error as Error).message).toMatch(/is truncated/);
+    expect(isVaultError(await unlockError(path, 'wrong'), 'CANNOT_UNLOCK')).toBe(true);
   });
 });

@@ -33,7 +33,13 @@ interface FailureCase {
   truncate?: number;
   zero?: number;
   random?: number;
-  expect: 'cannot_unlock' | 'opens' | 'backup' | 'opens_backup_damaged' | 'opens_resize_interrupted';
+  expect:
+    | 'cannot_unlock'
+    | 'truncated'
+    | 'opens'
+    | 'backup'
+    | 'opens_backup_damaged'
+    | 'opens_resize_interrupted';
 }
 
 const vectors = new URL('../vectors/', import.meta.url);
@@ -112,7 +118,18 @@ describe('failure cases', () => {
       const before = await readFile(path);
       const secret = await secretOf(failure.secret ?? (sample.secrets[0] as SecretSpec));
       const opening = openVault(path, secret, { costLevel: failure.costLevel ?? sample.costLevel });
-      if (failure.expect === 'cannot_unlock') {
+      if (failure.expect === 'truncated') {
+        // The right secret on a cut-off file: said plainly (issue 18), never the wrong-password error.
+        const error = await opening.then(
+          async (vault) => {
+            await vault.close();
+            return null;
+          },
+          (caught: unknown) => caught,
+        );
+        expect(isVaultError(error, 'IO')).toBe(true);
+        expect((error as Error).message).toMatch(/is truncated: the secret opens its header/);
+      } else if (failure.expect === 'cannot_unlock') {
         const error = await opening.then(
           async (vault) => {
             await vault.close();

@@ -1,6 +1,7 @@
 // `vault benchmark`: what this machine does, like `cryptsetup benchmark`. XTS-AES-256 throughput for
 // the batches the FUSE bridge uses (32 sectors = 128 KiB) per available implementation, and the time and
-// memory of each Argon2id cost level, recommending the level closest to a 1-second unlock.
+// memory of each Argon2id cost level, recommending the default unless it is too slow here (the level is
+// not stored, so any other one must be typed at every unlock).
 import type { Command } from 'commander';
 import {
   costMemoryCheck,
@@ -176,8 +177,21 @@ async function measureLevel(level: number, tooSlow: boolean): Promise<KdfLevelRe
   return { ...base, seconds: Math.round(seconds * 1000) / 1000, skipped: null };
 }
 
-/** The measured level whose time is closest to TARGET_UNLOCK_SECONDS (the higher one on a tie). */
+/**
+ * The default level will do up to this long an unlock: the level is not stored in the vault, so any
+ * other level must be typed (--cost) at every unlock, and forgetting it looks like a wrong password.
+ */
+export const DEFAULT_GOOD_UP_TO_SECONDS = 5;
+
+/**
+ * The default level when it was measured and unlocks within DEFAULT_GOOD_UP_TO_SECONDS; otherwise (a slow
+ * machine, or not enough memory for it) the measured level whose time is closest to TARGET_UNLOCK_SECONDS
+ * (the higher one on a tie).
+ */
 export function recommendLevel(levels: readonly KdfLevelResult[]): number | null {
+  const atDefault = levels.find((result) => result.level === DEFAULT_COST_LEVEL);
+  if (atDefault?.seconds != null && atDefault.seconds <= DEFAULT_GOOD_UP_TO_SECONDS)
+    return DEFAULT_COST_LEVEL;
   let best: KdfLevelResult | null = null;
   for (const result of levels) {
     if (result.seconds === null) continue;
@@ -190,6 +204,20 @@ export function recommendLevel(levels: readonly KdfLevelResult[]): number | null
     }
   }
   return best?.level ?? null;
+}
+
+/** The advice under the table: the default needs nothing; any other level is a promise to keep. */
+export function recommendation(recommended: KdfLevelResult): string {
+  const cost = `about ${(recommended.seconds ?? 0).toFixed(1)} s and ${formatSize(recommended.memoryKiB * 1024)} per unlock here`;
+  if (recommended.level === DEFAULT_COST_LEVEL) {
+    return `Recommended: the default, level ${DEFAULT_COST_LEVEL} (${cost}); leave out --cost.`;
+  }
+  return (
+    `Recommended: --cost ${recommended.level} (${cost}), because the default level ${DEFAULT_COST_LEVEL} takes ` +
+    `longer than ${DEFAULT_GOOD_UP_TO_SECONDS} s here or does not fit in memory.\n` +
+    `The level is NOT stored in the vault: every unlock of such a vault needs --cost ${recommended.level}, on ` +
+    'every machine, and forgetting it looks exactly like a wrong password. Write it down with the vault.'
+  );
 }
 
 function printReport(report: BenchmarkReport): void {
@@ -223,13 +251,8 @@ function printReport(report: BenchmarkReport): void {
     ],
   );
   const recommended = report.kdf.levels.find((result) => result.level === report.kdf.recommendedLevel);
-  if (recommended?.seconds != null) {
-    out.write(
-      `\nRecommended: --cost ${recommended.level} (about ${recommended.seconds.toFixed(1)} s and ` +
-        `${formatSize(recommended.memoryKiB * 1024)} per unlock here).\n` +
-        'The level is not stored in the vault: give the same --cost at every unlock.\n',
-    );
-  } else {
+  if (recommended?.seconds != null) out.write(`\n${recommendation(recommended)}\n`);
+  else {
     out.write('\nNo level could be measured: not enough free memory for Argon2id.\n');
   }
 }

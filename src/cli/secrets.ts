@@ -6,7 +6,7 @@ import { read } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { isVaultError, VaultError } from '../container/errors.js';
-import { Secret } from '../container/secret.js';
+import { type KeyfileSource, Secret } from '../container/secret.js';
 import { costParams, DEFAULT_COST_LEVEL, MAX_COST_LEVEL, MIN_COST_LEVEL } from '../crypto/kdf.js';
 import {
   MAX_PASSWORD_BYTES,
@@ -130,9 +130,14 @@ export function canPrompt(options: SecretOptions): boolean {
  */
 export async function readSecret(options: SecretOptions, request: ReadSecretRequest): Promise<Secret> {
   const keyfiles = [...(request.keyfiles ?? options.keyfile ?? [])];
-  await checkKeyfiles(keyfiles);
+  await checkKeyfiles(keyfiles, options);
   let password: Buffer | null = null;
+  let piped: Buffer | null = null;
   try {
+    if (keyfiles.includes(STDIN_KEYFILE)) piped = await readStdinKeyfile();
+    const sources: KeyfileSource[] = keyfiles.map((path) =>
+      path === STDIN_KEYFILE && piped ? { name: 'the keyfile on stdin (-k -)', bytes: piped } : path,
+    );
     if (options.passwordStdin) {
       password = await readStdinLine(request.stdinLine ?? 0);
       if (request.confirm) refuseUntypable(password);
@@ -147,13 +152,19 @@ export async function readSecret(options: SecretOptions, request: ReadSecretRequ
         SECRET_HINT,
       );
     }
-    return await Secret.fromInputs(password ? { password, keyfiles } : { keyfiles }, {
+    return await Secret.fromInputs(password ? { password, keyfiles: sources } : { keyfiles: sources }, {
       foreign: request.foreign ?? false,
     });
   } finally {
     password?.fill(0);
+    piped?.fill(0);
   }
 }
+
+/** `-k -`: the keyfile is all of stdin (as cryptsetup's --key-file=-). */
+export const STDIN_KEYFILE = '-';
+/** cryptsetup's default limit for a key file read from stdin. */
+const MAX_STDIN_KEYFILE_BYTES = 8 << 20;
 
 export interface UnlockRequest extends ReadSecretRequest {
   /** Files that must exist before anything is asked (the vault, a header backup, ...). */
@@ -231,9 +242,30 @@ export async function requireFile(path: string): Promise<void> {
 }
 
 /** Every keyfile exists and none is named twice, before a prompt asks for the password. */
-async function checkKeyfiles(keyfiles: readonly string[]): Promise<void> {
+async function checkKeyfiles(keyfiles: readonly string[], options: SecretOptions): Promise<void> {
   const seen = new Set<string>();
   for (const path of keyfiles) {
+    if (path === STDIN_KEYFILE) {
+      if (options.passwordStdin) {
+        throw new VaultError(
+          'USAGE',
+          '-k - and --password-stdin both want stdin',
+          'pipe one of them: the keyfile (-k -) or the password (--password-stdin), and give the other as a file',
+        );
+      }
+      if (stdinIsTerminal()) {
+        throw new VaultError(
+          'USAGE',
+          '-k - reads a keyfile from stdin, but stdin is a terminal',
+          'pipe the keyfile in: vault ... -k - < keyfile, or give its path with -k <path>',
+        );
+      }
+      if (seen.has('stdin')) {
+        throw new VaultError('USAGE', 'keyfile given twice: -', 'stdin holds one keyfile; give -k - once');
+      }
+      seen.add('stdin');
+      continue;
+    }
     const info = await stat(path).catch(() => null);
     if (!info) {
       throw new VaultError(
@@ -244,11 +276,7 @@ async function checkKeyfiles(keyfiles: readonly string[]): Promise<void> {
     }
     const identity = `${info.dev}:${info.ino}`;
     if (seen.has(identity)) {
-      throw new VaultError(
-        'USAGE',
-        `keyfile given twice: ${path}`,
-        'give each keyfile once (a keyfile counts once in the secret, so a repeat cannot be what you meant)',
-      );
+      throw new VaultError('USAGE', `keyfile given twice: ${path}`, 'give each keyfile once');
     }
     seen.add(identity);
   }
@@ -351,6 +379,15 @@ function countCharacters(utf8: Uint8Array): number {
   return count;
 }
 
+/** All of stdin, as one keyfile, in a new Buffer the caller wipes. */
+async function readStdinKeyfile(): Promise<Buffer> {
+  while (!stdin.ended)
+    await readMoreStdin(MAX_STDIN_KEYFILE_BYTES, 'a keyfile on stdin (-k -) may be at most 8 MiB');
+  const out = Buffer.alloc(stdin.length);
+  stdin.bytes.copy(out, 0, 0, stdin.length);
+  return out;
+}
+
 // ---- stdin, read once per process and kept (passwd reads the old password, then the new one) ----
 
 /** Stdin beyond this is not a list of passwords. */
@@ -411,13 +448,18 @@ function findLine(index: number): [number, number] | null {
   }
 }
 
-async function readMoreStdin(): Promise<void> {
+async function readMoreStdin(
+  limit = MAX_STDIN_BYTES,
+  tooLong = 'stdin is too long to hold passwords',
+): Promise<void> {
   if (stdin.length === stdin.bytes.length) {
-    if (stdin.length >= MAX_STDIN_BYTES) {
+    if (stdin.length >= limit) {
       throw new VaultError(
         'USAGE',
-        'stdin is too long to hold passwords',
-        'give one password per line of stdin',
+        tooLong,
+        limit === MAX_STDIN_BYTES
+          ? 'give one password per line of stdin'
+          : 'use a smaller keyfile, or give its path',
       );
     }
     const grown = Buffer.alloc(Math.max(4096, stdin.bytes.length * 2));

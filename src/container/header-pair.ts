@@ -221,7 +221,7 @@ function truncationError(
   if (expected <= fileSize) return null;
   const present = Math.min(Math.max(0, fileSize - body.dataOffset), body.dataSize);
   const percent = Math.floor((present / body.dataSize) * 1000) / 10;
-  return new VaultError(
+  const error = new VaultError(
     'IO',
     `${path} is truncated: the secret opens its header, but the file has ${fileSize} bytes where the header ` +
       `describes ${expected}; ${present} of the volume's ${body.dataSize} bytes ` +
@@ -229,6 +229,15 @@ function truncationError(
     `restore the vault from a backup copy if you have one; to read what is left, copy it, extend the copy ` +
       `(truncate -s ${expected} copy.vol), run \`vault repair copy.vol\`, then mount the copy --read-only`,
   );
+  truncationErrors.add(error);
+  return error;
+}
+
+const truncationErrors = new WeakSet<Error>();
+
+/** True for the error of a vault whose header the secret opened but whose file is cut short. */
+export function isTruncatedVault(error: unknown): boolean {
+  return error instanceof Error && truncationErrors.has(error);
 }
 
 /**

@@ -109,10 +109,24 @@ export async function addKey(
   });
 }
 
-/** `vault key remove`: empties the slot the given secret opens (random bytes); never the last one. */
-export async function removeKey(path: string, removed: Secret, options: ManageOptions = {}): Promise<number> {
+/**
+ * `vault key remove`: empties the slot the given secret opens (random bytes), or with `slot` that slot,
+ * whichever secret unlocked (as cryptsetup luksKillSlot); never the last one.
+ */
+export async function removeKey(
+  path: string,
+  removed: Secret,
+  options: ManageOptions & { slot?: number } = {},
+): Promise<number> {
   return withUnlocked(path, removed, options, async (file, state) => {
-    const slot = requireOpenedSlot(state);
+    const slot = options.slot ?? requireOpenedSlot(state);
+    if (!(state.slotMask & (1 << slot))) {
+      throw new VaultError(
+        'USAGE',
+        `keyslot ${slot} is empty`,
+        `\`vault key list ${path}\` shows the keyslots in use`,
+      );
+    }
     if ((state.slotMask & ~(1 << slot)) === 0) {
       throw new VaultError(
         'USAGE',

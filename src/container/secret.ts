@@ -13,7 +13,17 @@ export interface SecretInputs {
    * May be empty if keyfiles are given.
    */
   password?: Uint8Array;
-  keyfiles?: readonly string[];
+  keyfiles?: readonly KeyfileSource[];
+}
+
+/**
+ * A keyfile: a path, or bytes already read (`-k -`, a keyfile piped on stdin, as cryptsetup's
+ * --key-file=-); `name` is what messages call it. The bytes stay the caller's to wipe.
+ */
+export type KeyfileSource = string | { readonly name: string; readonly bytes: Uint8Array };
+
+function keyfileName(source: KeyfileSource): string {
+  return typeof source === 'string' ? source : source.name;
 }
 
 /**
@@ -137,7 +147,10 @@ function ownedCopy(bytes: Uint8Array): Buffer {
   return copy;
 }
 
-async function foreignParts(password: Uint8Array, keyfiles: readonly string[]): Promise<ForeignSecretParts> {
+async function foreignParts(
+  password: Uint8Array,
+  keyfiles: readonly KeyfileSource[],
+): Promise<ForeignSecretParts> {
   const parts: ForeignSecretParts = {
     password: ownedCopy(password),
     pool64: keyfiles.length > 0 ? Buffer.alloc(TC_POOL_BYTES) : null,
@@ -172,7 +185,9 @@ async function foreignParts(password: Uint8Array, keyfiles: readonly string[]): 
 }
 
 /** The first `limit` bytes of a keyfile (already checked by hashKeyfile), in a buffer the caller wipes. */
-async function readHead(path: string, limit: number): Promise<Buffer> {
+async function readHead(source: KeyfileSource, limit: number): Promise<Buffer> {
+  if (typeof source !== 'string') return ownedCopy(source.bytes.subarray(0, limit));
+  const path = source;
   const chunks: Buffer[] = [];
   let total = 0;
   try {
@@ -191,7 +206,20 @@ async function readHead(path: string, limit: number): Promise<Buffer> {
   return out;
 }
 
-async function hashKeyfile(path: string): Promise<Buffer> {
+async function hashKeyfile(source: KeyfileSource): Promise<Buffer> {
+  if (typeof source !== 'string') {
+    if (source.bytes.length === 0) {
+      throw new VaultError(
+        'USAGE',
+        `keyfile is empty: ${keyfileName(source)}`,
+        'an empty keyfile adds no secret; pipe the keyfile into vault',
+      );
+    }
+    const hasher = createKeyfileHasher();
+    hasher.update(source.bytes);
+    return hasher.digest();
+  }
+  const path = source;
   let info: Awaited<ReturnType<typeof stat>>;
   try {
     info = await stat(path);

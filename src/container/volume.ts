@@ -8,6 +8,7 @@ import { ForeignVolume } from './foreign-volume.js';
 import { cannotUnlockAny, type ForeignUnlock } from './formats/foreign.js';
 import { hasLuksMagic, unlockLuks } from './formats/luks.js';
 import { type TcryptHash, unlockTcrypt } from './formats/tcrypt.js';
+import { isTruncatedVault } from './header-pair.js';
 import type { Secret } from './secret.js';
 import { isHiddenProtectionFailure, type OpenOptions, openVault, type Vault } from './vault.js';
 
@@ -84,7 +85,8 @@ export async function openVolume(
     try {
       return await openVault(path, secret, options);
     } catch (error) {
-      if (!isVaultError(error) || isHiddenProtectionFailure(error)) throw error;
+      // A truncated vault was opened by this secret: it is a vault, no other format needs trying.
+      if (!isVaultError(error) || isHiddenProtectionFailure(error) || isTruncatedVault(error)) throw error;
       if (error.code !== 'CANNOT_UNLOCK') vaultRefusal = error;
       tried.push('vault');
     }

@@ -45,6 +45,18 @@ export async function measureFilesystem(
   return { filesystem: 'other', name: await otherName(read, volumeBytes, boot) };
 }
 
+/**
+ * The name of the filesystem at the start of a volume by its magic numbers alone (`vault info`):
+ * exfat, vfat, ext2/3/4, ntfs, xfs, btrfs, or null when none is recognised. Reads at most 3 small blocks.
+ */
+export async function filesystemName(read: ReadVolume, volumeBytes: number): Promise<string | null> {
+  if (volumeBytes < 4096) return null;
+  const boot = Buffer.from(await read(0, 512));
+  if (boot.toString('latin1', 3, 11) === 'EXFAT   ') return 'exfat';
+  if (looksLikeFat(boot)) return 'vfat';
+  return otherName(read, volumeBytes, boot);
+}
+
 // ---- exFAT (Microsoft exFAT specification, sections 3.1 and 7.1) --------------------------------
 
 async function measureExfat(read: ReadVolume, volumeBytes: number, boot: Buffer): Promise<FilesystemUsage> {

@@ -1,9 +1,13 @@
 // `vault info <file>`: unlocks (reads only) and shows the layout, cipher, KDF level, keyslots and the
 // health of both header copies; for LUKS, VeraCrypt and TrueCrypt volumes what their header says.
+
+import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { ForeignVolumeInfo } from '../../container/foreign-volume.js';
+import { filesystemName } from '../../container/fs-usage.js';
 import type { VaultInfo } from '../../container/vault.js';
-import { openVolume } from '../../container/volume.js';
+import { openVolume, type Volume } from '../../container/volume.js';
+import { allMounted } from '../../fuse/lifecycle.js';
 import { printJson } from '../output.js';
 import { warn } from '../report.js';
 import { addCostOption, addSecretOptions, parseCost, type SecretOptions, withUnlock } from '../secrets.js';
@@ -29,23 +33,73 @@ export function register(program: Command): void {
   command.action(async (file: string, options: SecretOptions & VolumeTypeOptions & { json?: boolean }) => {
     const costLevel = parseCost(options);
     const volumeOptions = parseVolumeTypeOptions(options);
-    const info: VaultInfo | ForeignVolumeInfo = await withUnlock(
+    const info: (VaultInfo | ForeignVolumeInfo) & { filesystem: string | null } = await withUnlock(
       options,
       { prompt: `Password for ${file}: `, foreign: true, files: [file], costLevel, volumeType: options.type },
       async (secret) => {
         const volume = await openVolume(file, secret, { costLevel, readOnly: true, ...volumeOptions });
-        for (const warning of volume.warnings) warn(warning);
-        const shown = volume.info();
-        await volume.close();
-        return shown;
+        try {
+          for (const warning of volume.warnings) warn(warning);
+          return { ...volume.info(), filesystem: await filesystemOf(volume) };
+        } finally {
+          await volume.close();
+        }
       },
     );
+    const mounted = await mountOf(file);
     if (options.json) {
-      printJson('format' in info ? info : { format: 'vault', ...info });
+      printJson({ ...('format' in info ? {} : { format: 'vault' }), ...info, mounted });
       return;
     }
-    printRows('format' in info ? foreignRows(info) : vaultRows(info));
+    printRows([
+      ...('format' in info ? foreignRows(info) : vaultRows(info)),
+      ['filesystem', info.filesystem ?? 'none recognised'],
+      ['mounted', mountedText(mounted)],
+    ]);
   });
+}
+
+/** The filesystem inside, by its magic numbers (null: none recognised, or unreadable). */
+async function filesystemOf(volume: Volume): Promise<string | null> {
+  const read = async (offset: number, length: number) => {
+    const plain = Buffer.alloc(length);
+    await volume.readAt(plain, offset);
+    return plain;
+  };
+  return filesystemName(read, volume.size).catch(() => null);
+}
+
+interface MountedInfo {
+  mountpoint: string | null;
+  blockFile: string;
+  readOnly: boolean;
+  filesystem: string | null;
+}
+
+/** Where this file is mounted now (by device and inode); null when it is not, "unknown" without access. */
+async function mountOf(file: string): Promise<MountedInfo | null | 'unknown'> {
+  try {
+    const { dev, ino } = await stat(file);
+    const state = (await allMounted()).find((candidate) => candidate.dev === dev && candidate.ino === ino);
+    if (!state) return null;
+    return {
+      mountpoint: state.mountpoint,
+      blockFile: state.blockFile,
+      readOnly: state.readOnly,
+      filesystem: state.fsType,
+    };
+  } catch {
+    return 'unknown';
+  }
+}
+
+function mountedText(mounted: MountedInfo | null | 'unknown'): string {
+  if (mounted === 'unknown') return 'unknown (cannot read /run/vault; run as root to see)';
+  if (mounted === null) return 'no';
+  const mode = mounted.readOnly ? 'read-only' : 'read-write';
+  return mounted.mountpoint === null
+    ? `yes, block file only at ${mounted.blockFile} (${mode})`
+    : `yes, at ${mounted.mountpoint} (${mounted.filesystem ?? 'filesystem unknown'}, ${mode})`;
 }
 
 function printRows(rows: Array<[string, string]>): void {

@@ -1,22 +1,24 @@
 // `vault list [--json]`: one row per mounted vault, from the state directories under /run/vault; a vault
 // whose daemon died (or whose FUSE endpoint is gone) shows as broken until `vault dismount` cleans it up.
+import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { listVaults, needsRoot, rootVaultIds } from '../../fuse/list.js';
 import { printJson, printTable } from '../output.js';
 import { warn } from '../report.js';
+import { formatSize } from '../size.js';
 
 export function register(program: Command): void {
   program
     .command('list')
     .description(
-      'list mounted vaults: file, mountpoint, block file, loop device, read-only, daemon pid, state',
+      'list mounted vaults: file, mountpoint, filesystem, size, block file, loop device, read-only, daemon pid, state',
     )
     .option('--json', 'print a JSON array (schema in docs/CLI.md)')
     .action(async (options: { json?: boolean }) => {
-      const vaults = await listVaults();
+      const listed = await listVaults();
       // A user without root cannot see root's vaults (/run/vault is root's): say so, never "none".
       const ofRoot = rootVaultIds().length;
-      if (ofRoot > 0 && vaults.length === 0) {
+      if (ofRoot > 0 && listed.length === 0) {
         throw needsRoot(
           ofRoot === 1
             ? 'a vault is mounted by root: listing it'
@@ -28,6 +30,16 @@ export function register(program: Command): void {
         warn(
           `${ofRoot === 1 ? 'a vault' : `${ofRoot} vaults`} mounted by root not shown (sudo vault list shows them)`,
         );
+      // The size of the volume is the size of its block file (served by the daemon); unknown if broken.
+      const vaults = await Promise.all(
+        listed.map(async (vault) => ({
+          ...vault,
+          size: await stat(vault.blockFile).then(
+            (info) => info.size,
+            () => null,
+          ),
+        })),
+      );
       if (options.json) {
         printJson(vaults);
         return;
@@ -41,6 +53,8 @@ export function register(program: Command): void {
           file: vault.file,
           format: vault.format,
           mountpoint: vault.mountpoint ?? '-',
+          type: vault.fsType ?? '-',
+          size: vault.size === null ? '-' : formatSize(vault.size),
           blockFile: vault.blockFile,
           loop: vault.loopDevice ?? '-',
           ro: vault.readOnly ? 'yes' : 'no',
@@ -56,6 +70,8 @@ export function register(program: Command): void {
           'file',
           'format',
           'mountpoint',
+          'type',
+          { key: 'size', align: 'right' },
           { key: 'blockFile', header: 'BLOCK FILE' },
           'loop',
           'ro',

@@ -22,7 +22,7 @@ import {
 } from '../../host/filesystems.js';
 import { type Owner, resolveOwner } from '../../host/owner.js';
 import { checkFuseDevice } from '../../host/requirements.js';
-import { interruptSignal } from '../interrupt.js';
+import { buildingFile, interruptSignal } from '../interrupt.js';
 import { commandLine } from '../output.js';
 import { createProgress } from '../progress.js';
 import { warn } from '../report.js';
@@ -149,6 +149,7 @@ the whole volume). See SECURITY.md on what deniability gives.`,
             throw error;
           });
     const progress = createProgress(options.quick ? 'Allocating' : 'Filling', fileSize);
+    buildingFile(file);
     try {
       await createVault(file, {
         fileSize,

@@ -8,7 +8,8 @@ import type { Command } from 'commander';
 import { VaultError } from '../../container/errors.js';
 import { exportImage, refuseSameFile, streamImage } from '../../container/image.js';
 import { refuseIfMounted } from '../../fuse/list.js';
-import { interruptSignal } from '../interrupt.js';
+
+import { buildingFile, interruptSignal } from '../interrupt.js';
 import { createProgress } from '../progress.js';
 import { warn } from '../report.js';
 import { addCostOption, addSecretOptions, parseCost, type SecretOptions, withUnlock } from '../secrets.js';
@@ -73,6 +74,7 @@ holes in a file. Anyone who can read the image can read everything in the vault.
     );
     let result: Awaited<ReturnType<typeof exportImage>>;
     let progress = createProgress('Exporting', 0);
+    if (!toStdout) buildingFile(out);
     const exportOptions = {
       costLevel,
       volume,

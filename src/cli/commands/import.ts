@@ -18,7 +18,7 @@ import { openVolume, type VolumeOpenOptions } from '../../container/volume.js';
 import { refuseIfMounted } from '../../fuse/list.js';
 import { loopsOfFile } from '../../host/loop.js';
 import { detectFilesystem, mountTable } from '../../host/mounts.js';
-import { interruptSignal } from '../interrupt.js';
+import { buildingFile, interruptSignal } from '../interrupt.js';
 import { createProgress } from '../progress.js';
 import {
   addCostOption,
@@ -89,6 +89,7 @@ vault behind. The original image is not changed or removed: delete it securely y
     });
     const progress = createProgress('Importing', dataSizeForImage(source.size));
     let result: Awaited<ReturnType<typeof importImage>>;
+    buildingFile(file);
     try {
       result = await importImage(image, file, {
         secret,
@@ -186,6 +187,7 @@ async function importEncrypted(
       confirm: true,
       stdinLine: 1,
     });
+    buildingFile(file);
     result = await importVolume(source, file, {
       secret,
       costLevel,

@@ -1,7 +1,8 @@
 // `vault keyfile generate <path>`: a fresh keyfile of 64 random bytes (512 bits, the keyfile digest size),
 // created with O_EXCL and mode 0600 so it can neither replace an existing file nor be read by others.
 import { constants } from 'node:fs';
-import { type FileHandle, open, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, unlink } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { VaultError } from '../../container/errors.js';
 import { randomBytes } from '../../crypto/random.js';
@@ -32,6 +33,11 @@ export function register(program: Command): void {
 
 export async function generateKeyfile(path: string): Promise<void> {
   let handle: FileHandle;
+  // Missing parent directories are made private (0700), as a place for keys should be: /etc/vault.
+  const created = await mkdir(dirname(resolve(path)), { recursive: true, mode: 0o700 }).catch(
+    () => undefined,
+  );
+  if (created) process.stderr.write(`vault: created ${created} (mode 0700)\n`);
   try {
     handle = await open(
       path,

@@ -4,6 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Runs a command with its output (compilers, node-gyp) kept in a log that is shown only if it fails.
+quietly() {
+  local log
+  log=$(mktemp -t vault-setup.XXXXXX)
+  if ! "$@" >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "vault setup: error: $* failed (output above; also in $log)" >&2
+    return 1
+  fi
+  rm -f "$log"
+}
+
 # What vault needs from Debian, and why:
 #   libfuse3-3          the FUSE bridge (build/Release/vault_fuse.node links libfuse3.so.3)
 #   libfuse3-dev, pkg-config   to build that addon (native/fuse3.c) at npm ci
@@ -48,7 +60,8 @@ fi
 # machine kind, so package.json allows its install script to compile it from source.
 node_prefix=$(dirname "$(dirname "$(command -v node)")")
 if [[ -f $node_prefix/include/node/node_api.h ]]; then export npm_config_nodedir=$node_prefix; fi
-npm ci --no-audit --no-fund
+echo "vault setup: npm ci (builds the native addons and dist/; takes a minute)"
+quietly npm ci --no-audit --no-fund --loglevel=error
 
 if [[ $(id -u) -eq 0 && -d /usr/local/bin ]]; then
   ln -sf "$PWD/bin/vault" /usr/local/bin/vault

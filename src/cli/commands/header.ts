@@ -1,9 +1,8 @@
 // `vault header backup|restore`: a sealed copy of the header (4096 bytes, as opaque as the vault) to
 // keep elsewhere; restoring it needs a secret it holds, and refuses a backup of another vault.
-import { lstat } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { VaultError } from '../../container/errors.js';
 import { backupHeader, restoreHeader } from '../../container/manage.js';
+import { checkNewFile } from '../../container/staged-file.js';
 import { refuseForeignVolume } from '../foreign-refusal.js';
 import {
   addCostOption,
@@ -29,7 +28,8 @@ export function register(program: Command): void {
     await requireFile(file);
     await refuseForeignVolume(file, 'header');
     const costLevel = parseCost(options);
-    await refuseExisting(target);
+    // Before the prompt: a header backup is never overwritten.
+    await checkNewFile(target, false, 'choose another name: a header backup is never overwritten');
     await withUnlock(options, { prompt: `Password for ${file}: `, files: [file], costLevel }, (secret) =>
       backupHeader(file, secret, target, { costLevel }),
     );
@@ -63,15 +63,4 @@ export function register(program: Command): void {
     );
     process.stdout.write(`Header of ${file} restored from ${source}.\n`);
   });
-}
-
-/** A header backup is never overwritten: say so before asking for the password. */
-async function refuseExisting(target: string): Promise<void> {
-  if (await lstat(target).catch(() => null)) {
-    throw new VaultError(
-      'EXISTS',
-      `file exists: ${target}`,
-      'choose another name: a header backup is never overwritten',
-    );
-  }
 }

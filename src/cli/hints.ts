@@ -118,6 +118,13 @@ export const CLI_WORDS: Readonly<Record<string, CliWords>> = {
     message: () => "--hash argon2 is VeraCrypt's Argon2id; TrueCrypt volumes use PBKDF2 only",
     hint: () => 'leave out --hash, or give --type veracrypt',
   },
+  truncated: {
+    hint: (d: D) =>
+      `restore the vault from a backup copy if you have one; to read what is left, copy it, extend the copy (truncate -s ${d.expected} copy.vol), run \`vault repair copy.vol\`, then mount the copy --read-only`,
+  },
+  'empty-keyslot': {
+    hint: (d: D) => `\`vault key list ${d.path}\` shows the keyslots in use`,
+  },
   'luks-one-keyfile': {
     hint: () => 'give exactly one -k keyfile, or the password alone',
   },

@@ -227,7 +227,8 @@ function truncationError(
       `describes ${expected}; ${present} of the volume's ${body.dataSize} bytes ` +
       `(${percent}%) are in the file, the rest and the backup header are missing`,
     `restore the vault from a backup copy if you have one; to read what is left, copy it, extend the copy ` +
-      `(truncate -s ${expected} copy.vol), run \`vault repair copy.vol\`, then mount the copy --read-only`,
+      `to ${expected} bytes, repair the copy's headers, then open the copy read-only`,
+    { reason: 'truncated', details: { expected } },
   );
   truncationErrors.add(error);
   return error;

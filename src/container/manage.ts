@@ -121,11 +121,10 @@ export async function removeKey(
   return withUnlocked(path, removed, options, async (file, state) => {
     const slot = options.slot ?? requireOpenedSlot(state);
     if (!(state.slotMask & (1 << slot))) {
-      throw new VaultError(
-        'USAGE',
-        `keyslot ${slot} is empty`,
-        `\`vault key list ${path}\` shows the keyslots in use`,
-      );
+      throw new VaultError('USAGE', `keyslot ${slot} is empty`, 'list the keyslots in use first', {
+        reason: 'empty-keyslot',
+        details: { path },
+      });
     }
     if ((state.slotMask & ~(1 << slot)) === 0) {
       throw new VaultError(

@@ -7,7 +7,7 @@ import type { ForeignVolumeInfo } from '../../container/foreign-volume.js';
 import { filesystemName } from '../../container/fs-usage.js';
 import type { VaultInfo } from '../../container/vault.js';
 import { openVolume, type Volume } from '../../container/volume.js';
-import { allMounted } from '../../fuse/lifecycle.js';
+import { allMounted } from '../../fuse/list.js';
 import { printJson } from '../output.js';
 import { warn } from '../report.js';
 import { addCostOption, addSecretOptions, parseCost, type SecretOptions, withUnlock } from '../secrets.js';

@@ -104,10 +104,13 @@ struct Volume {
   uint64_t data_offset;
   uint64_t size;
   uint32_t sector;
+  uint64_t iv_offset; // tweak of data sector s: iv_offset + s * iv_stride (the vault: 0 and 1)
+  uint64_t iv_stride; // sector / IV unit: dm-crypt and VeraCrypt count 512-byte units
   bool read_only;
   bool encrypted;
-  uint8_t *key;          // KEY_BYTES in a locked, undumpable page (secure_key_alloc); NULL: plain
-  EVP_CIPHER *algorithm; // AES-256-XTS, fetched once
+  size_t key_bytes;      // 64 (AES-256-XTS) or 32 (AES-128-XTS)
+  uint8_t *key;          // key_bytes in a locked, undumpable page (secure_key_alloc); NULL: plain
+  EVP_CIPHER *algorithm; // AES-256-XTS or AES-128-XTS, fetched once
   uint64_t protect_start;
   uint64_t protect_end; // empty range: nothing protected
   atomic_bool tripped;
@@ -149,7 +152,7 @@ static void volume_free(Volume *volume) {
     slot->cipher = NULL;
     slot->buffer = NULL;
   }
-  if (volume->key != NULL) secure_key_free(volume->key, KEY_BYTES);
+  if (volume->key != NULL) secure_key_free(volume->key, volume->key_bytes);
   volume->key = NULL;
   if (volume->algorithm != NULL) EVP_CIPHER_free(volume->algorithm);
   volume->algorithm = NULL;
@@ -167,9 +170,12 @@ typedef struct {
   double data_offset;
   double size;
   uint32_t sector;
+  double iv_offset;
+  uint32_t iv_unit;
   bool read_only;
   bool forward; // no fd: requests are forwarded to JavaScript
   const uint8_t *key; // NULL: no encryption
+  size_t key_bytes;
   double protect_start;
   double protect_end;
 } VolumeOptions;
@@ -222,8 +228,11 @@ static Volume *volume_new(const VolumeOptions *options, const char **error) {
   volume->data_offset = (uint64_t)options->data_offset;
   volume->size = (uint64_t)options->size;
   volume->sector = options->sector;
+  volume->iv_offset = (uint64_t)options->iv_offset;
+  volume->iv_stride = options->sector / options->iv_unit;
   volume->read_only = options->read_only;
   volume->encrypted = options->key != NULL;
+  volume->key_bytes = options->key_bytes;
   volume->protect_start = (uint64_t)options->protect_start;
   volume->protect_end = (uint64_t)options->protect_end;
   volume->uid = getuid();
@@ -232,15 +241,15 @@ static Volume *volume_new(const VolumeOptions *options, const char **error) {
   atomic_store(&volume->modified_ns,
                (long long)volume->mounted_at.tv_sec * 1000000000LL + volume->mounted_at.tv_nsec);
   if (volume->encrypted) {
-    volume->key = secure_key_alloc(KEY_BYTES);
-    volume->algorithm = EVP_CIPHER_fetch(NULL, "AES-256-XTS", NULL);
+    volume->key = secure_key_alloc(volume->key_bytes);
+    volume->algorithm = EVP_CIPHER_fetch(NULL, volume->key_bytes == KEY_BYTES ? "AES-256-XTS" : "AES-128-XTS", NULL);
     if (volume->key == NULL || volume->algorithm == NULL) {
       ERR_clear_error();
       *error = "cannot set up the cipher";
       volume_free(volume);
       return NULL;
     }
-    memcpy(volume->key, options->key, KEY_BYTES);
+    memcpy(volume->key, options->key, volume->key_bytes);
   }
   for (int i = 0; i < MAX_WORKERS; i++) {
     Slot *slot = &volume->slots[i];
@@ -356,8 +365,8 @@ static int xts(Volume *volume, Slot *slot, bool enc, const uint8_t *input, uint8
   if (EVP_CipherInit_ex(ctx, volume->algorithm, NULL, volume->key, NULL, enc) != 1) result = -EIO;
   uint8_t iv[16] = {0};
   for (size_t j = 0; j < count && result == 0; j++) {
-    const uint64_t sector = first + j;
-    for (int b = 0; b < 8; b++) iv[b] = (uint8_t)(sector >> (8 * b)); // little-endian, high half 0
+    const uint64_t tweak = volume->iv_offset + (first + j) * volume->iv_stride;
+    for (int b = 0; b < 8; b++) iv[b] = (uint8_t)(tweak >> (8 * b)); // little-endian, high half 0
     const size_t offset = j * volume->sector;
     int written = 0;
     if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, iv, enc) != 1 ||
@@ -1060,13 +1069,15 @@ static bool get_string(napi_env env, napi_value object, const char *name, char *
 /** Reads the volume options; key points into a JS buffer only while this call runs. */
 static bool get_volume_options(napi_env env, napi_value object, VolumeOptions *options) {
   memset(options, 0, sizeof *options);
-  double fd = 0, sector = 0;
+  double fd = 0, sector = 0, iv_unit = 0;
   options->forward = get_bool(env, object, "forward");
   if (!get_integer(env, object, "fd", options->forward ? 0 : -1, &fd) || !get_integer(env, object, "dataOffset", 0, &options->data_offset) ||
       !get_integer(env, object, "size", -1, &options->size) ||
       !get_integer(env, object, "sectorSize", 4096, &sector) ||
       !get_integer(env, object, "protectStart", 0, &options->protect_start) ||
-      !get_integer(env, object, "protectEnd", 0, &options->protect_end))
+      !get_integer(env, object, "protectEnd", 0, &options->protect_end) ||
+      !get_integer(env, object, "ivOffset", 0, &options->iv_offset) ||
+      !get_integer(env, object, "ivUnitBytes", 0, &iv_unit))
     return false;
   if (fd > INT32_MAX) {
     napi_throw_range_error(env, NULL, "fd is out of range");
@@ -1080,8 +1091,20 @@ static bool get_volume_options(napi_env env, napi_value object, VolumeOptions *o
     napi_throw_range_error(env, NULL, "dataOffset + size exceeds 2^53");
     return false;
   }
+  // The tweak's unit: the sector itself unless given (dm-crypt and VeraCrypt count 512-byte units).
+  if (iv_unit == 0) iv_unit = sector;
+  if (iv_unit < 1 || iv_unit > sector || (uint32_t)sector % (uint32_t)iv_unit != 0) {
+    napi_throw_range_error(env, NULL, "ivUnitBytes must divide sectorSize");
+    return false;
+  }
+  // Every tweak (ivOffset + size / ivUnitBytes at most) must fit the 64-bit plain64 IV exactly.
+  if (options->iv_offset + options->size / iv_unit > MAX_EXACT_NUMBER) {
+    napi_throw_range_error(env, NULL, "ivOffset + size / ivUnitBytes exceeds 2^53");
+    return false;
+  }
   options->fd = (int)fd;
   options->sector = (uint32_t)sector;
+  options->iv_unit = (uint32_t)iv_unit;
   options->read_only = get_bool(env, object, "readOnly");
   napi_value key;
   if (get_property(env, object, "key", &key)) {
@@ -1091,15 +1114,16 @@ static bool get_volume_options(napi_env env, napi_value object, VolumeOptions *o
     void *data = NULL;
     if (napi_is_typedarray(env, key, &typed) != napi_ok || !typed ||
         napi_get_typedarray_info(env, key, &type, &length, &data, NULL, NULL) != napi_ok ||
-        type != napi_uint8_array || length != KEY_BYTES) {
-      napi_throw_type_error(env, NULL, "key must be a 64-byte Uint8Array");
+        type != napi_uint8_array || (length != KEY_BYTES && length != KEY_BYTES / 2)) {
+      napi_throw_type_error(env, NULL, "key must be a 64-byte (or 32-byte: AES-128-XTS) Uint8Array");
       return false;
     }
-    if (CRYPTO_memcmp(data, (uint8_t *)data + KEY_BYTES / 2, KEY_BYTES / 2) == 0) {
+    if (CRYPTO_memcmp(data, (uint8_t *)data + length / 2, length / 2) == 0) {
       napi_throw_range_error(env, NULL, "XTS key halves must differ");
       return false;
     }
     options->key = data;
+    options->key_bytes = length;
     if ((uint64_t)options->size % options->sector != 0) {
       napi_throw_range_error(env, NULL, "an encrypted volume's size must be a multiple of the sector size");
       return false;

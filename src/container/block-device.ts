@@ -13,8 +13,11 @@ export interface BlockDevice {
   flush(): Promise<void>;
   /** Flushes, closes the host file and wipes key material. Further calls fail. */
   close(): Promise<void>;
-  /** What a native data path (the FUSE bridge) needs to serve the bytes without calling back here. */
-  rawAccess?(): RawAccess;
+  /**
+   * What a native data path (the FUSE bridge) needs to serve the bytes without calling back here;
+   * null when this device cannot be served so (then every request comes to readAt/writeAt).
+   */
+  rawAccess?(): RawAccess | null;
 }
 
 /** The device's bytes as they lie in the host file. */
@@ -23,9 +26,16 @@ export interface RawAccess {
   fd: number;
   /** Where cleartext byte 0 lies in the host file. */
   dataOffset: number;
-  /** XTS-AES-256 master key (64 bytes; tweak = cleartext offset / sectorSize), or null: stored as is. */
+  /**
+   * XTS-AES master key (64 bytes: AES-256, 32: AES-128), or null: stored as is. The tweak of data
+   * sector s (cleartext offset / sectorSize) is ivOffset + s * (sectorSize / ivUnitBytes).
+   */
   key: Uint8Array | null;
   sectorSize: number;
+  /** Bytes per tweak step; default sectorSize (vaults). dm-crypt plain64 and VeraCrypt count 512. */
+  ivUnitBytes?: number;
+  /** Tweak of the data area's first sector, in ivUnitBytes units; default 0 (VeraCrypt: dataOffset / 512). */
+  ivOffset?: number;
   /** Cleartext bytes [start, end) that no write may touch (the hidden volume), or null. */
   protectedRange: { start: number; end: number } | null;
 }

@@ -1,9 +1,10 @@
 // An opened foreign volume (LUKS, VeraCrypt, TrueCrypt): the same BlockDevice the bridge, export and
 // import use for vaults, over the format's sector cipher. Partial sectors are read-modify-write under
 // the same ordering rule as Vault: writes that share a sector run in arrival order.
-import type { SectorCipher } from '../crypto/suites.js';
+import { lockedBuffer } from '../crypto/memory.js';
+import { AES_XTS_PLAIN64, type SectorCipher } from '../crypto/suites.js';
 import { checkAccessRange, HiddenProtection } from './access.js';
-import type { BlockDevice } from './block-device.js';
+import type { BlockDevice, RawAccess } from './block-device.js';
 import { VaultError } from './errors.js';
 import type { ContainerFile } from './file.js';
 import {
@@ -55,6 +56,8 @@ export class ForeignVolume implements BlockDevice {
   #writesInFlight: Array<{ first: number; last: number; done: Promise<void> }> = [];
   readonly #sector: number;
   readonly #info: Omit<ForeignVolumeInfo, 'readOnly'>;
+  /** AES-XTS only: the master key in locked memory for the FUSE addon's C data path (rawAccess). */
+  #rawKey: Buffer | null = null;
 
   /** Takes ownership of unlock's master key (wiped here at once, the cipher keeps its own copy). */
   constructor(
@@ -65,6 +68,10 @@ export class ForeignVolume implements BlockDevice {
   ) {
     try {
       this.#cipher = unlock.suite.create(unlock.masterKey, unlock.layout);
+      if (servedNatively(unlock, file)) {
+        this.#rawKey = lockedBuffer(unlock.masterKey.length);
+        this.#rawKey.set(unlock.masterKey);
+      }
     } finally {
       wipeUnlock(unlock);
     }
@@ -97,6 +104,29 @@ export class ForeignVolume implements BlockDevice {
 
   info(): ForeignVolumeInfo {
     return { ...this.#info, readOnly: this.readOnly };
+  }
+
+  /**
+   * For the FUSE bridge, AES-XTS volumes only (LUKS aes-xts-plain64, VeraCrypt, TrueCrypt): the addon
+   * then serves them from C threads as it serves vaults, with the format's data offset and tweak rule.
+   * CBC-ESSIV (old LUKS1) has no rawAccess and goes through readAt/writeAt.
+   */
+  rawAccess(): RawAccess | null {
+    this.#live();
+    const key = this.#rawKey;
+    const fd = this.file.fd;
+    if (key === null || fd === undefined) return null;
+    return {
+      fd,
+      dataOffset: this.#info.dataOffset,
+      key,
+      sectorSize: this.#sector,
+      ivUnitBytes: this.#info.ivUnitBytes,
+      ivOffset: this.#info.ivOffset,
+      protectedRange: this.#protection.tripped
+        ? { start: 0, end: this.size } // tripped before: nothing may be written any more
+        : (this.settings.protectedRange ?? null),
+    };
   }
 
   get protectionTripped(): boolean {
@@ -197,6 +227,8 @@ export class ForeignVolume implements BlockDevice {
     } finally {
       this.#cipher?.destroy();
       this.#cipher = null;
+      this.#rawKey?.fill(0);
+      this.#rawKey = null;
       await this.file.close();
     }
   }
@@ -205,4 +237,23 @@ export class ForeignVolume implements BlockDevice {
     if (this.#closed || !this.#cipher) throw new VaultError('IO', 'the volume is closed', 'open it again');
     return this.#cipher;
   }
+}
+
+/**
+ * Whether the FUSE addon can serve this volume itself: AES-XTS with a 256- or 512-bit key, a power-of-two
+ * sector of 512 B to 64 KiB, a whole number of sectors, and a host file descriptor.
+ */
+function servedNatively(unlock: ForeignUnlock, file: ContainerFile): boolean {
+  const { sectorBytes, ivUnitBytes, ivOffset } = unlock.layout;
+  return (
+    unlock.suite.id === AES_XTS_PLAIN64.id &&
+    (unlock.masterKey.length === 32 || unlock.masterKey.length === 64) &&
+    file.fd !== undefined &&
+    sectorBytes >= 512 &&
+    sectorBytes <= 65536 &&
+    (sectorBytes & (sectorBytes - 1)) === 0 &&
+    sectorBytes % ivUnitBytes === 0 &&
+    unlock.dataSize % sectorBytes === 0 &&
+    Number.isSafeInteger(ivOffset + unlock.dataSize / ivUnitBytes)
+  );
 }

@@ -20,6 +20,8 @@ export interface BridgeOptions {
 export interface Bridge {
   readonly dir: string;
   readonly blockFile: string;
+  /** 'native': the addon's C threads serve every request; 'javascript': each one is a round trip here. */
+  readonly dataPath: 'native' | 'javascript';
   /** Request sizes seen so far, for checking that big requests arrive (size -> count). */
   readonly requestSizes: { read: Map<number, number>; write: Map<number, number> };
   /** Most requests that were ever being served at once (the kernel's parallelism). */
@@ -42,8 +44,8 @@ export async function mountBridge(
   options: BridgeOptions = {},
 ): Promise<Bridge> {
   const addon = fuse3();
-  // Vaults and the passthrough are served by the addon alone; any other device (LUKS, VeraCrypt) through
-  // a round trip per request to this event loop.
+  // Vaults, AES-XTS foreign volumes and the passthrough are served by the addon alone; any other device
+  // (CBC-ESSIV LUKS volumes) through a round trip per request to this event loop.
   const access = device.rawAccess?.() ?? null;
   const uid = process.getuid?.() ?? 0;
   let fusermount: string | undefined;
@@ -81,6 +83,8 @@ export async function mountBridge(
           dataOffset: access.dataOffset,
           sectorSize: access.sectorSize,
           ...(access.key ? { key: access.key } : {}),
+          ...(access.ivOffset !== undefined ? { ivOffset: access.ivOffset } : {}),
+          ...(access.ivUnitBytes !== undefined ? { ivUnitBytes: access.ivUnitBytes } : {}),
           ...(access.protectedRange
             ? { protectStart: access.protectedRange.start, protectEnd: access.protectedRange.end }
             : {}),
@@ -128,6 +132,7 @@ export async function mountBridge(
   return {
     dir,
     blockFile: `${dir}/${VOLUME_NAME}`,
+    dataPath: access ? 'native' : 'javascript',
     get requestSizes() {
       const now = stats();
       return { read: new Map(now.read), write: new Map(now.write) };

@@ -158,6 +158,11 @@ function bridgeAttachment(device: BlockDevice, s: DaemonSettings, unlockMs: numb
           }
         },
       });
+      log(
+        bridge.dataPath === 'native'
+          ? 'data path: C threads (native/fuse3.c)'
+          : 'data path: JavaScript (each request through the event loop)',
+      );
       await context.record({
         blockFile: bridge.blockFile,
         unlockMs,

@@ -19,8 +19,11 @@ export interface VolumeOptions {
   size: number;
   sectorSize: number;
   readOnly: boolean;
-  /** XTS-AES-256 master key (64 bytes), copied into the addon's cipher contexts; absent: no encryption. */
+  /** XTS-AES master key (64 bytes: AES-256, 32: AES-128), copied into locked memory; absent: no encryption. */
   key?: Uint8Array;
+  /** Tweak of data sector s: ivOffset + s * (sectorSize / ivUnitBytes); defaults 0 and sectorSize. */
+  ivOffset?: number;
+  ivUnitBytes?: number;
   /** Cleartext bytes [protectStart, protectEnd) no write may touch (the hidden volume). */
   protectStart?: number;
   protectEnd?: number;

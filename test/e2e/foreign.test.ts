@@ -55,6 +55,8 @@ async function mountReadWrite(
       format: string;
     }>;
     expect(listed.find((entry) => entry.file === file)?.format).toMatch(/luks|veracrypt|truecrypt/);
+    // AES-XTS foreign volumes are served from the addon's C threads, as vaults are.
+    expect(dataPathOf(file)).toBe('C threads (native/fuse3.c)');
     writeFileSync(join(mountpoint, 'written.txt'), `written through vault into ${name}\n`);
     expect((await vault(['dismount', file])).code).toBe(0);
     expect(isMounted(mountpoint)).toBe(false);
@@ -65,6 +67,13 @@ async function mountReadWrite(
   expect(again.code, again.stderr).toBe(0);
   expect(readFileSync(join(mountpoint, 'written.txt'), 'utf8')).toBe(`written through vault into ${name}\n`);
   expect((await vault(['dismount', file])).code).toBe(0);
+}
+
+/** The data path the daemon last logged for this volume (its log is /run/vault/log/<dev>-<ino>.log). */
+function dataPathOf(file: string): string | undefined {
+  const { dev, ino } = statSync(file);
+  const log = readFileSync(`/run/vault/log/${dev}-${ino}.log`, 'utf8');
+  return [...log.matchAll(/data path: (.*)$/gm)].at(-1)?.[1];
 }
 
 /** Decrypts the container with Python and reads written.txt with debugfs: no vault code involved. */

@@ -7,6 +7,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { AES_XTS_PLAIN64 } from '../../src/crypto/suites.js';
 import { createXts } from '../../src/crypto/xts.js';
 import { fuse3, MAX_REQUEST, type NativeHandle, type VolumeOptions } from '../../src/fuse/fuse3.js';
 
@@ -147,6 +148,65 @@ describe('FUSE 3 request handler (native/fuse3.c)', () => {
     expect(direct).toBeGreaterThan(0);
   });
 
+  // Foreign volumes (LUKS2 with 4 KiB sectors, VeraCrypt, LUKS1 with AES-128-XTS): the tweak counts
+  // 512-byte units from an offset; the model is the JavaScript sector cipher ForeignVolume uses.
+  it.each([
+    {
+      name: 'LUKS2 4 KiB sectors, 512-byte IV units',
+      sectorSize: 4096,
+      ivUnitBytes: 512,
+      ivOffset: 0,
+      keyBytes: 64,
+    },
+    {
+      name: 'VeraCrypt: 512-byte sectors from data offset / 512',
+      sectorSize: 512,
+      ivUnitBytes: 512,
+      ivOffset: 256,
+      keyBytes: 64,
+    },
+    {
+      name: 'AES-128-XTS, 4 KiB sectors, IV offset',
+      sectorSize: 4096,
+      ivUnitBytes: 512,
+      ivOffset: 2 ** 40 + 3,
+      keyBytes: 32,
+    },
+  ])('foreign tweak rule ($name): random reads and writes match the model, the file the format', (layout) => {
+    const random = prng(11 + layout.keyBytes + layout.sectorSize);
+    const key = bytes(random, layout.keyBytes);
+    const dataOffset = 2 * 4096 + 512;
+    const size = 600 * 4096;
+    const s = setup(
+      `foreign-${layout.sectorSize}-${layout.keyBytes}.img`,
+      {
+        dataOffset,
+        size,
+        sectorSize: layout.sectorSize,
+        ivUnitBytes: layout.ivUnitBytes,
+        ivOffset: layout.ivOffset,
+        readOnly: false,
+        key,
+      },
+      random,
+    );
+    const reference = AES_XTS_PLAIN64.create(key, {
+      sectorBytes: layout.sectorSize,
+      ivUnitBytes: layout.ivUnitBytes,
+      ivOffset: layout.ivOffset,
+    });
+    const model = Buffer.from(s.before.subarray(dataOffset, dataOffset + size));
+    reference.decrypt(model, 0);
+    exercise(s, model, random, 300);
+    const after = finish(s);
+    const expected = Buffer.from(model);
+    reference.encrypt(expected, 0);
+    reference.destroy();
+    expect(after.subarray(0, dataOffset).equals(s.before.subarray(0, dataOffset))).toBe(true);
+    expect(after.subarray(dataOffset, dataOffset + size).equals(expected)).toBe(true);
+    expect(after.subarray(dataOffset + size).equals(s.before.subarray(dataOffset + size))).toBe(true);
+  });
+
   it('plain (the bench passthrough): any size, bytes stored as they are', () => {
     const random = prng(2);
     const size = 300 * SECTOR + 1234;
@@ -241,6 +301,9 @@ describe('FUSE 3 request handler (native/fuse3.c)', () => {
         /multiple of the sector/,
       );
       expect(() => addon.openVolume({ ...base, sectorSize: 1000 })).toThrow(/sectorSize/);
+      expect(() => addon.openVolume({ ...base, key, ivUnitBytes: 3000 })).toThrow(/ivUnitBytes/);
+      expect(() => addon.openVolume({ ...base, key, ivUnitBytes: 8192 })).toThrow(/ivUnitBytes/);
+      expect(() => addon.openVolume({ ...base, key, ivOffset: 2 ** 53 })).toThrow(/ivOffset/);
       expect(() => addon.openVolume({ ...base, size: -1 })).toThrow(/size/);
       expect(() => addon.openVolume({ ...base, fd: 1 << 30 })).toThrow(/descriptor|fd/);
       const handle = addon.openVolume(base);

@@ -1,6 +1,6 @@
 // Loop devices: attaching, partitions, detaching, and what /sys says about them; block device sizes.
 import { readdirSync, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { VaultError } from './errors.js';
 import { statOrNull } from './paths.js';
 import { findTool, firstLine, run } from './process.js';
@@ -62,6 +62,27 @@ export async function attachLoop(
     `attaching a loop device failed: ${firstLine(result.stderr) || `losetup exited ${result.code}`}`,
     'check that loop devices are available (modprobe loop; losetup -f)',
   );
+}
+
+/**
+ * Queue limits of a loop device (best effort; false when /sys refused one): `maxSectorsKb` is the
+ * largest request it sends down, `readAheadKb` how far the filesystem above reads ahead.
+ */
+export async function tuneLoopQueue(
+  loopDevice: string,
+  limits: { maxSectorsKb: number; readAheadKb: number },
+): Promise<boolean> {
+  const queue = `/sys/block/${loopDevice.replace(/^\/dev\//, '')}/queue`;
+  const set = (name: string, value: number) =>
+    writeFile(`${queue}/${name}`, `${value}\n`).then(
+      () => true,
+      () => false,
+    );
+  const [sectors, readAhead] = await Promise.all([
+    set('max_sectors_kb', limits.maxSectorsKb),
+    set('read_ahead_kb', limits.readAheadKb),
+  ]);
+  return sectors && readAhead;
 }
 
 /**

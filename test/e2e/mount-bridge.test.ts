@@ -12,7 +12,7 @@ import type { BlockDevice } from '../../src/container/block-device.js';
 import { mountBridge, withBridge } from '../../src/fuse/bridge.js';
 import { MAX_REQUEST } from '../../src/fuse/fuse3.js';
 import { openPassthroughDevice } from '../../src/fuse/passthrough-device.js';
-import { isMounted, lacks, makeTempDir, mounts, removeTempDirs } from './helpers.js';
+import { isMounted, lacks, makeTempDir, mounts, removeTempDirs, sh, stateIdOf, vaultOk } from './helpers.js';
 
 // Nothing synchronous may touch the bridge here (execFileSync, statSync on the block file...): this
 // very event loop serves it, so a blocking call deadlocks the test process.
@@ -164,7 +164,7 @@ describe.skipIf(lacks('mount'))('FUSE block-file bridge', () => {
     expect(isMounted(bridgeDir)).toBe(false);
   });
 
-  it('a device without raw access (LUKS, VeraCrypt) is served through JavaScript, byte for byte', async () => {
+  it('a device without raw access (a CBC-ESSIV LUKS volume) is served through JavaScript, byte for byte', async () => {
     // An in-memory BlockDevice: no rawAccess, so every request is a round trip to this event loop.
     const memory = Buffer.alloc(16 << 20);
     let flushes = 0;
@@ -222,5 +222,65 @@ describe.skipIf(lacks('mount'))('FUSE block-file bridge', () => {
       expect(stdout.trim()).toBe('07 07 07 07');
     });
     await device.close();
+  });
+});
+
+// The same through `vault mount`: what the daemon itself sees (its log's "requests served" line) for a
+// cold sequential read through ext4 and the loop device the daemon set up and tuned.
+describe.skipIf(lacks('mount'))('the mount daemon, under ext4 and its loop device', () => {
+  let vaultDir = '';
+  beforeAll(async () => {
+    vaultDir = await makeTempDir('vault-bridge-daemon-');
+  });
+
+  afterAll(async () => {
+    await removeTempDirs();
+  });
+
+  it('sets 1 MiB requests and a 16 MiB read-ahead on its loop device; a cold read arrives as whole 1 MiB requests, many at once', async () => {
+    const file = join(vaultDir, 'seq.vol');
+    const mountpoint = join(vaultDir, 'mnt');
+    await run('mkdir', [mountpoint]);
+    const password = 'sequential\n';
+    await vaultOk(['create', '256M', file, '--quick', '--password-stdin'], password);
+    await vaultOk(['mount', file, mountpoint, '--password-stdin'], password);
+    await sh('dd', [
+      'if=/dev/urandom',
+      `of=${join(mountpoint, 'data.bin')}`,
+      'bs=1M',
+      'count=64',
+      'conv=fsync',
+    ]);
+    await vaultOk(['dismount', mountpoint]);
+
+    // A fresh mount: only this read is counted (plus ext4's own few small requests).
+    await vaultOk(['mount', file, mountpoint, '--password-stdin'], password);
+    let logLine = '';
+    try {
+      const loop = mounts().find((entry) => entry.mountpoint === mountpoint)?.source ?? '';
+      expect(loop).toMatch(/^\/dev\/loop\d+$/);
+      const queue = `/sys/block/${loop.slice('/dev/'.length)}/queue`;
+      expect(readFileSync(`${queue}/max_sectors_kb`, 'utf8').trim()).toBe(String(MAX_REQUEST / 1024));
+      expect(readFileSync(`${queue}/read_ahead_kb`, 'utf8').trim()).toBe('16384');
+      await sh('sync', []);
+      writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+      const read = await sh('dd', [`if=${join(mountpoint, 'data.bin')}`, 'of=/dev/null', 'bs=1M']);
+      expect(read.code, read.stderr).toBe(0);
+    } finally {
+      await vaultOk(['dismount', mountpoint]);
+      const log = readFileSync(`/run/vault/log/${stateIdOf(file)}.log`, 'utf8');
+      logLine = [...log.matchAll(/requests served: (.*)$/gm)].at(-1)?.[1] ?? '';
+    }
+    // "read: 86 x 1024 KiB, 39 x 4 KiB, ...; write: ...; at most 16 at once"
+    const readPart = /read: ([^;]*);/.exec(logLine)?.[1] ?? '';
+    const sizes = new Map(
+      [...readPart.matchAll(/(\d+) x (\d+) KiB/g)].map((match) => [Number(match[2]), Number(match[1])]),
+    );
+    const whole = sizes.get(MAX_REQUEST / 1024) ?? 0;
+    // 64 MiB read: nearly all of it in 1 MiB requests, not 1 MiB + 256 KiB pairs (max_sectors_kb 1280).
+    expect(whole, logLine).toBeGreaterThanOrEqual(48);
+    expect(sizes.get(256) ?? 0, logLine).toBeLessThan(whole / 8);
+    const inFlight = Number(/at most (\d+) at once/.exec(logLine)?.[1] ?? 0);
+    expect(inFlight, logLine).toBeGreaterThanOrEqual(4);
   });
 });

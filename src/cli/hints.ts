@@ -112,7 +112,7 @@ export const CLI_WORDS: Readonly<Record<string, CliWords>> = {
   },
   'foreign-cannot-unlock': {
     hint: (d: D) =>
-      `check the password and keyfiles (-k); vault opens ${d.opened}; --type, --hash and --pim narrow the search (VeraCrypt's Argon2id with a PIM above ${d.maxPim} only with --hash argon2)${d.whirlpool}`,
+      `check the password and keyfiles (-k); vault opens ${d.opened}; --type, --hash and --pim narrow the search (VeraCrypt's Argon2id is tried only with --type veracrypt or --pim, and above PIM ${d.maxPim} only with --hash argon2)${d.whirlpool}`,
   },
   'truecrypt-argon2': {
     message: () => "--hash argon2 is VeraCrypt's Argon2id; TrueCrypt volumes use PBKDF2 only",

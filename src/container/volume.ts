@@ -132,6 +132,7 @@ async function openForeign(
             flavour: format,
             ...(options.hash ? { hash: options.hash } : {}),
             pim: options.pim ?? null,
+            veracryptNamed: options.type === 'veracrypt',
           });
     let protectedRange: { start: number; end: number } | undefined;
     if (options.protectHidden) {
@@ -183,6 +184,7 @@ async function hiddenRange(
       flavour: format,
       ...(options.hash ? { hash: options.hash } : {}),
       pim: options.pim ?? null,
+      veracryptNamed: options.type === 'veracrypt',
       hiddenOnly: true,
     });
   } catch (error) {

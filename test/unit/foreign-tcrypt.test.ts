@@ -360,10 +360,13 @@ describe("VeraCrypt's Argon2id (test writer with @noble/hashes; vault with the a
     expect(VERACRYPT_ARGON2_OUTPUT_BYTES).toBe(192);
   });
 
-  it('is tried last, and by detection only up to PIM 31 (a larger PIM needs --hash argon2)', () => {
-    const names = (pim: number | null, hash?: Prf | 'argon2') =>
-      tcryptKdfs('veracrypt', pim, hash).map((kdf) => (kdf.type === 'pbkdf2' ? kdf.prf : kdf.type));
+  it('is tried last, only for a volume named VeraCrypt (--type or a PIM), up to PIM 31 (a larger PIM needs --hash argon2)', () => {
+    const names = (pim: number | null, hash?: Prf | 'argon2', named = true) =>
+      tcryptKdfs('veracrypt', pim, hash, named).map((kdf) => (kdf.type === 'pbkdf2' ? kdf.prf : kdf.type));
     expect(names(null)).toEqual(['sha512', 'sha256', 'blake2s-256', 'whirlpool', 'ripemd160', 'argon2id']);
+    // Plain detection (no --type, no PIM) leaves it out: every wrong password of a vault would pay for it.
+    expect(names(null, undefined, false)).not.toContain('argon2id');
+    expect(names(12, undefined, false)).toContain('argon2id');
     expect(names(485)).not.toContain('argon2id');
     expect(names(485, 'argon2')).toEqual(['argon2id']);
     expect(names(null, 'sha256')).toEqual(['sha256']);

@@ -76,7 +76,7 @@ export function cannotUnlockAny(tried: readonly VolumeType[]): VaultError {
   return new VaultError(
     'CANNOT_UNLOCK',
     `cannot unlock the volume as ${names.join(', ')}: wrong password, keyfile, cost level or PIM, or not such a volume`,
-    `check the password and keyfiles; vault opens ${OPENED}; the volume type, hash and PIM narrow the search (VeraCrypt's Argon2id with a PIM above ${ARGON2_DETECT_MAX_PIM} only with the argon2 hash)${whirlpool}`,
+    `check the password and keyfiles; vault opens ${OPENED}; the volume type, hash and PIM narrow the search (VeraCrypt's Argon2id is tried only when the type is VeraCrypt or a PIM is given, and above PIM ${ARGON2_DETECT_MAX_PIM} only with the argon2 hash)${whirlpool}`,
     {
       reason: 'foreign-cannot-unlock',
       details: { opened: OPENED, maxPim: ARGON2_DETECT_MAX_PIM, whirlpool },

@@ -55,7 +55,12 @@ export type TcryptKdf =
   | { type: 'argon2id'; params: Argon2Params };
 
 /** KDF variants in the order tried (cryptsetup lib/tcrypt and the formats' own sources), cheapest first. */
-export function tcryptKdfs(flavour: TcryptFlavour, pim: number | null, hash?: TcryptHash): TcryptKdf[] {
+export function tcryptKdfs(
+  flavour: TcryptFlavour,
+  pim: number | null,
+  hash?: TcryptHash,
+  veracryptNamed = false,
+): TcryptKdf[] {
   const pbkdf2Of = (prf: Prf, iterations: number): TcryptKdf => ({ type: 'pbkdf2', prf, iterations });
   if (flavour === 'truecrypt') {
     return [
@@ -76,7 +81,10 @@ export function tcryptKdfs(flavour: TcryptFlavour, pim: number | null, hash?: Tc
     pbkdf2Of('ripemd160', withPim(655_331)),
   ].filter((kdf) => hash === undefined || (kdf.type === 'pbkdf2' && kdf.prf === hash));
   // Argon2id last: at the default PIM (12) one run takes 416 MiB and 6 passes, several PBKDF2 runs' time.
-  if (hash === 'argon2' || (hash === undefined && (pim === null || pim <= ARGON2_DETECT_MAX_PIM)))
+  // Detection across every format would make every wrong password (of a vault too) pay for it, so it
+  // is tried only when the volume is named VeraCrypt (--type veracrypt, or a PIM), up to PIM 31.
+  const named = veracryptNamed || pim !== null;
+  if (hash === 'argon2' || (hash === undefined && named && (pim === null || pim <= ARGON2_DETECT_MAX_PIM)))
     kdfs.push({ type: 'argon2id', params: veracryptArgon2(pim) });
   return kdfs;
 }
@@ -93,6 +101,8 @@ export interface TcryptOptions {
   pim?: number | null;
   /** Only the hidden headers (to protect a hidden volume). */
   hiddenOnly?: boolean;
+  /** The user named the format (--type veracrypt): detection then also tries VeraCrypt's Argon2id. */
+  veracryptNamed?: boolean;
 }
 
 interface HeaderPosition {
@@ -111,7 +121,9 @@ export async function unlockTcrypt(
   const foreign = secret.foreign;
   if (!foreign) throw new Error('VeraCrypt/TrueCrypt need the foreign secret parts');
   const password = tcPasswordFor(foreign, options.flavour);
-  const kdfs = tcryptKdfs(options.flavour, options.pim ?? null, options.hash).filter(kdfAvailable);
+  const kdfs = tcryptKdfs(options.flavour, options.pim ?? null, options.hash, options.veracryptNamed).filter(
+    kdfAvailable,
+  );
   const groups: HeaderPosition[][] = [
     [
       { offset: 0, kind: 'normal', header: 'primary' },

@@ -401,10 +401,10 @@ describe.skipIf(lacks('mount'))('bad command-line input', () => {
       },
       {
         name: 'unknown filesystem',
-        args: ['create', '16M', at('new.vol'), '--filesystem', 'btrfs', ...secretArgs],
+        args: ['create', '16M', at('new.vol'), '--filesystem', 'zfs', ...secretArgs],
         code: 'USAGE',
-        error: /unknown filesystem "btrfs"/,
-        hint: 'choose one of: ext4, vfat, exfat, none',
+        error: /unknown filesystem "zfs"/,
+        hint: 'choose one of: ext4, exfat, vfat, xfs, btrfs, ntfs, none',
       },
       {
         name: 'create as non-root (formatting)',

@@ -1,3 +1,7 @@
+// The block-file bridge: a FUSE filesystem with one file, `volume`, whose bytes are a BlockDevice's
+// cleartext. A loop device (or mkfs, dd, fsck) works on that file. The data path is the FUSE 3 addon
+// (native/fuse3.c): its threads pread, decrypt and reply, or encrypt, pwrite and only then acknowledge;
+// flush and fsync become fdatasync. This side mounts, unmounts, and turns the addon's events into logs.
 import { mkdtemp, readdir, rmdir } from 'node:fs/promises';
 import type { BlockDevice } from '../container/block-device.js';
 import { VaultError } from '../container/errors.js';

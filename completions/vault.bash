@@ -26,6 +26,7 @@ _vault() {
       ':import') path='import' ;;
       ':export') path='export' ;;
       ':benchmark') path='benchmark' ;;
+      ':doctor') path='doctor' ;;
       ':completion') path='completion' ;;
       'key:add') path='key add' ;;
       'key:list') path='key list' ;;
@@ -108,7 +109,7 @@ _vault() {
     'export:--pim') _vault_files; return ;;
   esac
   case "$path" in
-    '') subcommands='create mount dismount list info passwd key keyfile header repair resize import export benchmark completion'; options='-h --help -V --version' ;;
+    '') subcommands='create mount dismount list info passwd key keyfile header repair resize import export benchmark doctor completion'; options='-h --help -V --version' ;;
     'create') subcommands=''; options='-h --help --filesystem --quick -f --force --owner --hidden --hidden-filesystem --hidden-keyfile -k --keyfile --password-stdin --non-interactive --tries --cost' ;;
     'mount') subcommands=''; options='-h --help -r --read-only --no-filesystem --preserve-timestamps --protect-hidden --hidden-keyfile --user --fs-options --owner --partition -k --keyfile --password-stdin --non-interactive --tries --cost --type --hash --pim' ;;
     'dismount') subcommands=''; options='-h --help -a --all -f --force' ;;
@@ -129,6 +130,7 @@ _vault() {
     'import') subcommands=''; options='-h --help -f --force --old-keyfile --old-cost -k --keyfile --password-stdin --non-interactive --tries --cost --type --hash --pim' ;;
     'export') subcommands=''; options='-h --help -f --force -k --keyfile --password-stdin --non-interactive --tries --cost --type --hash --pim' ;;
     'benchmark') subcommands=''; options='-h --help --json' ;;
+    'doctor') subcommands=''; options='-h --help --no-round-trip' ;;
     'completion') subcommands='bash zsh'; options='-h --help' ;;
   esac
   if [[ $cur == -* ]]; then

@@ -67,4 +67,7 @@ if [[ $(id -u) -eq 0 && -d /usr/local/bin ]]; then
   ln -sf "$PWD/bin/vault" /usr/local/bin/vault
 fi
 
+# The last word: does the main job work here? Every part checked, then (as root) a small vault made,
+# mounted, written, dismounted and remounted in a private temporary directory; one verdict line.
 bin/vault --version
+bin/vault doctor

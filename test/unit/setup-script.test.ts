@@ -13,6 +13,11 @@ function run(command: string): { status: number | null; stdout: string; stderr: 
 }
 
 describe('setup.sh', () => {
+  it('ends by showing that the main job works here: vault doctor, its last command', () => {
+    const commands = script.split('\n').filter((line) => line.trim() !== '' && !line.trim().startsWith('#'));
+    expect(commands.at(-1)).toBe('bin/vault doctor');
+  });
+
   it('runs npm ci through quietly', () => {
     expect(quietly).not.toBe('');
     expect(script).toMatch(/^quietly npm ci /m);

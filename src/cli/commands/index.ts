@@ -22,6 +22,7 @@ const loaders: ReadonlyArray<readonly [name: string, load: () => Promise<Command
   ['import', () => import('./import.js')],
   ['export', () => import('./export.js')],
   ['benchmark', () => import('./benchmark.js')],
+  ['doctor', () => import('./doctor.js')],
   ['completion', () => import('./completion.js')],
 ];
 

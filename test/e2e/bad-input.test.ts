@@ -63,7 +63,7 @@ const DETECTION_HINT =
   'aes-cbc-essiv:sha256; PBKDF2, Argon2i, Argon2id) and VeraCrypt/TrueCrypt volumes encrypted with AES ' +
   "(PBKDF2 with SHA-512, SHA-256, BLAKE2s, Whirlpool, RIPEMD-160, SHA-1, or VeraCrypt's Argon2id; not " +
   'Serpent, Twofish, Camellia, Kuznyechik or cascades); --type, --hash and --pim narrow the search ' +
-  "(VeraCrypt's Argon2id with a PIM above 31 only with --hash argon2)";
+  "(VeraCrypt's Argon2id is tried only with --type veracrypt or --pim, and above PIM 31 only with --hash argon2)";
 const WHIRLPOOL_NOTE = '; Whirlpool was not tried (';
 
 /** The README's count of the rows ("one table of N wrong command lines"). */
@@ -275,14 +275,14 @@ describe.skipIf(lacks('mount'))('bad command-line input', () => {
         args: ['info', at('nope.vol'), ...secretArgs],
         code: E('NOT_FOUND'),
         error: /no such file/,
-        hint: 'check the path',
+        hint: 'check the path (ls -l it)',
       },
       {
         name: 'a directory',
         args: ['info', at('a-directory'), ...secretArgs],
         code: 'USAGE',
         error: /is a directory/,
-        hint: 'name a file, not a directory',
+        hint: 'name the vault file itself',
       },
       {
         name: 'unreadable file (not root)',
@@ -290,7 +290,7 @@ describe.skipIf(lacks('mount'))('bad command-line input', () => {
         as: 'nobody',
         code: 'IO',
         error: /permission denied/,
-        hint: 'check the file permissions, or use --read-only',
+        hint: 'check its permissions, or run with sudo',
       },
       {
         name: 'not a vault',
@@ -642,7 +642,7 @@ describe.skipIf(lacks('mount'))('bad command-line input', () => {
         args: ['header', 'restore', file, at('no.hdr'), ...secretArgs],
         code: 'NOT_FOUND',
         error: /no such file/,
-        hint: 'check the path',
+        hint: 'check the path (ls -l it)',
       },
       {
         name: 'repair with the wrong password',

@@ -353,10 +353,13 @@ describe('vault keyfile generate', () => {
     expect(() => lstatSync(target)).toThrow();
   });
 
-  it('exit code 4: the directory does not exist', async () => {
+  it('missing parent directories are created, mode 0700 (like the systemd story: /etc/vault/<name>.key)', async () => {
     const result = await vault(['keyfile', 'generate', join(dir, 'no/such/dir/k.key')]);
-    expect(result.code).toBe(EXIT_CODES.NOT_FOUND);
-    expectError(result.stderr, /does not exist/);
+    expect(result.code, result.stderr).toBe(0);
+    for (const parent of ['no', 'no/such', 'no/such/dir']) {
+      expect(statSync(join(dir, parent)).mode & 0o777, parent).toBe(0o700);
+    }
+    expect(statSync(join(dir, 'no/such/dir/k.key')).size).toBe(64);
   });
 
   it.skipIf(lacks('root'))('exit code 9: a read-only filesystem', async () => {

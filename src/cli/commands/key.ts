@@ -11,12 +11,11 @@ import {
   addCostOption,
   addSecretOptions,
   parseCost,
-  readSecret,
   requireFile,
   type SecretOptions,
   withUnlock,
 } from '../secrets.js';
-import { addNewSecretOptions, type NewSecretOptions, newCost } from './new-secret.js';
+import { addNewSecretOptions, type NewSecretOptions, withCurrentThenNew } from './new-secret.js';
 
 export function register(program: Command): void {
   const key = program
@@ -42,25 +41,11 @@ Examples:
   add.action(async (file: string, options: SecretOptions & NewSecretOptions) => {
     await requireFile(file);
     await refuseForeignVolume(file, 'key');
-    const costLevel = parseCost(options);
-    const newCostLevel = newCost(options, costLevel);
-    // The existing secret is checked first; the new one is asked for only once it has unlocked.
-    const slot = await withUnlock(
+    const slot = await withCurrentThenNew(
+      file,
       options,
-      { prompt: `Existing password for ${file}: `, files: [file], costLevel },
-      (current) =>
-        addKey(
-          file,
-          current,
-          () =>
-            readSecret(options, {
-              prompt: 'New password: ',
-              confirm: true,
-              stdinLine: 1,
-              keyfiles: options.newKeyfile ?? [],
-            }),
-          { costLevel, newCostLevel },
-        ),
+      `Existing password for ${file}: `,
+      (current, readNew, costs) => addKey(file, current, readNew, costs),
     );
     process.stdout.write(`Added keyslot ${slot}.\n`);
   });

@@ -3,16 +3,8 @@
 import type { Command } from 'commander';
 import { changeSecret } from '../../container/manage.js';
 import { refuseForeignVolume } from '../foreign-refusal.js';
-import {
-  addCostOption,
-  addSecretOptions,
-  parseCost,
-  readSecret,
-  requireFile,
-  type SecretOptions,
-  withUnlock,
-} from '../secrets.js';
-import { addNewSecretOptions, type NewSecretOptions, newCost } from './new-secret.js';
+import { addCostOption, addSecretOptions, requireFile, type SecretOptions } from '../secrets.js';
+import { addNewSecretOptions, type NewSecretOptions, withCurrentThenNew } from './new-secret.js';
 
 export function register(program: Command): void {
   const command = program
@@ -35,25 +27,11 @@ Examples:
   command.action(async (file: string, options: SecretOptions & NewSecretOptions) => {
     await requireFile(file);
     await refuseForeignVolume(file, 'passwd');
-    const costLevel = parseCost(options);
-    const newCostLevel = newCost(options, costLevel);
-    // The current secret is checked first; the new one is asked for only once it has unlocked.
-    const slot = await withUnlock(
+    const slot = await withCurrentThenNew(
+      file,
       options,
-      { prompt: `Current password for ${file}: `, files: [file], costLevel },
-      (current) =>
-        changeSecret(
-          file,
-          current,
-          () =>
-            readSecret(options, {
-              prompt: 'New password: ',
-              confirm: true,
-              stdinLine: 1,
-              keyfiles: options.newKeyfile ?? [],
-            }),
-          { costLevel, newCostLevel },
-        ),
+      `Current password for ${file}: `,
+      (current, readNew, costs) => changeSecret(file, current, readNew, costs),
     );
     process.stdout.write(`Changed the secret of keyslot ${slot}.\n`);
   });

@@ -3,7 +3,7 @@
 // TrueCrypt volumes cannot be recognised without their secret; their unlock failure names them instead.
 import { open } from 'node:fs/promises';
 import { VaultError } from '../container/errors.js';
-import { LUKS_MAGIC } from '../container/formats/luks.js';
+import { LUKS_MAGIC } from '../container/formats/luks-magic.js';
 
 const TOOLS = {
   passwd: 'cryptsetup luksChangeKey',

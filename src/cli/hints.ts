@@ -1,7 +1,7 @@
 // The CLI's words for the library's errors. The container layer is embeddable: its messages and hints
 // name no command and no flag, and each error that needs the CLI's advice carries a reason (and the
 // values it is about). Here those reasons become what a vault user types: `-k`, `--cost`, `vault repair`.
-import { VAULT_WARNINGS } from '../container/vault.js';
+import { VAULT_WARNINGS } from '../container/warnings.js';
 import type { ErrorDetails, VaultError } from '../host/errors.js';
 
 interface CliWords {

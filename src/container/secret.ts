@@ -2,7 +2,6 @@
 // docs/FORMAT.md "Secret material" describes. Keyfiles are streamed, so any size works.
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { addKeyfileToPool, TC_KEYFILE_BYTES, TC_POOL_BYTES, VC_POOL_BYTES } from '../crypto/foreign-kdf.js';
 import { createKeyfileHasher, secretMaterial } from '../crypto/keyfiles.js';
 import { wipe } from '../crypto/random.js';
 import { VaultError } from './errors.js';
@@ -151,19 +150,23 @@ async function foreignParts(
   password: Uint8Array,
   keyfiles: readonly KeyfileSource[],
 ): Promise<ForeignSecretParts> {
+  // The keyfile pools need foreign-kdf (and its hashes): loaded only when there are keyfiles, which
+  // keeps them out of `vault mount`'s start-up.
+  const pools = keyfiles.length > 0 ? await import('../crypto/foreign-kdf.js') : null;
   const parts: ForeignSecretParts = {
     password: ownedCopy(password),
-    pool64: keyfiles.length > 0 ? Buffer.alloc(TC_POOL_BYTES) : null,
-    pool128: keyfiles.length > 0 ? Buffer.alloc(VC_POOL_BYTES) : null,
+    pool64: pools ? Buffer.alloc(pools.TC_POOL_BYTES) : null,
+    pool128: pools ? Buffer.alloc(pools.VC_POOL_BYTES) : null,
     luksKeyfile: null,
     keyfileCount: keyfiles.length,
   };
   try {
     for (const path of keyfiles) {
-      const head = await readHead(path, TC_KEYFILE_BYTES);
+      if (!pools) break;
+      const head = await readHead(path, pools.TC_KEYFILE_BYTES);
       try {
-        if (parts.pool64) addKeyfileToPool(parts.pool64, head);
-        if (parts.pool128) addKeyfileToPool(parts.pool128, head);
+        if (parts.pool64) pools.addKeyfileToPool(parts.pool64, head);
+        if (parts.pool128) pools.addKeyfileToPool(parts.pool128, head);
       } finally {
         head.fill(0);
       }

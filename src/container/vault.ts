@@ -19,6 +19,7 @@ import {
 import { DATA_OFFSET, FORMAT_VERSION, PRIMARY, SECTOR_BYTES, SLOT_COUNT } from './layout.js';
 import type { Secret } from './secret.js';
 import { createVaultSectorCipher } from './vault-suites.js';
+import { VAULT_WARNINGS } from './warnings.js';
 
 /** Size of the reused write buffer: the largest FUSE request (128 KiB) and then some. */
 const SCRATCH_BYTES = 1 << 20;
@@ -105,13 +106,7 @@ export async function openVault(path: string, secret: Secret, options: OpenOptio
   }
 }
 
-/** What Vault.warnings may hold; the CLI words them its own way (src/cli/hints.ts). */
-export const VAULT_WARNINGS = {
-  primaryDamaged: 'primary header damaged, using the backup; a repair rewrites it from the backup',
-  primaryStale: 'primary header is out of date (an update was interrupted); a repair rewrites it',
-  interruptedResize:
-    'the vault file is longer than its volume (an interrupted resize); resizing it again finishes the job',
-} as const;
+export { VAULT_WARNINGS };
 
 const hiddenProtectionFailures = new WeakSet<Error>();
 

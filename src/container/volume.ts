@@ -4,10 +4,10 @@
 // headers, then the backups, for each PBKDF2 hash and last Argon2id). `type` narrows the search.
 import { isVaultError, VaultError } from './errors.js';
 import { type OpenContainerFile, openContainerFile } from './file.js';
-import { ForeignVolume } from './foreign-volume.js';
-import { cannotUnlockAny, type ForeignUnlock } from './formats/foreign.js';
-import { hasLuksMagic, unlockLuks } from './formats/luks.js';
-import { type TcryptHash, unlockTcrypt } from './formats/tcrypt.js';
+import type { ForeignVolume } from './foreign-volume.js';
+import type { ForeignUnlock } from './formats/foreign.js';
+import { hasLuksMagic } from './formats/luks-magic.js';
+import type { TcryptHash } from './formats/tcrypt.js';
 import { isTruncatedVault } from './header-pair.js';
 import type { Secret } from './secret.js';
 import { isHiddenProtectionFailure, type OpenOptions, openVault, type Vault } from './vault.js';
@@ -16,7 +16,8 @@ export type { VolumeType } from './formats/foreign.js';
 export type { TcryptHash } from './formats/tcrypt.js';
 
 import type { VolumeType } from './formats/foreign.js';
-export const VOLUME_TYPES: readonly VolumeType[] = ['vault', 'luks', 'veracrypt', 'truecrypt'];
+
+export { VOLUME_TYPES } from './volume-types.js';
 
 export interface VolumeOpenOptions extends OpenOptions {
   /** Only this format (--type); all of them, cheapest first, when left out. */
@@ -75,7 +76,7 @@ export async function openVolume(
     const file = await openFile(path, 'read');
     const luks = await hasLuksMagic(file).finally(() => file.close());
     if (luks) return openForeign(path, secret, options, openFile, () => 'luks');
-    if (type === 'luks') throw cannotUnlockAny(['luks']);
+    if (type === 'luks') throw (await foreignFormats()).cannotUnlockAny(['luks']);
   }
   const foreignOnly = options.hash !== undefined || options.pim !== undefined;
   // A vault attempt that could not even run (e.g. its cost level needs more memory than there is)
@@ -109,7 +110,26 @@ export async function openVolume(
       tried.push(flavour);
     }
   }
-  throw vaultRefusal ?? cannotUnlockAny(tried);
+  throw vaultRefusal ?? (await foreignFormats()).cannotUnlockAny(tried);
+}
+
+/**
+ * The foreign formats' code (their KDFs pull in @noble/hashes and more), loaded only when a volume is
+ * not a vault: a vault's mount does not pay for it.
+ */
+async function foreignFormats() {
+  const [foreign, luks, tcrypt, volume] = await Promise.all([
+    import('./formats/foreign.js'),
+    import('./formats/luks.js'),
+    import('./formats/tcrypt.js'),
+    import('./foreign-volume.js'),
+  ]);
+  return {
+    cannotUnlockAny: foreign.cannotUnlockAny,
+    unlockLuks: luks.unlockLuks,
+    unlockTcrypt: tcrypt.unlockTcrypt,
+    ForeignVolume: volume.ForeignVolume,
+  };
 }
 
 async function openForeign(
@@ -119,6 +139,7 @@ async function openForeign(
   openFile: OpenContainerFile,
   which: () => 'luks' | 'veracrypt' | 'truecrypt',
 ): Promise<ForeignVolume> {
+  const { unlockLuks, unlockTcrypt, ForeignVolume } = await foreignFormats();
   const readOnly = options.readOnly ?? false;
   const file = await openFile(path, readOnly ? 'read' : 'write');
   try {
@@ -178,6 +199,7 @@ async function hiddenRange(
       'give the outer volume secret first, then the hidden one',
     );
   }
+  const { unlockTcrypt } = await foreignFormats();
   let hidden: ForeignUnlock;
   try {
     hidden = await unlockTcrypt(file, secret, {

@@ -8,7 +8,7 @@ import { blake2s } from '@noble/hashes/blake2.js';
 import { ripemd160, sha1 } from '@noble/hashes/legacy.js';
 import { pbkdf2Async } from '@noble/hashes/pbkdf2.js';
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
-import { hash as argon2Hash, argon2i, argon2id } from 'argon2';
+import { loadArgon2 } from './kdf.js';
 import { nativeAddon } from './native.js';
 
 /** The PBKDF2 hashes, by the names LUKS headers and `--hash` use. */
@@ -136,16 +136,17 @@ export async function argon2(
   length: number,
 ): Promise<Buffer> {
   // As in kdf.ts: a private ArrayBuffer, so the argon2 package makes no copy we cannot wipe.
+  const argon2Package = await loadArgon2();
   const area = new ArrayBuffer(Math.max(password.length, 1));
   const view = new Uint8Array(area, 0, password.length);
   view.set(password);
   let computed: Buffer | null = null;
   try {
-    computed = await argon2Hash(
+    computed = await argon2Package.hash(
       (password.length === 0 ? Buffer.alloc(0) : Buffer.from(area, 0, password.length)) as Buffer,
       {
         raw: true,
-        type: params.type === 'argon2i' ? argon2i : argon2id,
+        type: params.type === 'argon2i' ? argon2Package.argon2i : argon2Package.argon2id,
         version: 0x13,
         hashLength: length,
         memoryCost: params.memoryKiB,

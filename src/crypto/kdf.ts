@@ -3,7 +3,6 @@
 // key. The level formula and the labels are part of the format (docs/FORMAT.md section 6).
 import { hkdfSync } from 'node:crypto';
 import { freemem } from 'node:os';
-import { hash as argon2Hash, argon2id } from 'argon2';
 
 export const KDF_SALT_BYTES = 32;
 export const KDF_OUTPUT_BYTES = 64;
@@ -61,6 +60,17 @@ export function costMemoryCheck(level: number): MemoryCheck {
   return { neededBytes, availableBytes, fits: neededBytes <= availableBytes };
 }
 
+let argon2Module: Promise<typeof import('argon2')> | null = null;
+
+/**
+ * The argon2 package (a native module), loaded on first use: most commands never run the KDF here
+ * (`vault mount` runs it in its daemon). The daemon calls this while it waits for its settings.
+ */
+export function loadArgon2(): Promise<typeof import('argon2')> {
+  argon2Module ??= import('argon2');
+  return argon2Module;
+}
+
 /**
  * Argon2id (argon2 package, raw, 64-byte output, version 0x13) of secret material with a 32-byte salt.
  * Refuses (RangeError) a level whose memory exceeds what is available, rather than let the kernel
@@ -80,14 +90,15 @@ export async function deriveKdf(material: Uint8Array, salt: Uint8Array, level: n
   // argon2.hash() does Buffer.from(password): given a Buffer that makes a copy we could never wipe,
   // given an ArrayBuffer it makes a view. So hand it a private ArrayBuffer and wipe that. The native
   // side copies it once more and clears its copy (ARGON2_FLAG_CLEAR_PASSWORD).
+  const argon2 = await loadArgon2();
   const passwordArea = new ArrayBuffer(material.length);
   const passwordView = new Uint8Array(passwordArea);
   passwordView.set(material);
   let computed: Buffer | null = null;
   try {
-    computed = await argon2Hash(passwordArea as unknown as Buffer, {
+    computed = await argon2.hash(passwordArea as unknown as Buffer, {
       raw: true,
-      type: argon2id,
+      type: argon2.argon2id,
       version: ARGON2_VERSION,
       hashLength: KDF_OUTPUT_BYTES,
       memoryCost: params.memoryKiB,

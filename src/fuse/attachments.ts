@@ -151,6 +151,11 @@ class LoopFilesystem implements Attachment {
   async up(context: UpContext): Promise<void> {
     const settings = needSettings(this.settings);
     const { partition } = settings;
+    // blkid probes the block file itself while losetup attaches it: the same bytes, one step less
+    // (with --partition the filesystem is inside, so it is probed on the partition afterwards). A
+    // failed probe here is simply repeated on the device.
+    const detected =
+      partition === null ? detectFilesystem(this.state.blockFile).catch(() => undefined) : undefined;
     const loopDevice = await attachLoop(this.state.blockFile, {
       readOnly: this.state.readOnly,
       directIo: settings.loopDirectIo,
@@ -184,6 +189,7 @@ class LoopFilesystem implements Attachment {
       readOnly: this.state.readOnly,
       owner: settings.owner,
       extra: settings.fsOptions,
+      ...(detected ? { detected: await detected } : {}),
     });
     await context.record({ fsType });
     context.step('mount');

@@ -7,10 +7,10 @@ import { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { BlockDevice } from '../container/block-device.js';
 import { isVaultError, VaultError } from '../container/errors.js';
-import { ForeignVolume } from '../container/foreign-volume.js';
 import { Secret } from '../container/secret.js';
 import { Vault } from '../container/vault.js';
 import { openVolume } from '../container/volume.js';
+import { loadArgon2 } from '../crypto/kdf.js';
 import { hardenProcess, keyMemoryLocked } from '../crypto/memory.js';
 import { type Attachment, filesystemAttachment, mountRecord } from './attachments.js';
 import { type Bridge, mountBridge } from './bridge.js';
@@ -51,7 +51,10 @@ function send(message: DaemonMessage): Promise<void> {
 }
 
 async function start(): Promise<void> {
+  // What unlocking needs is loaded before the settings arrive, while the CLI still reads the secret;
+  // a foreign volume's code is loaded when the volume is not a vault (container/volume.ts).
   preloadFuse();
+  await loadArgon2();
   const received = await readSettingsAndSecret(channel);
   const s = received.settings;
   logFd = openLogFile(s.id);
@@ -89,7 +92,7 @@ async function start(): Promise<void> {
       }
       if (!keyMemoryLocked())
         log('warning: key memory could not be locked (RLIMIT_MEMLOCK); keys may reach swap');
-      if (vault instanceof ForeignVolume) await session.record({ format: vault.format });
+      if (!(vault instanceof Vault)) await session.record({ format: vault.format });
       warnings.push(...vault.warnings);
       for (const warning of vault.warnings) log(`warning: ${warning}`);
     } finally {
@@ -148,7 +151,7 @@ function bridgeAttachment(device: BlockDevice, s: DaemonSettings, unlockMs: numb
           log(message);
           if (
             (bridge?.protectionTripped ||
-              ((device instanceof Vault || device instanceof ForeignVolume) && device.protectionTripped)) &&
+              ('protectionTripped' in device && device.protectionTripped === true)) &&
             session.state?.hiddenProtection === 'on'
           ) {
             log(

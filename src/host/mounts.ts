@@ -108,6 +108,8 @@ export interface FilesystemMountOptions {
   owner: Owner;
   /** From --fs-options, already checked by parseFsOptions. */
   extra?: readonly string[];
+  /** The type detectFilesystem found on the same bytes (e.g. on the block file, while losetup ran). */
+  detected?: string | null | undefined;
 }
 
 /** The option list of every mount vault makes: ro/rw first, nosuid,nodev last. */
@@ -133,7 +135,7 @@ export async function mountFilesystem(
   mountpoint: string,
   options: FilesystemMountOptions,
 ): Promise<string> {
-  const fsType = await detectFilesystem(device);
+  const fsType = options.detected !== undefined ? options.detected : await detectFilesystem(device);
   if (!fsType) throw noFilesystem();
   const record = filesystemRecord(fsType);
   if (!record) {

@@ -21,18 +21,30 @@ export function fuseDeviceFds(): number[] {
   try {
     for (const name of readdirSync('/proc/self/fd')) {
       try {
-        if (readlinkSync(`/proc/self/fd/${name}`) === '/dev/fuse') found.push(Number(name));
+        if (readlinkSync(`/proc/self/fd/${name}`) === '/dev/fuse' && !closeOnExec(name))
+          found.push(Number(name));
       } catch {}
     }
   } catch {}
   return found;
 }
 
+/** O_CLOEXEC (octal 02000000) in the descriptor's flags: no child ever holds it after exec. */
+function closeOnExec(fd: string): boolean {
+  try {
+    const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+    return flags !== undefined && (Number.parseInt(flags, 8) & 0o2000000) !== 0;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The command line to start a child without our /dev/fuse descriptors. One that is not close-on-exec
  * (libfuse 2 opened it so; one passed over a socket by fusermount may be too) would be inherited by a
  * child (mkfs, losetup): if this process then dies (kill -9), the child keeps the FUSE connection alive
- * and waits forever for answers nobody will send. Closing them explicitly does not depend on the flag.
+ * and waits forever for answers nobody will send. Descriptors with the flag need no wrapper: libfuse 3
+ * opens /dev/fuse close-on-exec, so a vault mount starts its tools without a bash in between.
  */
 export function withoutFuseFds(command: string, args: readonly string[]): [string, string[]] {
   const fds = fuseDeviceFds();
@@ -149,8 +161,12 @@ export function processCommand(pid: number): string {
  * a pipe as fd 3: the mount daemon. Spawn failures show as a missing pid, never as a thrown error.
  */
 export function spawnNodeScript(script: string): ChildProcess {
+  // Node 20 reads NODE_EXTRA_CA_CERTS at start-up, whether TLS is used or not (about 80 ms of CPU for
+  // Debian's bundle here, before any of our code); the daemon makes no TLS connection, so leave it out.
+  const { NODE_EXTRA_CA_CERTS: _unused, ...env } = process.env;
   const child = spawn(process.execPath, [script], {
     detached: true,
+    env,
     stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
   });
   child.on('error', () => {});

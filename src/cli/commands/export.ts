@@ -43,7 +43,7 @@ holes in a file. Anyone who can read the image can read everything in the vault.
   );
   command.action(async (file: string, out: string, options: ExportCommandOptions) => {
     const costLevel = parseCost(options);
-    const volume = parseVolumeTypeOptions(options);
+    const volume = await parseVolumeTypeOptions(options);
     const toStdout = out === '-';
     if (toStdout ? isatty(1) : isTerminalPath(out)) {
       throw new VaultError(

@@ -72,7 +72,7 @@ vault behind. The original image is not changed or removed: delete it securely y
   );
   command.action(async (image: string, file: string, options: ImportCommandOptions) => {
     const costLevel = parseCost(options);
-    const volume = parseVolumeTypeOptions(options);
+    const volume = await parseVolumeTypeOptions(options);
     if (volume.type !== undefined || (await startsWithLuksMagic(image))) {
       await importEncrypted(image, file, options, volume, costLevel);
       return;

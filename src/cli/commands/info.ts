@@ -32,7 +32,7 @@ export function register(program: Command): void {
   );
   command.action(async (file: string, options: SecretOptions & VolumeTypeOptions & { json?: boolean }) => {
     const costLevel = parseCost(options);
-    const volumeOptions = parseVolumeTypeOptions(options);
+    const volumeOptions = await parseVolumeTypeOptions(options);
     const info: (VaultInfo | ForeignVolumeInfo) & { filesystem: string | null } = await withUnlock(
       options,
       { prompt: `Password for ${file}: `, foreign: true, files: [file], costLevel, volumeType: options.type },

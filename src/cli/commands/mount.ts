@@ -88,7 +88,7 @@ After the first refused write the outer volume is read-only until dismounted (as
   );
   command.action(async (file: string, mountpoint: string | undefined, options: MountCommandOptions) => {
     const costLevel = parseCost(options);
-    const volume = parseVolumeTypeOptions(options);
+    const volume = await parseVolumeTypeOptions(options);
     const noFilesystem = !options.filesystem;
     if (options.partition !== undefined && noFilesystem) {
       throw new VaultError(

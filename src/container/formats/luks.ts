@@ -10,10 +10,12 @@ import { VaultError } from '../errors.js';
 import type { ContainerFile } from '../file.js';
 import type { Secret } from '../secret.js';
 import { cannotUnlockAny, type ForeignUnlock, type KdfDescription, unsupported } from './foreign.js';
+import { LUKS_MAGIC } from './luks-magic.js';
 
 const cannotUnlock = () => cannotUnlockAny(['luks']);
 
-export const LUKS_MAGIC = Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe]); // "LUKS\xba\xbe"
+export { hasLuksMagic, LUKS_MAGIC } from './luks-magic.js';
+
 const LUKS2_SECONDARY_MAGIC = Buffer.from([0x53, 0x4b, 0x55, 0x4c, 0xba, 0xbe]); // "SKUL\xba\xbe"
 const IV_UNIT = 512;
 
@@ -54,13 +56,6 @@ const L2_SECONDARY_OFFSETS = [
 const L2_MAX_HEADER_BYTES = 4 << 20;
 
 /** True when the file starts with the LUKS magic (either version). */
-export async function hasLuksMagic(file: ContainerFile): Promise<boolean> {
-  if ((await file.size()) < LUKS_MAGIC.length) return false;
-  const head = Buffer.alloc(LUKS_MAGIC.length);
-  await file.read(head, 0);
-  return head.equals(LUKS_MAGIC);
-}
-
 export async function unlockLuks(file: ContainerFile, secret: Secret): Promise<ForeignUnlock> {
   const fileSize = await file.size();
   if (fileSize < L2_BINARY_BYTES) throw cannotUnlock();

@@ -54,8 +54,9 @@ function run(command, args, options = {}) {
   return result;
 }
 
+/** bin/vault run as a user runs it: by its shebang, not as `node bin/vault`. */
 function vault(args) {
-  return run(process.execPath, [vaultBin, ...args], { input: PASSWORD });
+  return run(vaultBin, args, { input: PASSWORD });
 }
 
 function dropCaches() {

@@ -115,6 +115,16 @@ function ensureGocryptfs() {
   run('apt-get', ['install', '-y', '-qq', 'gocryptfs'], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
+/** The request sizes and in-flight count the vault daemon saw over the whole run (its log, at stop). */
+function requestsServed() {
+  try {
+    const info = statSync(paths.vault);
+    const lines = readFileSync(`/run/vault/log/${info.dev}-${info.ino}.log`, 'utf8').split('\n');
+    const served = lines.filter((line) => line.includes('requests served')).at(-1);
+    if (served) log(`vault daemon over the rounds: ${served.slice(served.indexOf('requests served'))}`);
+  } catch {}
+}
+
 function stateOf(file) {
   const info = statSync(file);
   return JSON.parse(readFileSync(`/run/vault/${info.dev}-${info.ino}/state.json`, 'utf8'));
@@ -322,6 +332,7 @@ try {
   );
 } finally {
   await unmountAll().catch((error) => log(`bench mount: cleanup: ${error.message}`));
+  requestsServed();
   // Whatever a failure left mounted: never delete through a live mount.
   if (existsSync(paths.vault)) spawnSync(process.execPath, [vaultBin, 'dismount', '--force', paths.vault]);
   if (existsSync(paths.plain)) spawnSync(process.execPath, [vaultBin, 'dismount', '--force', paths.plain]);

@@ -13,6 +13,7 @@ import {
   leftovers,
   makeTempDir,
   ROOT,
+  type RunResult,
   removeTempDirs,
   sh,
   VAULT_BIN,
@@ -55,11 +56,37 @@ async function passwordVault(): Promise<string> {
   return file;
 }
 
+/** A command with its own environment, stdin closed. */
+function run(command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
+  return new Promise((resolveRun) => {
+    const child = spawn(command, args as string[], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.on('close', (code) => resolveRun({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
 describe('basics', () => {
   it('--version prints the package version', async () => {
     const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
     const result = await vault(['--version']);
     expect(result).toMatchObject({ code: EXIT_CODES.OK, stdout: `${version}\n`, stderr: '' });
+  });
+
+  it('run by its shebang, vault leaves NODE_EXTRA_CA_CERTS out (Node 20 would parse that bundle at start-up)', async () => {
+    // Node warns about an unreadable bundle at start-up: proof that it reads the variable at all...
+    const env = { ...process.env, NODE_EXTRA_CA_CERTS: '/nonexistent/ca.pem' };
+    const viaNode = await run(process.execPath, [VAULT_BIN, '--version'], env);
+    expect(viaNode.stderr).toContain('/nonexistent/ca.pem');
+    // ...and run as a command (the shebang: env -S -u NODE_EXTRA_CA_CERTS node), vault never sees it.
+    const viaShebang = await run(VAULT_BIN, ['--version'], env);
+    expect(viaShebang).toMatchObject({ code: EXIT_CODES.OK, stderr: '' });
   });
 
   it('--help lists every command and the exit codes on stdout', async () => {

@@ -124,6 +124,7 @@ struct Volume {
   atomic_uint_fast64_t direct_reads;
   atomic_uint_fast64_t unsynced;
   atomic_llong modified_ns;
+  atomic_uint_fast64_t requests; // reads, writes and syncs the kernel sent: idle-dismount's activity count
   struct timespec mounted_at;
   uid_t uid;
   gid_t gid;
@@ -703,6 +704,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
   (void)fi;
   Volume *volume = volume_of(req);
+  atomic_fetch_add(&volume->requests, 1);
   if (ino != VOLUME_INO) {
     fuse_reply_err(req, EISDIR);
     return;
@@ -737,6 +739,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
                      struct fuse_file_info *fi) {
   (void)fi;
   Volume *volume = volume_of(req);
+  atomic_fetch_add(&volume->requests, 1);
   if (ino != VOLUME_INO) {
     fuse_reply_err(req, EISDIR);
     return;
@@ -774,6 +777,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 }
 
 static void op_sync(fuse_req_t req, Volume *volume, const char *what) {
+  atomic_fetch_add(&volume->requests, 1);
   int result = volume_sync(volume);
   if (result != 0 && volume->forward == NULL) report(volume, EVENT_ERROR, "%s failed: %s", what, strerror(-result));
   fuse_reply_err(req, result == 0 ? 0 : EIO);
@@ -1304,6 +1308,8 @@ static napi_value make_stats(napi_env env, Volume *volume, bool ended) {
   napi_set_named_property(env, stats, "maxInFlight", value);
   napi_create_double(env, (double)atomic_load(&volume->direct_reads), &value);
   napi_set_named_property(env, stats, "directReads", value);
+  napi_create_double(env, (double)atomic_load(&volume->requests), &value);
+  napi_set_named_property(env, stats, "requests", value);
   napi_get_boolean(env, atomic_load(&volume->tripped), &value);
   napi_set_named_property(env, stats, "protectionTripped", value);
   napi_get_boolean(env, ended, &value);

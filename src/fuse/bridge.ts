@@ -32,6 +32,8 @@ export interface Bridge {
   readonly maxInFlight: number;
   /** True once a write aimed at the protected hidden volume was refused: every write is refused since. */
   readonly protectionTripped: boolean;
+  /** Requests (reads, writes, syncs) the kernel sent so far and those being served now (--idle-dismount). */
+  activity(): { requests: number; inFlight: number };
   /** Resolves when no request is in flight (used before flushing and unmounting). */
   idle(): Promise<void>;
   /**
@@ -146,6 +148,10 @@ export async function mountBridge(
     },
     get protectionTripped() {
       return tripped || stats().protectionTripped;
+    },
+    activity() {
+      const now = stats();
+      return { requests: now.requests, inFlight: now.inFlight };
     },
     async idle() {
       while (handle && stats().inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 5));

@@ -16,6 +16,7 @@ import { type Attachment, filesystemAttachment, mountRecord } from './attachment
 import { type Bridge, mountBridge } from './bridge.js';
 import { preloadFuse } from './fuse3.js';
 import { openHostFile } from './host-file.js';
+import { IdleWatch } from './idle.js';
 import { openPassthroughDevice } from './passthrough-device.js';
 import { type DaemonMessage, type DaemonSettings, readSettingsAndSecret } from './protocol.js';
 import { MountSession } from './session.js';
@@ -110,7 +111,7 @@ async function start(): Promise<void> {
   };
 
   const bridge = bridgeAttachment(device, s, unlockMs);
-  await session.attach(bridge, step);
+  await session.attach(bridge.attachment, step);
   const filesystem = filesystemAttachment(session.state as MountState, s);
   await session.attach(filesystem, step);
   await session.markMounted();
@@ -124,6 +125,24 @@ async function start(): Promise<void> {
     log('the filesystem was unmounted outside vault (umount)');
     stopAndExit('filesystem unmounted', 0);
   });
+  if (s.idleDismountMs !== null) watchIdle(s.idleDismountMs, bridge.activity);
+}
+
+/** --idle-dismount: after that long without I/O, dismount as `vault dismount` would (refused while busy). */
+function watchIdle(idleMs: number, activity: () => { requests: number; inFlight: number }): void {
+  log(`idle dismount after ${Math.round(idleMs / 1000)} s without I/O`);
+  const watch = new IdleWatch({
+    idleMs,
+    activity,
+    log,
+    dismount: async () => {
+      const refused = await session.dismountIfUnused('idle');
+      // Dismounted: this daemon's work is done, as after a dismount's SIGTERM (once the watch has logged).
+      if (refused === null) setTimeout(() => process.exit(0), 0);
+      return refused;
+    },
+  });
+  watch.start();
 }
 
 /** The unlocked volume: closed (keys wiped) last, after the bridge has flushed it. */
@@ -137,10 +156,19 @@ function deviceAttachment(device: BlockDevice): Attachment {
   };
 }
 
-/** The FUSE bridge serving the block file `volume` in the state directory's fuse/. */
-function bridgeAttachment(device: BlockDevice, s: DaemonSettings, unlockMs: number): Attachment {
+/** The FUSE bridge serving the block file `volume` in the state directory's fuse/, and its activity. */
+function bridgeAttachment(
+  device: BlockDevice,
+  s: DaemonSettings,
+  unlockMs: number,
+): { attachment: Attachment; activity: () => { requests: number; inFlight: number } } {
   let bridge: Bridge | null = null;
-  return {
+  let last = { requests: 0, inFlight: 0 };
+  const activity = () => {
+    if (bridge) last = bridge.activity();
+    return last;
+  };
+  const attachment: Attachment = {
     kind: 'FUSE bridge',
     async up(context) {
       const fuseDir = fuseDirOf(s.id);
@@ -189,6 +217,7 @@ function bridgeAttachment(device: BlockDevice, s: DaemonSettings, unlockMs: numb
       }
     },
   };
+  return { attachment, activity };
 }
 
 /** "write: 8123 x 128 KiB, 12 x 4 KiB, ..." (the four commonest sizes): shows that big requests arrive. */

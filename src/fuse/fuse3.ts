@@ -51,6 +51,8 @@ export interface FuseStats {
   maxInFlight: number;
   /** Reads that bypassed the host's page cache (large and aligned: O_DIRECT). */
   directReads: number;
+  /** Every read, write and sync request the kernel sent (the idle-dismount's activity counter). */
+  requests: number;
   protectionTripped: boolean;
   ended: boolean;
 }

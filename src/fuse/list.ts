@@ -34,6 +34,8 @@ export interface ListedVault {
   hiddenProtection: 'on' | 'tripped' | null;
   /** 'vault', or the foreign format: 'luks1', 'luks2', 'veracrypt', 'truecrypt'. */
   format: string;
+  /** --idle-dismount: dismounted after this many seconds without I/O; null: never. */
+  idleDismountSeconds: number | null;
 }
 
 export async function listVaults(): Promise<ListedVault[]> {
@@ -53,6 +55,7 @@ export async function listVaults(): Promise<ListedVault[]> {
       mountedAt: state.mountedAt,
       hiddenProtection: state.hiddenProtection ?? null,
       format: state.format ?? 'vault',
+      idleDismountSeconds: state.idleDismountMs === undefined ? null : state.idleDismountMs / 1000,
     }));
 }
 

@@ -34,6 +34,8 @@ export interface MountOptions {
   user: boolean;
   /** --fs-options, already checked (host/mounts.ts parseFsOptions): added before nosuid,nodev. */
   fsOptions: string[];
+  /** --idle-dismount: the daemon dismounts after this long without I/O (fuse/idle.ts); null: never. */
+  idleDismountMs: number | null;
   /** --type/--hash/--pim: which volume format to open (LUKS, VeraCrypt, TrueCrypt); absent: detect. */
   volume?: VolumeSelection;
 }
@@ -75,6 +77,7 @@ export function mountOptions(input: MountOptionsInput): MountOptions {
     partition: input.partition ?? null,
     user: input.user ?? false,
     fsOptions: input.fsOptions ?? [],
+    idleDismountMs: input.idleDismountMs ?? null,
     ...(input.volume ? { volume: input.volume } : {}),
   };
 }

@@ -1,7 +1,7 @@
 // The daemon's mount session: the mount's state record, the stack of what is set up (attachments.ts),
 // and stopping exactly once, whoever asks (a signal, a failed step, the filesystem unmounted from
 // outside). The process around it (fd 3, signals, exit) is daemon.ts; this part runs in a unit test.
-import { VaultError } from '../container/errors.js';
+import { isVaultError, VaultError } from '../container/errors.js';
 import { type Attachment, teardown } from './attachments.js';
 import type { MountState } from './state.js';
 
@@ -18,6 +18,8 @@ export class MountSession {
   private stopping: Promise<void> | null = null;
   private mounted = false;
   private watcher: NodeJS.Timeout | null = null;
+  /** While dismountIfUnused unmounts the filesystem, the watcher must not take that for a plain umount. */
+  private dismounting = false;
 
   constructor(private readonly io: SessionIo) {}
 
@@ -86,6 +88,28 @@ export class MountSession {
     return this.stopping;
   }
 
+  /**
+   * Dismounts as `vault dismount` does (--idle-dismount): the filesystem first, refused while it is in
+   * use, then everything else. Resolves to null once stopped, or to why it was refused (BUSY), with
+   * everything left mounted as it was.
+   */
+  async dismountIfUnused(why: string): Promise<string | null> {
+    if (!this.isMounted) return null;
+    // The filesystem (or the block file alone) is the last thing attached.
+    const top = this.stack[this.stack.length - 1];
+    this.dismounting = true;
+    try {
+      if (top) await teardown([top], { busy: 'refuse', log: (message) => this.io.log(message) });
+    } catch (error) {
+      if (isVaultError(error, 'BUSY')) return error.message;
+      throw error;
+    } finally {
+      this.dismounting = false;
+    }
+    await this.stop(why);
+    return null;
+  }
+
   private async takeDown(why: string): Promise<void> {
     this.unwatch();
     if (this.current === null) return;
@@ -103,7 +127,7 @@ export class MountSession {
   watchFilesystem(intervalMs: number, onGone: () => void): void {
     this.unwatch();
     this.watcher = setInterval(() => {
-      if (this.filesystemGone()) {
+      if (!this.dismounting && this.filesystemGone()) {
         this.unwatch();
         onGone();
       }

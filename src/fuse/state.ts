@@ -44,6 +44,8 @@ export interface MountState {
   partition?: number;
   /** vault mount --user: no loop device; fuse2fs (run as the user) serves the ext4 at the mountpoint. */
   user?: boolean;
+  /** --idle-dismount: the daemon dismounts after this many milliseconds without I/O. */
+  idleDismountMs?: number;
 }
 
 /** The record of a mount as it starts (phase 'starting'): written by `vault mount`, then by the daemon. */
@@ -67,6 +69,7 @@ export function newMountState(plan: MountPlan, pid: number): MountState {
     unlockMs: null,
     // --user (with or without a filesystem): dismount must not ask for root.
     ...(plan.user ? { user: true } : {}),
+    ...(plan.idleDismountMs === null ? {} : { idleDismountMs: plan.idleDismountMs }),
   };
 }
 

@@ -23,6 +23,7 @@ function plan() {
     partition: null,
     user: false,
     fsOptions: [],
+    idleDismountMs: null,
     createdMountpoint: true,
   };
 }

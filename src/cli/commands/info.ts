@@ -8,6 +8,7 @@ import { filesystemName } from '../../container/fs-usage.js';
 import type { VaultInfo } from '../../container/vault.js';
 import { openVolume, type Volume } from '../../container/volume.js';
 import { allMounted } from '../../fuse/list.js';
+import { formatDuration } from '../duration.js';
 import { printJson } from '../output.js';
 import { warn } from '../report.js';
 import { addCostOption, addSecretOptions, parseCost, type SecretOptions, withUnlock } from '../secrets.js';
@@ -74,6 +75,8 @@ interface MountedInfo {
   blockFile: string;
   readOnly: boolean;
   filesystem: string | null;
+  /** --idle-dismount, in seconds; null: never. */
+  idleDismountSeconds: number | null;
 }
 
 /** Where this file is mounted now (by device and inode); null when it is not, "unknown" without access. */
@@ -87,6 +90,7 @@ async function mountOf(file: string): Promise<MountedInfo | null | 'unknown'> {
       blockFile: state.blockFile,
       readOnly: state.readOnly,
       filesystem: state.fsType,
+      idleDismountSeconds: state.idleDismountMs === undefined ? null : state.idleDismountMs / 1000,
     };
   } catch {
     return 'unknown';
@@ -96,7 +100,11 @@ async function mountOf(file: string): Promise<MountedInfo | null | 'unknown'> {
 function mountedText(mounted: MountedInfo | null | 'unknown'): string {
   if (mounted === 'unknown') return 'unknown (cannot read /run/vault; run as root to see)';
   if (mounted === null) return 'no';
-  const mode = mounted.readOnly ? 'read-only' : 'read-write';
+  const mode =
+    (mounted.readOnly ? 'read-only' : 'read-write') +
+    (mounted.idleDismountSeconds === null
+      ? ''
+      : `, dismounted after ${formatDuration(mounted.idleDismountSeconds * 1000)} without I/O`);
   return mounted.mountpoint === null
     ? `yes, block file only at ${mounted.blockFile} (${mode})`
     : `yes, at ${mounted.mountpoint} (${mounted.filesystem ?? 'filesystem unknown'}, ${mode})`;

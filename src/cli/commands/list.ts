@@ -3,6 +3,7 @@
 import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { listVaults, needsRoot, rootVaultIds } from '../../fuse/list.js';
+import { formatDuration } from '../duration.js';
 import { printJson, printTable } from '../output.js';
 import { warn } from '../report.js';
 import { formatSize } from '../size.js';
@@ -60,11 +61,14 @@ export function register(program: Command): void {
           ro: vault.readOnly ? 'yes' : 'no',
           pid: String(vault.pid),
           state:
-            vault.hiddenProtection === 'tripped'
+            (vault.hiddenProtection === 'tripped'
               ? `${vault.state}, hidden protection tripped: read-only`
               : vault.hiddenProtection === 'on'
                 ? `${vault.state}, hidden protected`
-                : vault.state,
+                : vault.state) +
+            (vault.idleDismountSeconds === null
+              ? ''
+              : `, idle dismount ${formatDuration(vault.idleDismountSeconds * 1000)}`),
         })),
         [
           'file',

@@ -25,7 +25,11 @@ export interface AddHiddenOptions {
   outerSecret: Secret;
   /** Cost level of the outer secret; the hidden secret gets the same unless `hidden.costLevel` is set. */
   costLevel?: number;
-  hidden: HiddenOptions;
+  /**
+   * The hidden volume; its secret may be a reader, called once the outer secret has unlocked and the
+   * room was measured (a prompt then comes after every check); what it returns is wiped here.
+   */
+  hidden: Omit<HiddenOptions, 'secret'> & { secret: Secret | (() => Promise<Secret>) };
   signal?: AbortSignal;
   openFile?: OpenContainerFile;
 }
@@ -84,7 +88,22 @@ export async function addHiddenVolume(path: string, options: AddHiddenOptions): 
     await refuseNeverWritten(file, hiddenStart, dataSize);
     abortIfAsked(options.signal, 'nothing was changed');
 
-    hidden = await buildHidden(outer, options.hidden, costLevel, options.outerSecret);
+    const secret = options.hidden.secret;
+    if (typeof secret === 'function') {
+      const read = await secret();
+      try {
+        hidden = await buildHidden(
+          outer,
+          { ...options.hidden, secret: read },
+          costLevel,
+          options.outerSecret,
+        );
+      } finally {
+        read.wipe();
+      }
+    } else {
+      hidden = await buildHidden(outer, { ...options.hidden, secret }, costLevel, options.outerSecret);
+    }
     abortIfAsked(options.signal, 'nothing was changed');
     await writeHeaderPair(file, hidden, sealHeaderPair(hidden, hidden.tables, 1, 1));
     const hiddenVault = new Vault(file, hidden, { ...settings, readOnly: false });

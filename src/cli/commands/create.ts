@@ -26,7 +26,14 @@ import { buildingFile, interruptSignal } from '../interrupt.js';
 import { commandLine } from '../output.js';
 import { createProgress } from '../progress.js';
 import { warn } from '../report.js';
-import { addCostOption, addSecretOptions, parseCost, readSecret, type SecretOptions } from '../secrets.js';
+import {
+  addCostOption,
+  addSecretOptions,
+  parseCost,
+  readSecret,
+  type SecretOptions,
+  withUnlock,
+} from '../secrets.js';
 import { formatSize, parseSize } from '../size.js';
 
 /** What `--filesystem` names: a record of the registry (src/host/filesystems.ts), or no filesystem. */
@@ -225,35 +232,35 @@ async function addHidden(command: Command, file: string, options: CreateCommandO
   warn(
     `a hidden volume already in ${file} is replaced: the outer secret cannot see one, so it cannot be kept`,
   );
-  const secret = await readSecret(options, { prompt: `Password of the existing vault ${file}: ` });
-  let hiddenSecret: Awaited<ReturnType<typeof readSecret>> | null = null;
-  try {
-    hiddenSecret = await readSecret(options, {
-      prompt: `Password for the new HIDDEN volume in ${file} (must differ): `,
-      confirm: true,
-      stdinLine: 1,
-      keyfiles: options.hiddenKeyfile ?? [],
-    });
-    const room = await addHiddenVolume(file, {
-      outerSecret: secret,
-      costLevel,
-      signal: interruptSignal(),
-      hidden: {
-        dataSize: hiddenSize,
-        secret: hiddenSecret,
-        ...(hiddenFilesystem === 'none' ? {} : { format: formatter(hiddenFilesystem, owner) }),
-      },
-    });
-    const { usage } = room;
-    process.stdout.write(
-      `Added a hidden volume of ${formatSize(hiddenSize)} (${hiddenFilesystem === 'none' ? 'no filesystem' : hiddenFilesystem.name}) to ${file}; its password mounts it.\n` +
-        `The outer ${usage.filesystem} filesystem uses the first ${formatSize(usage.usedEnd)} of ${formatSize(room.outerDataSize)}.\n` +
-        'Mount the outer volume with --protect-hidden until you are done writing to it.\n',
-    );
-  } finally {
-    secret.wipe();
-    hiddenSecret?.wipe();
-  }
+  // The existing vault's password first, --tries times at a terminal; the new hidden one only once it
+  // has unlocked and the room was measured.
+  const room = await withUnlock(
+    options,
+    { prompt: `Password of the existing vault ${file}: `, files: [file], costLevel },
+    (secret) =>
+      addHiddenVolume(file, {
+        outerSecret: secret,
+        costLevel,
+        signal: interruptSignal(),
+        hidden: {
+          dataSize: hiddenSize,
+          secret: () =>
+            readSecret(options, {
+              prompt: `Password for the new HIDDEN volume in ${file} (must differ): `,
+              confirm: true,
+              stdinLine: 1,
+              keyfiles: options.hiddenKeyfile ?? [],
+            }),
+          ...(hiddenFilesystem === 'none' ? {} : { format: formatter(hiddenFilesystem, owner) }),
+        },
+      }),
+  );
+  const { usage } = room;
+  process.stdout.write(
+    `Added a hidden volume of ${formatSize(hiddenSize)} (${hiddenFilesystem === 'none' ? 'no filesystem' : hiddenFilesystem.name}) to ${file}; its password mounts it.\n` +
+      `The outer ${usage.filesystem} filesystem uses the first ${formatSize(usage.usedEnd)} of ${formatSize(room.outerDataSize)}.\n` +
+      'Mount the outer volume with --protect-hidden until you are done writing to it.\n',
+  );
 }
 
 function formatter(filesystem: FilesystemRecord, owner: Owner): (vault: BlockDevice) => Promise<void> {

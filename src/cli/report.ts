@@ -5,21 +5,45 @@ import { isVaultError, VaultError, type VaultErrorCode } from '../container/erro
 import { EXIT_CODES } from './exit-codes.js';
 import { cliWarning, cliWords } from './hints.js';
 
-export function reportError(error: unknown, options: { alreadyPrinted?: boolean } = {}): number {
+/**
+ * Failures a command has already reported one by one (vault mount --tab): only the exit code is left
+ * to give, that of the first.
+ */
+export class AlreadyReported extends Error {
+  constructor(readonly exitCode: number) {
+    super(`failed with exit code ${exitCode} (reported above)`);
+  }
+}
+
+/**
+ * Prints the error and its hint; returns its exit code. `prefix` goes in front of the message (which
+ * of several things failed).
+ */
+export function reportError(
+  error: unknown,
+  options: { alreadyPrinted?: boolean; prefix?: string } = {},
+): number {
+  if (error instanceof AlreadyReported) return error.exitCode;
   const debug = process.env.VAULT_DEBUG === '1';
+  const prefix = options.prefix ?? '';
   const known = isVaultError(error) ? error : fromSystemError(error);
   if (known) {
     const { message, hint } = cliWords(known);
-    if (!options.alreadyPrinted) process.stderr.write(`vault: error: ${message}\n`);
+    if (!options.alreadyPrinted) process.stderr.write(`vault: error: ${prefix}${message}\n`);
     if (hint) process.stderr.write(`vault: hint: ${hint}\n`);
     if (debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
     return EXIT_CODES[known.code];
   }
   const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`vault: error: internal error: ${message}\n`);
+  process.stderr.write(`vault: error: ${prefix}internal error: ${message}\n`);
   process.stderr.write('vault: hint: this is a bug; run again with VAULT_DEBUG=1 and report the output\n');
   if (debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
   return EXIT_CODES.INTERNAL;
+}
+
+/** Something worth knowing that is not a problem ("already mounted; skipped"). */
+export function note(message: string): void {
+  process.stderr.write(`vault: note: ${message}\n`);
 }
 
 export function warn(message: string): void {

@@ -76,3 +76,55 @@ export async function checkTrustedPath(path: string, owner: Owner): Promise<void
     }
   }
 }
+
+/**
+ * A file root acts on without asking (the vaulttab, a keyfile it names) must be one no other user can
+ * change, as ssh and cryptsetup demand: the file and every directory from / down to it owned by root or
+ * `trustedUid` (the user running vault), none writable by group or others (a sticky directory such as
+ * /tmp excepted), and no symbolic link on the way, which could be pointed elsewhere after this check.
+ * Throws USAGE naming the first part that fails; returns the file's mode.
+ */
+export async function checkTrustedFile(
+  path: string,
+  what: string,
+  trustedUid = process.getuid?.() ?? 0,
+): Promise<number> {
+  const parts = path.split('/').filter(Boolean);
+  for (let depth = 0; depth <= parts.length; depth++) {
+    const current = `/${parts.slice(0, depth).join('/')}`;
+    const last = depth === parts.length;
+    let info: Awaited<ReturnType<typeof lstat>>;
+    try {
+      info = await lstat(current);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR')
+        throw new VaultError('NOT_FOUND', `${what} ${path} does not exist`, 'check the path');
+      throw error;
+    }
+    const refuse = (why: string, hint: string): never => {
+      throw new VaultError('USAGE', `${what} ${path} is not safe to use: ${why}`, hint);
+    };
+    if (info.isSymbolicLink()) {
+      refuse(`${current} is a symbolic link`, 'name the file by its real path (readlink -f)');
+    }
+    if (last ? !info.isFile() : !info.isDirectory()) {
+      refuse(`${current} is not a ${last ? 'regular file' : 'directory'}`, 'check the path');
+    }
+    if (info.uid !== 0 && info.uid !== trustedUid) {
+      refuse(
+        `${current} belongs to another user (uid ${info.uid})`,
+        `only root${trustedUid === 0 ? '' : ' and you'} may own it and the directories above it: chown root ${current}`,
+      );
+    }
+    const sticky = !last && (info.mode & 0o1000) !== 0;
+    if ((info.mode & 0o022) !== 0 && !sticky) {
+      refuse(
+        `${current} is writable by ${(info.mode & 0o002) !== 0 ? 'every user' : 'its group'}`,
+        `only its owner may write it: chmod go-w ${current}`,
+      );
+    }
+    if (last) return info.mode & 0o7777;
+  }
+  return 0;
+}

@@ -7,6 +7,14 @@ import { dismountVault } from '../../fuse/dismount.js';
 import { allMounted, findMounted, needsRoot, rootVaultIds } from '../../fuse/list.js';
 import type { MountState } from '../../fuse/state.js';
 import { reportError, warn } from '../report.js';
+import { DEFAULT_VAULTTAB } from '../vaulttab.js';
+
+interface DismountOptions {
+  all?: boolean;
+  force?: boolean;
+  tab?: string[] | boolean;
+  tabFile?: string;
+}
 
 export function register(program: Command): void {
   program
@@ -16,12 +24,33 @@ export function register(program: Command): void {
     .argument('[target]', 'the mountpoint, the vault file (any path to it) or the block file')
     .option('-a, --all', 'dismount every mounted vault')
     .option('-f, --force', 'dismount even while files are open: detach now, close when the last user lets go')
+    .option(
+      '--tab [vaults...]',
+      `dismount the vaults listed in ${DEFAULT_VAULTTAB} that are mounted (all, or those named), last line first`,
+    )
+    .option('--tab-file <path>', `read this vaulttab instead of ${DEFAULT_VAULTTAB} (implies --tab)`)
     .addHelpText(
       'after',
-      '\nExamples:\n  sudo vault dismount /media/vault/secret\n  sudo vault dismount secret.vol\n  sudo vault dismount --all',
+      '\nExamples:\n  sudo vault dismount /media/vault/secret\n  sudo vault dismount secret.vol\n  sudo vault dismount --all\n  sudo vault dismount --tab            # what /etc/vaulttab lists',
     )
-    .action(async (target: string | undefined, options: { all?: boolean; force?: boolean }) => {
+    .action(async (target: string | undefined, options: DismountOptions) => {
       const force = options.force ?? false;
+      if (options.tab !== undefined || options.tabFile !== undefined) {
+        if (target !== undefined || options.all) {
+          throw new VaultError(
+            'USAGE',
+            '--tab does not go with a target or --all',
+            'vault dismount --tab, or vault dismount --tab NAME... (names, files or mountpoints of the vaulttab)',
+          );
+        }
+        const { dismountTab } = await import('../tab-mount.js');
+        await dismountTab({
+          tabFile: options.tabFile ?? DEFAULT_VAULTTAB,
+          selectors: Array.isArray(options.tab) ? options.tab : [],
+          force,
+        });
+        return;
+      }
       if (options.all) {
         if (target !== undefined)
           throw new VaultError('USAGE', 'give a target or --all, not both', 'see `vault dismount --help`');

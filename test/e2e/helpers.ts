@@ -2,7 +2,7 @@
 // directories, waiting for a condition, and checks that a test left no mount, loop device, daemon or
 // state directory behind. Generic on purpose: every e2e test file may use them. dist/, which bin/vault
 // runs, is built once per run by global-setup.ts.
-import { execFile, spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -411,4 +411,67 @@ export async function vaultOk(args: readonly string[], stdin = ''): Promise<RunR
     throw new Error(`vault ${withCost.join(' ')} exited ${result.code}:\n${result.stderr}`);
   }
   return result;
+}
+
+// ---- a pseudo-terminal ---------------------------------------------------------------------------
+
+/**
+ * One run of bin/vault with a pseudo-terminal (util-linux `script`) as its stdin, stdout and stderr, as a
+ * person at a keyboard meets it: wait for a prompt on `screen`, type into it. Needs lacks('script').
+ */
+export class PtyRun {
+  readonly child: ChildProcessWithoutNullStreams;
+  screen = '';
+  readonly exitCode: Promise<number>;
+
+  constructor(args: readonly string[], options: { cwd?: string } = {}) {
+    const quote = (word: string) => (/^[\w./=-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`);
+    const command = ['exec', process.execPath, VAULT_BIN, ...args].map(quote).join(' ');
+    // script -e: exit with the child's code; -q: no banner; the log goes to /dev/null.
+    this.child = spawn('/usr/bin/script', ['-qec', command, '/dev/null'], {
+      cwd: options.cwd ?? ROOT,
+      env: { ...process.env, SHELL: '/bin/sh', TERM: 'dumb' },
+    });
+    this.child.stdout.on('data', (chunk: Buffer) => {
+      this.screen += chunk.toString('utf8');
+    });
+    this.exitCode = new Promise((resolveExit) => this.child.on('close', (code) => resolveExit(code ?? -1)));
+  }
+
+  /** Waits until `text` shows after position `from`; returns the position just after it. */
+  async waitFor(text: string, from = 0): Promise<number> {
+    await waitFor(() => this.screen.indexOf(text, from) >= 0, `"${text}" on the terminal:\n${this.screen}`);
+    return this.screen.indexOf(text, from) + text.length;
+  }
+
+  /** Waits for `prompt`, then types `keys`. */
+  async answer(prompt: string, keys: string, from = 0): Promise<number> {
+    const after = await this.waitFor(prompt, from);
+    this.child.stdin.write(keys);
+    return after;
+  }
+
+  async exit(): Promise<number> {
+    const code = await this.exitCode;
+    this.child.stdin.end();
+    return code;
+  }
+
+  /** Ends the run and its child if still going (after a failed expectation). */
+  kill(): void {
+    let children: number[] = [];
+    try {
+      const pid = this.child.pid;
+      children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+        .split(' ')
+        .filter(Boolean)
+        .map(Number);
+    } catch {}
+    if (this.child.exitCode === null) this.child.kill('SIGKILL');
+    for (const pid of children) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+  }
 }

@@ -55,12 +55,17 @@ _vault() {
     'mount:--fs-options') _vault_files; return ;;
     'mount:--owner') _vault_files; return ;;
     'mount:--partition') _vault_files; return ;;
+    'mount:--idle-dismount') _vault_files; return ;;
+    'mount:--tab') _vault_files; return ;;
+    'mount:--tab-file') _vault_files; return ;;
     'mount:-k'|'mount:--keyfile') _vault_files; return ;;
     'mount:--tries') _vault_files; return ;;
     'mount:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
     'mount:--type') _vault_files; return ;;
     'mount:--hash') _vault_files; return ;;
     'mount:--pim') _vault_files; return ;;
+    'dismount:--tab') _vault_files; return ;;
+    'dismount:--tab-file') _vault_files; return ;;
     'info:-k'|'info:--keyfile') _vault_files; return ;;
     'info:--tries') _vault_files; return ;;
     'info:--cost') COMPREPLY=($(compgen -W '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30' -- "$cur")); return ;;
@@ -114,8 +119,8 @@ _vault() {
   case "$path" in
     '') subcommands='create mount dismount list info passwd key keyfile header repair resize import export benchmark doctor completion'; options='-h --help -V --version' ;;
     'create') subcommands=''; options='-h --help --filesystem --quick -f --force --owner --hidden --hidden-filesystem --hidden-keyfile -k --keyfile --password-stdin --non-interactive --tries --cost' ;;
-    'mount') subcommands=''; options='-h --help -r --read-only --no-filesystem --preserve-timestamps --protect-hidden --hidden-keyfile --user --fs-options --owner --partition -k --keyfile --password-stdin --non-interactive --tries --cost --type --hash --pim' ;;
-    'dismount') subcommands=''; options='-h --help -a --all -f --force' ;;
+    'mount') subcommands=''; options='-h --help -r --read-only --no-filesystem --preserve-timestamps --protect-hidden --hidden-keyfile --user --fs-options --owner --partition --idle-dismount --tab --tab-file -k --keyfile --password-stdin --non-interactive --tries --cost --type --hash --pim' ;;
+    'dismount') subcommands=''; options='-h --help -a --all -f --force --tab --tab-file' ;;
     'list') subcommands=''; options='-h --help --json' ;;
     'info') subcommands=''; options='-h --help --json -k --keyfile --password-stdin --non-interactive --tries --cost --type --hash --pim' ;;
     'passwd') subcommands=''; options='-h --help -k --keyfile --password-stdin --non-interactive --tries --cost --new-keyfile --new-cost' ;;

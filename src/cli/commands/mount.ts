@@ -120,7 +120,7 @@ After the first refused write the outer volume is read-only until dismounted (as
         throw new VaultError(
           'USAGE',
           "missing required argument 'file'",
-          'vault mount <file> [mountpoint], or vault mount --tab to mount what /etc/vaulttab lists',
+          'see `vault mount --help`',
         );
       }
       const noFilesystem = !options.filesystem;

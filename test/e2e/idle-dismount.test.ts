@@ -90,6 +90,12 @@ describe.skipIf(lacks('mount'))('vault mount --idle-dismount', () => {
       expect(logOf(file)).toMatch(new RegExp(`${mountpoint} is in use by sleep \\(pid ${holder.pid}\\)`));
       expect(isMounted(mountpoint)).toBe(true);
       expect((await listedVault(file))?.state).toBe('ok');
+      const list = await vault(['list']);
+      expect(list.stdout).toMatch(new RegExp(`${file} .* ok, idle dismount 2s\n`));
+      const info = await vaultOk(['info', file, ...SECRET()]);
+      expect(info.stdout).toContain(
+        `mounted:        yes, at ${mountpoint} (ext4, read-write, dismounted after 2s without I/O)`,
+      );
     } finally {
       holder.kill('SIGKILL');
     }

@@ -88,6 +88,7 @@ describe.skipIf(!canMount)('list and info on a mounted vault', () => {
         blockFile: expect.stringMatching(/^\/run\/vault\/.*\/fuse\/volume$/),
         readOnly: false,
         filesystem: 'ext4',
+        idleDismountSeconds: null,
       });
       const text = await vault(['info', file, '--password-stdin', ...COST], { stdin: `${PASSWORD}\n` });
       expect(text.stdout).toContain(`mounted:        yes, at ${mnt} (ext4, read-write)`);

@@ -117,11 +117,7 @@ After the first refused write the outer volume is read-only until dismounted (as
         return;
       }
       if (file === undefined) {
-        throw new VaultError(
-          'USAGE',
-          "missing required argument 'file'",
-          'see `vault mount --help`',
-        );
+        throw new VaultError('USAGE', "missing required argument 'file'", 'see `vault mount --help`');
       }
       const noFilesystem = !options.filesystem;
       if (options.partition !== undefined && noFilesystem) {

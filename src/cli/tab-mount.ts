@@ -3,7 +3,7 @@
 // user can change (host/owner.ts checkTrustedFile). Each vault's failure is reported as it happens and
 // the others go on; the exit status is that of the first failure, except for nofail lines.
 import { mkdir, readFile, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { VaultError } from '../container/errors.js';
 import { dismountVault } from '../fuse/dismount.js';
 import { readState, stateId, statusOf } from '../fuse/state.js';
@@ -27,7 +27,7 @@ export interface TabRequest {
 /** Reads and parses a vaulttab after checking that no other user could have written it. */
 export async function readVaulttab(path: string): Promise<TabEntry[]> {
   await checkTrustedFile(path, 'the vaulttab');
-  const entries = parseVaulttab(await readFile(path, 'utf8'), path);
+  const entries = parseVaulttab(await readFile(resolve(path), 'utf8'), path);
   await checkVolumeOptions(entries, path);
   return entries;
 }

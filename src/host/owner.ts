@@ -1,5 +1,6 @@
 // Whom a mount and a new filesystem belong to, and which mountpoint paths are safe for root to use.
 import { lstat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { VaultError } from './errors.js';
 import { run } from './process.js';
 
@@ -89,7 +90,7 @@ export async function checkTrustedFile(
   what: string,
   trustedUid = process.getuid?.() ?? 0,
 ): Promise<number> {
-  const parts = path.split('/').filter(Boolean);
+  const parts = resolve(path).split('/').filter(Boolean);
   for (let depth = 0; depth <= parts.length; depth++) {
     const current = `/${parts.slice(0, depth).join('/')}`;
     const last = depth === parts.length;

@@ -163,7 +163,10 @@ describe.skipIf(lacks('mount'))('vault mount --tab / vault dismount --tab', () =
     await refused(`the keyfile ${key} is not safe to use: ${key} is writable by its group`);
     // Readable by others: mounted, with a warning (as systemd-cryptsetup does).
     chmodSync(key, 0o644);
-    const readable = await vault(['mount', '--tab', 'a', '--tab-file', tab, '--non-interactive']);
+    // (And a relative --tab-file is the file in the current directory.)
+    const readable = await vault(['mount', '--tab', 'a', '--tab-file', 'vaulttab', '--non-interactive'], {
+      cwd: dir,
+    });
     chmodSync(key, 0o600);
     expect(readable.code).toBe(EXIT_CODES.OK);
     expect(readable.stderr).toBe(

@@ -40,11 +40,10 @@ function label(entry: TabEntry, tabFile: string): string {
 export async function mountTab(request: TabRequest): Promise<void> {
   // Checked once, before any prompt: a bad --tries is a usage error of the whole run.
   parseTries({ ...(request.tries === undefined ? {} : { tries: request.tries }) });
-  const entries = selectEntries(await readVaulttab(request.tabFile), request.selectors, request.tabFile);
+  const all = await readVaulttab(request.tabFile);
+  const entries = selectEntries(all, request.selectors, request.tabFile);
   if (entries.length === 0) {
-    note(
-      `${request.tabFile} lists nothing to mount${request.selectors.length === 0 ? ' (all lines are noauto)' : ''}`,
-    );
+    note(`${request.tabFile} lists nothing to mount${all.length > 0 ? ' (all its lines are noauto)' : ''}`);
     return;
   }
   let failure: number | null = null;

@@ -191,6 +191,13 @@ describe.skipIf(lacks('mount'))('vault mount --tab / vault dismount --tab', () =
     expect(readOnly.stderr).toMatch(/^vault: error: --read-only does not go with --tab\n/);
     const withFile = await vault(['mount', a, '--tab', '--tab-file', tab]);
     expect(withFile.code).toBe(EXIT_CODES.USAGE);
+    const empty = writeTab('empty', ['# nothing yet']);
+    const nothing = await vault(['mount', '--tab', '--tab-file', empty, '--non-interactive']);
+    expect(nothing).toMatchObject({
+      code: EXIT_CODES.OK,
+      stdout: '',
+      stderr: `vault: note: ${empty} lists nothing to mount\n`,
+    });
     const bothDismount = await vault(['dismount', '--all', '--tab', '--tab-file', tab]);
     expect(bothDismount.code).toBe(EXIT_CODES.USAGE);
     expect(leftovers(dir)).toEqual([]);

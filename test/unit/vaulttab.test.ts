@@ -2,7 +2,16 @@
 // (its line number and a hint, exit code 2), which lines `--tab NAME` selects; the durations of
 // idle-dismount= and --idle-dismount (src/cli/duration.ts); and the trust rules for the tab and its
 // keyfiles (src/host/owner.ts checkTrustedFile), on real files in a temporary directory.
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -82,6 +91,31 @@ describe('parseVaulttab reads', () => {
   it('an empty file, or one of comments only, lists nothing', () => {
     expect(parseVaulttab('', TAB)).toEqual([]);
     expect(parseVaulttab('# nothing yet\n\n   \n', TAB)).toEqual([]);
+  });
+});
+
+describe('the vaulttabs the docs show', () => {
+  const read = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
+
+  it('docs/CLI.md: its example parses, with the options it describes', () => {
+    const block = /## vaulttab[\s\S]*?```\n([\s\S]*?)```/.exec(read('docs/CLI.md'))?.[1] ?? '';
+    const entries = parseVaulttab(block, TAB);
+    expect(entries.map((entry) => entry.name)).toEqual(['data', 'photos', 'private']);
+    expect(entries[1]?.options).toMatchObject({ readOnly: true, nofail: true });
+    expect(entries[2]).toMatchObject({
+      mountpoint: null,
+      keyfile: null,
+      options: { noauto: true, tries: 5 },
+    });
+  });
+
+  it('README: the line it appends to /etc/vaulttab parses', () => {
+    const line = /echo '([^']+)' >> \/etc\/vaulttab/.exec(read('README.md'))?.[1];
+    expect(line).toBeDefined();
+    expect(parseVaulttab(line ?? '', TAB)[0]).toMatchObject({
+      name: 'data',
+      options: { idleDismountMs: 3_600_000 },
+    });
   });
 });
 

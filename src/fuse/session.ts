@@ -94,7 +94,11 @@ export class MountSession {
    * everything left mounted as it was.
    */
   async dismountIfUnused(why: string): Promise<string | null> {
-    if (!this.isMounted) return null;
+    // Being stopped already (a signal, a plain umount): done once that stop is, never earlier.
+    if (!this.isMounted) {
+      await this.stopping;
+      return null;
+    }
     // The filesystem (or the block file alone) is the last thing attached.
     const top = this.stack[this.stack.length - 1];
     this.dismounting = true;

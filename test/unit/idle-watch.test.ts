@@ -166,6 +166,38 @@ describe('MountSession.dismountIfUnused', () => {
     expect(s.isMounted).toBe(true);
   });
 
+  it('while a stop is under way (a signal): resolves only once that stop has finished', async () => {
+    const { s, events, fake } = session(false);
+    let release = (): void => {};
+    const slow: Attachment = {
+      kind: 'slow',
+      async up() {},
+      down: () =>
+        new Promise<void>((resolveDown) => {
+          events.push('down slow (started)');
+          release = () => {
+            events.push('down slow (done)');
+            resolveDown();
+          };
+        }),
+    };
+    await s.begin(state, fake('record'));
+    await s.attach(slow);
+    await s.markMounted();
+    const stopping = s.stop('SIGTERM');
+    let resolved = false;
+    const idle = s.dismountIfUnused('idle').then((result) => {
+      resolved = true;
+      return result;
+    });
+    await new Promise((resolveTick) => setTimeout(resolveTick, 20));
+    expect(resolved).toBe(false);
+    release();
+    expect(await idle).toBeNull();
+    await stopping;
+    expect(events).toContain('down slow (done)');
+  });
+
   it('not busy: the filesystem as dismount would, then the whole stack', async () => {
     const { s, events, fake } = session(false);
     await s.begin(state, fake('record'));

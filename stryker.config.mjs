@@ -1,6 +1,8 @@
 // Mutation testing (`npm run mutation`; not in CI, a full run takes hours on two cores): every mutant of
 // the crypto, container and the pure fuse code must make a unit test fail. The report is
 // reports/mutation/mutation.json (and .html beside it). Keep concurrency low on shared machines.
+const report = (process.env.STRYKER_REPORT ?? 'reports/mutation/mutation').replace(/\.json$/, '');
+
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   testRunner: 'vitest',
@@ -17,8 +19,10 @@ export default {
   concurrency: Number(process.env.STRYKER_CONCURRENCY ?? 2),
   timeoutMS: 20_000,
   reporters: ['json', 'html', 'clear-text', 'progress-append-only'],
-  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
-  htmlReporter: { fileName: 'reports/mutation/mutation.html' },
+  // STRYKER_REPORT=reports/mutation/crypto names one area's report (and its .html), so that runs over
+  // parts (`--mutate`, with STRYKER_TESTS) add up: scripts/mutation-score.mjs merges them into one score.
+  jsonReporter: { fileName: `${report}.json` },
+  htmlReporter: { fileName: `${report}.html` },
   tempDirName: '.stryker-tmp',
   cleanTempDir: 'always',
 };

@@ -118,6 +118,7 @@ export async function deriveKdf(material: Uint8Array, salt: Uint8Array, level: n
 
 /** HKDF-SHA-512 (RFC 5869), empty salt, info = UTF-8 label; returns a Buffer.alloc'd key of `length` bytes. */
 export function hkdfSha512(ikm: Uint8Array, label: string, length: number): Buffer {
+  // Stryker disable next-line StringLiteral: equivalent, Buffer.from's default encoding is UTF-8
   return hkdfSha512Bytes(ikm, new Uint8Array(0), Buffer.from(label, 'utf8'), length);
 }
 

@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+// Mutation testing one area at a time (by hand; nothing in CI runs it). A full `npm run mutation` takes
+// hours on two cores; an area mutates a few files with only the unit tests that exercise them, writes
+// its own report (reports/mutation/<area>.json) and keeps an incremental file, so a re-run after new
+// tests only runs the mutants those tests or the changed code touch. The areas together mutate exactly
+// what stryker.config.mjs mutates, so the merged score is the score of the full run:
+//
+//   node scripts/mutation-area.mjs crypto            # one area (STRYKER_CONCURRENCY=1 on a busy machine)
+//   node scripts/mutation-area.mjs --list            # the areas, their files and tests
+//   node scripts/mutation-score.mjs reports/mutation/{crypto,headers,...}.json   # the merged score
+import { spawnSync } from 'node:child_process';
+
+const AREAS = {
+  crypto: {
+    mutate: ['src/crypto/**/*.ts', '!src/crypto/foreign-kdf.ts'],
+    tests: ['xts', 'kdf', 'keyfiles', 'suites', 'keyfile-large', 'crypto-edges', 'kdf-wipe'],
+  },
+  'foreign-kdf': { mutate: ['src/crypto/foreign-kdf.ts'], tests: ['foreign-tcrypt', 'secret'] },
+  headers: {
+    mutate: ['src/container/header.ts', 'src/container/header-pair.ts', 'src/container/access.ts'],
+    tests: ['header-body', 'header-state', 'unlock-rules', 'truncated', 'api-edges', 'vectors-v1'],
+  },
+  data: {
+    mutate: [
+      'src/container/vault.ts',
+      'src/container/secret.ts',
+      'src/container/staged-file.ts',
+      'src/container/file.ts',
+      'src/container/layout.ts',
+      'src/container/errors.ts',
+      'src/container/vault-suites.ts',
+      'src/container/index.ts',
+      'src/container/block-device.ts',
+    ],
+    tests: [
+      'api-edges',
+      'container',
+      'secret',
+      'staged-file',
+      'cli-secrets',
+      'file-allocate',
+      'suites',
+      'vault-data',
+    ],
+  },
+  manage: {
+    mutate: [
+      'src/container/create.ts',
+      'src/container/manage.ts',
+      'src/container/resize.ts',
+      'src/container/hidden.ts',
+    ],
+    tests: ['container', 'header-faults', 'resize', 'hidden', 'hidden-existing', 'power-cut', 'randomness'],
+  },
+  image: { mutate: ['src/container/image.ts', 'src/container/fs-usage.ts'], tests: ['image', 'fs-usage'] },
+  foreign: {
+    mutate: ['src/container/foreign-volume.ts', 'src/container/formats/**/*.ts', 'src/container/volume.ts'],
+    tests: ['foreign-luks', 'foreign-tcrypt'],
+  },
+  fuse: {
+    mutate: ['src/fuse/host-file.ts', 'src/fuse/passthrough-device.ts'],
+    tests: ['host-file', 'file-allocate', 'power-cut'],
+  },
+};
+
+const [name] = process.argv.slice(2);
+if (!name || name === '--list' || !(name in AREAS)) {
+  for (const [area, { mutate, tests }] of Object.entries(AREAS)) {
+    console.log(
+      `${area}\n  mutate: ${mutate.join(' ')}\n  tests:  ${tests.map((t) => `${t}.test.ts`).join(' ')}`,
+    );
+  }
+  process.exit(name && name !== '--list' ? 2 : 0);
+}
+
+const area = AREAS[name];
+const report = `reports/mutation/${name}`;
+const result = spawnSync(
+  'npx',
+  [
+    'stryker',
+    'run',
+    '--mutate',
+    area.mutate.join(','),
+    '--reporters',
+    'json,html,clear-text,progress-append-only',
+    '--incremental',
+    '--incrementalFile',
+    `${report}.incremental.json`,
+  ],
+  {
+    stdio: 'inherit',
+    env: {
+      ...process.env,
+      STRYKER_REPORT: report,
+      STRYKER_TESTS: area.tests.map((test) => `${test}.test.ts`).join(','),
+    },
+  },
+);
+process.exit(result.status ?? 1);

@@ -1,6 +1,9 @@
 // Mutation testing (`npm run mutation`; not in CI, a full run takes hours on two cores): every mutant of
 // the crypto, container and the pure fuse code must make a unit test fail. The report is
 // reports/mutation/mutation.json (and .html beside it). Keep concurrency low on shared machines.
+// By area instead (each with the unit tests that exercise it, its own report and an incremental file):
+// `node scripts/mutation-area.mjs <area>`, then `node scripts/mutation-score.mjs reports/mutation/<area>.json ...`
+// for the merged score; the areas together mutate exactly the files below.
 const report = (process.env.STRYKER_REPORT ?? 'reports/mutation/mutation').replace(/\.json$/, '');
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */

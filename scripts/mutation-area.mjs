@@ -41,6 +41,7 @@ const AREAS = {
       'file-allocate',
       'suites',
       'vault-data',
+      'file-io',
     ],
   },
   manage: {

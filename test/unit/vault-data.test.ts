@@ -35,9 +35,16 @@ function logged() {
     return new Proxy(file, {
       get(target, name, receiver) {
         const value = Reflect.get(target, name, receiver);
-        if (name === 'sync') return async () => (log.push('sync'), target.sync());
+        if (name === 'sync')
+          return async () => {
+            log.push('sync');
+            return target.sync();
+          };
         if (name === 'setTimes')
-          return async (a: number, m: number) => (log.push('setTimes'), target.setTimes(a, m));
+          return async (a: number, m: number) => {
+            log.push('setTimes');
+            return target.setTimes(a, m);
+          };
         if (name === 'write')
           return async (buffer: Uint8Array, position: number) => {
             log.push(`write ${position} ${buffer.length}`);

@@ -93,3 +93,51 @@ describe('a staged file', () => {
     );
   });
 });
+
+describe('the checks before a new file', () => {
+  it('names what is in the way: a device is never replaced, even with force', async () => {
+    await expect(checkNewFile('/dev/null', true)).rejects.toMatchObject({
+      code: 'USAGE',
+      message: 'not a regular file: /dev/null (a character device)',
+    });
+    await expect(checkNewFile(dir, false)).rejects.toMatchObject({ message: `is a directory: ${dir}` });
+    expect(await checkNewFile(join(dir, 'absent'), false)).toBeNull();
+    writeFileSync(join(dir, 'there'), 'x');
+    expect((await checkNewFile(join(dir, 'there'), true))?.size).toBe(1);
+  });
+
+  it('an existing target: the CLI hint by default, the caller hint when given', async () => {
+    writeFileSync(join(dir, 'there'), 'x');
+    await expect(checkNewFile(join(dir, 'there'), false)).rejects.toMatchObject({
+      code: 'EXISTS',
+      reason: 'exists',
+      hint: 'choose another name',
+    });
+    await expect(checkNewFile(join(dir, 'there'), false, 'never')).rejects.toMatchObject({
+      reason: 'exists-never-replaced',
+      hint: 'never',
+    });
+  });
+
+  it('the file being replaced counts as free space', async () => {
+    const huge = 2 ** 50;
+    await expect(checkFreeSpace(dir, huge, 0, 'x')).rejects.toMatchObject({ code: 'IO' });
+    await expect(checkFreeSpace(dir, huge, huge, 'x')).resolves.toBeUndefined();
+    await expect(checkFreeSpace(join(dir, 'missing', 'dir'), 1, 0, 'x')).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+  });
+
+  it('temporaries whose name holds no live pid are reaped; malformed names are left alone', async () => {
+    const target = join(dir, 'x.vol');
+    for (const name of ['.x.vol.vault-tmp-abc-0', '.x.vol.vault-tmp-0-0', '.x.vol.vault-tmp--1-0']) {
+      writeFileSync(join(dir, name), '');
+    }
+    await stageFile(target, { force: false });
+    expect(readdirSync(dir).sort()).toEqual([
+      '.x.vol.vault-tmp--1-0',
+      '.x.vol.vault-tmp-0-0',
+      '.x.vol.vault-tmp-abc-0',
+    ]);
+  });
+});

@@ -20,11 +20,9 @@ const AREAS = {
     mutate: ['src/container/header.ts', 'src/container/header-pair.ts', 'src/container/access.ts'],
     tests: ['header-body', 'header-state', 'unlock-rules', 'truncated', 'api-edges', 'vectors-v1'],
   },
-  data: {
+  vault: {
     mutate: [
       'src/container/vault.ts',
-      'src/container/secret.ts',
-      'src/container/staged-file.ts',
       'src/container/file.ts',
       'src/container/layout.ts',
       'src/container/errors.ts',
@@ -32,17 +30,11 @@ const AREAS = {
       'src/container/index.ts',
       'src/container/block-device.ts',
     ],
-    tests: [
-      'api-edges',
-      'container',
-      'secret',
-      'staged-file',
-      'cli-secrets',
-      'file-allocate',
-      'suites',
-      'vault-data',
-      'file-io',
-    ],
+    tests: ['api-edges', 'vault-data', 'file-io', 'file-allocate', 'suites', 'container'],
+  },
+  secret: {
+    mutate: ['src/container/secret.ts', 'src/container/staged-file.ts'],
+    tests: ['secret', 'staged-file', 'cli-secrets'],
   },
   manage: {
     mutate: [

@@ -3,11 +3,13 @@
 // small pieces everything else trusts: the AEAD, wipe, randomBytes, locked key memory, the keyfile
 // hasher's one-shot rule and the sector-cipher suites' layouts, keys and destroy.
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { AEAD_TAG_BYTES, open, seal } from '../../src/crypto/aead.js';
 import { hkdfSha512, hkdfSha512Bytes } from '../../src/crypto/kdf.js';
 import { createKeyfileHasher, secretMaterial } from '../../src/crypto/keyfiles.js';
 import { hardenProcess, keyMemoryLocked, lockedBuffer, moveToLocked } from '../../src/crypto/memory.js';
+import { nativeAddon } from '../../src/crypto/native.js';
 import { randomBytes, wipe } from '../../src/crypto/random.js';
 import { AES_CBC_ESSIV_SHA256, AES_XTS_PLAIN64, type SectorLayout } from '../../src/crypto/suites.js';
 import {
@@ -158,6 +160,8 @@ describe('which XTS implementation', () => {
     expect(() => checkXtsKey(key64().subarray(0, 32), [32, 64])).not.toThrow();
     refused(() => checkXtsKey(new Uint8Array(48), [32, 64]), RangeError, /^XTS key must be 32 or 64 bytes$/);
     refused(() => checkXtsKey(new Uint8Array(64), [64, 32]), RangeError, /halves must differ/);
+    refused(() => checkXtsKey(new Uint8Array(48), [64, 32]), RangeError, /^XTS key must be 64 or 32 bytes$/);
+    refused(() => checkXtsKey(new Uint8Array(16), [32]), RangeError, /^XTS key must be 32 bytes$/);
     expect(isUsableXtsKey(key64())).toBe(true);
     expect(isUsableXtsKey(new Uint8Array(64))).toBe(false);
     expect(isUsableXtsKey(key64().subarray(0, 63))).toBe(false);
@@ -228,8 +232,20 @@ describe('wipe, randomBytes and locked key memory', () => {
     const hardening = hardenProcess();
     expect(typeof hardening.dumpable).toBe('boolean');
     expect(hardenProcess()).toBe(hardening);
-    expect(typeof keyMemoryLocked()).toBe('boolean');
+    expect(keyMemoryLocked()).toBe(nativeAddon ? nativeAddon.lockedPagesOk() : false);
   });
+
+  it.runIf(nativeAddon?.lockedPagesOk() === true)(
+    'with the addon, key memory is locked in RAM (VmLck grows)',
+    () => {
+      const lockedKiB = () =>
+        Number(/^VmLck:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]);
+      const before = lockedKiB();
+      const keys = [lockedBuffer(4096), moveToLocked(Buffer.alloc(64, 1))];
+      expect(lockedKiB()).toBeGreaterThanOrEqual(before + 8);
+      expect(keys[1]?.[0]).toBe(1);
+    },
+  );
 });
 
 describe('HKDF and the keyfile hasher', () => {
@@ -314,6 +330,7 @@ describe('sector-cipher suites', () => {
     xts.encrypt(plain, 5, out);
     expect(out.equals(Buffer.from(referenceXts('encrypt', key, SECTOR, 8n, plain)))).toBe(true);
     xts.destroy();
+    xts.destroy();
     refused(() => xts.encrypt(plain, 0, out), Error, /destroyed/);
 
     const short = key64().subarray(0, 32);
@@ -368,6 +385,24 @@ describe('sector-cipher suites', () => {
     }
   });
 
+  it('names, and the IV of a sector larger than its IV unit (CBC-ESSIV with 512-byte units)', () => {
+    expect(AES_XTS_PLAIN64.describe(64)).toBe('AES-256-XTS');
+    expect(AES_XTS_PLAIN64.describe(32)).toBe('AES-128-XTS');
+    expect(AES_CBC_ESSIV_SHA256.describe(32)).toBe('AES-256-CBC-ESSIV:SHA256');
+    expect(AES_CBC_ESSIV_SHA256.describe(16)).toBe('AES-128-CBC-ESSIV:SHA256');
+    const key = nodeRandomBytes(32);
+    const wide = AES_CBC_ESSIV_SHA256.create(key, { sectorBytes: SECTOR, ivUnitBytes: 512, ivOffset: 0 });
+    const unit = AES_CBC_ESSIV_SHA256.create(key, { sectorBytes: SECTOR, ivUnitBytes: SECTOR, ivOffset: 0 });
+    const plain = nodeRandomBytes(SECTOR);
+    const a = Buffer.alloc(SECTOR);
+    const b = Buffer.alloc(SECTOR);
+    wide.encrypt(plain, 3, a);
+    unit.encrypt(plain, 24, b);
+    expect(a.equals(b)).toBe(true);
+    unit.encrypt(plain, 3, b);
+    expect(a.equals(b)).toBe(false);
+  });
+
   it('CBC-ESSIV: keys of 16, 24 or 32 bytes; one IV per sector from the sector number; destroy wipes', () => {
     refused(
       () => AES_CBC_ESSIV_SHA256.checkKey('k' as unknown as Uint8Array),
@@ -396,6 +431,7 @@ describe('sector-cipher suites', () => {
       cipher.decrypt(all, 10, back);
       expect(back.equals(plain)).toBe(true);
       cipher.destroy();
+      cipher.destroy(); // a second destroy is harmless
       refused(() => cipher.encrypt(plain, 10, all), Error, /destroyed/);
     }
   });

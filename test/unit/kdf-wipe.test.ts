@@ -10,6 +10,7 @@ const seen = vi.hoisted(() => ({
   output: null as Buffer | null,
   options: null as Record<string, unknown> | null,
   outputLength: 64,
+  fail: null as Error | null,
   hkdf: null as Uint8Array | null,
   freemem: 0,
   calls: 0,
@@ -22,6 +23,7 @@ vi.mock('argon2', async (importOriginal) => {
     hash: async (password: ArrayBuffer, options: Record<string, unknown>) => {
       seen.calls++;
       seen.password = new Uint8Array(password);
+      if (seen.fail) throw seen.fail;
       seen.options = options;
       seen.output = Buffer.alloc(seen.outputLength, 0x5a);
       return seen.output;
@@ -57,6 +59,7 @@ beforeEach(() => {
   seen.output = null;
   seen.options = null;
   seen.outputLength = 64;
+  seen.fail = null;
   seen.calls = 0;
   seen.freemem = 64 * 2 ** 30;
 });
@@ -89,6 +92,12 @@ describe('deriveKdf around the argon2 call', () => {
     await expect(deriveKdf(Buffer.from('m'), salt, 1)).rejects.toThrow(/wrong-length output/);
     expect(seen.password?.every((byte) => byte === 0)).toBe(true);
     expect(seen.output?.every((byte) => byte === 0)).toBe(true);
+  });
+
+  it('an argon2 failure comes through as itself, with the material copy wiped', async () => {
+    seen.fail = new Error('argon2 failed: out of memory');
+    await expect(deriveKdf(Buffer.from('m'), salt, 1)).rejects.toBe(seen.fail);
+    expect(seen.password?.every((byte) => byte === 0)).toBe(true);
   });
 
   it('refuses empty material and salts of another size before hashing', async () => {

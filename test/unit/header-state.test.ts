@@ -4,6 +4,7 @@
 // Fast, so Stryker runs it for every mutant of header-pair.ts.
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { HiddenProtection } from '../../src/container/access.js';
 import { isVaultError } from '../../src/container/errors.js';
 import type { ContainerFile } from '../../src/container/file.js';
 import {
@@ -136,7 +137,11 @@ describe('which copy is authoritative', () => {
   });
 
   it('a damaged copy: the other one, whichever it is; both damaged: none', () => {
-    const front = state(outerSectors(null, { sequence: 3 }).sectors) as HeaderState;
+    const damagedFront = outerSectors(null, { sequence: 3 });
+    const front = state(damagedFront.sectors) as HeaderState;
+    // The primary's salt (the KDF salt of the front end) comes from the backup's mirror, not the garbage.
+    expect(same(front.kdfSalts[0], damagedFront.tables[0].salt)).toBe(true);
+    expect(same(front.tables[0].slots, damagedFront.tables[0].slots)).toBe(true);
     expect(front.authoritative).toBe(1);
     expect(front.copies).toEqual([
       { state: 'damaged', sequence: null },
@@ -361,6 +366,10 @@ describe('updates', () => {
     const { file, log } = recordingFile();
     const error = await updateHeaders(file, incomplete, () => 1).catch((caught: unknown) => caught);
     expect(isVaultError(error, 'USAGE')).toBe(true);
+    expect(error).toMatchObject({
+      reason: 'interrupted-resize',
+      message: expect.stringMatching(/resize was interrupted/),
+    });
     expect(log).toEqual([]);
   });
 });
@@ -370,5 +379,22 @@ describe('usedSlots', () => {
     expect(usedSlots(0)).toEqual([]);
     expect(usedSlots(0b1000_0000_0000_0101)).toEqual([0, 2, 15]);
     expect(usedSlots(0xffff)).toEqual([...Array(16).keys()]);
+  });
+});
+
+describe('HiddenProtection', () => {
+  it('refuses a write that touches the range by one byte, then every write; one warning', () => {
+    const warnings: string[] = [];
+    const protection = new HiddenProtection({ start: 1000, end: 2000 }, warnings);
+    protection.checkWrite(1000, 0); // ends right before the range
+    protection.checkWrite(10, 2000); // starts right after it
+    expect(protection.tripped).toBe(false);
+    expect(() => protection.checkWrite(2, 1999)).toThrow(/^write refused to protect the hidden volume/);
+    expect(protection.tripped).toBe(true);
+    expect(() => protection.checkWrite(1, 0)).toThrow(
+      expect.objectContaining({ code: 'IO', hint: expect.stringMatching(/dismount it/) }),
+    );
+    expect(warnings).toHaveLength(1);
+    new HiddenProtection(undefined, warnings).checkWrite(10, 1500);
   });
 });

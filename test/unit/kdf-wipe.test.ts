@@ -50,6 +50,7 @@ vi.mock('node:os', async (importOriginal) => {
 
 const { argon2id } = await import('argon2');
 const { costMemoryCheck, costParams, deriveKdf, hkdfSha512 } = await import('../../src/crypto/kdf.js');
+const { checkCostFits } = await import('../../src/container/header-pair.js');
 
 const MiB = 2 ** 20;
 const salt = Buffer.alloc(32, 1);
@@ -128,6 +129,22 @@ describe('the memory a level needs', () => {
       /needs 4 MiB of memory, only 3 MiB is available/,
     );
     expect(seen.calls).toBe(1);
+  });
+});
+
+describe('checkCostFits (every header command, before any KDF run)', () => {
+  it('refuses a level whose memory is not free, as a usage error the CLI can explain', () => {
+    seen.freemem = 4 * MiB;
+    expect(() => checkCostFits(3)).not.toThrow();
+    seen.freemem = 3 * MiB;
+    expect(() => checkCostFits(3)).toThrow(
+      expect.objectContaining({
+        code: 'USAGE',
+        reason: 'cost-needs-memory',
+        message: 'cost level 3 needs 4 MiB of memory, but only 3 MiB is free',
+        hint: expect.stringMatching(/free some memory/),
+      }),
+    );
   });
 });
 

@@ -18,7 +18,16 @@ const AREAS = {
   'foreign-kdf': { mutate: ['src/crypto/foreign-kdf.ts'], tests: ['foreign-tcrypt', 'secret'] },
   headers: {
     mutate: ['src/container/header.ts', 'src/container/header-pair.ts', 'src/container/access.ts'],
-    tests: ['header-body', 'header-state', 'unlock-rules', 'truncated', 'api-edges', 'vectors-v1'],
+    tests: [
+      'header-body',
+      'header-state',
+      'header-unlock',
+      'kdf-wipe',
+      'unlock-rules',
+      'truncated',
+      'api-edges',
+      'vectors-v1',
+    ],
   },
   vault: {
     mutate: [

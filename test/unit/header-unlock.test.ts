@@ -191,3 +191,16 @@ describe('a secret of the other kind of volume', () => {
     await file.close();
   });
 });
+
+describe('reading a secret', () => {
+  it('wipes the keyfile digests once they are in the material', async () => {
+    const key = Buffer.from('keyfile bytes');
+    wiped.length = 0;
+    const read = await Secret.fromInputs({
+      password: Buffer.from('p'),
+      keyfiles: [{ name: 'k', bytes: key }],
+    });
+    expect(wasWiped(createHash('blake2b512').update(key).digest())).toBe(true);
+    read.wipe();
+  });
+});

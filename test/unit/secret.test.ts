@@ -97,7 +97,10 @@ describe('the material', () => {
     await mkdir(join(dir, 'a-dir'));
     const directory = await failure(Secret.fromInputs({ password, keyfiles: [join(dir, 'a-dir')] }));
     expect(isVaultError(directory, 'USAGE')).toBe(true);
-    expect((directory as Error).message).toMatch(/not a regular file/);
+    expect(directory).toMatchObject({
+      message: `keyfile is not a regular file: ${join(dir, 'a-dir')}`,
+      hint: 'a keyfile must be a regular file',
+    });
   });
 
   it('is wiped by wipe(), after which it cannot be used', async () => {
@@ -105,8 +108,8 @@ describe('the material', () => {
     const material = secret.material;
     secret.wipe();
     expect(material.every((byte) => byte === 0)).toBe(true);
-    expect(() => secret.material).toThrow();
-    expect(() => secret.foreign).toThrow();
+    expect(() => secret.material).toThrow(/^secret already wiped$/);
+    expect(() => secret.foreign).toThrow(/^secret already wiped$/);
   });
 });
 

@@ -1,7 +1,16 @@
 // One staged file for every new file vault writes (src/container/staged-file.ts): built under a hidden
 // temporary name, published in one step, never overwriting unasked, reaped when a killed run left it.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statfsSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -139,5 +148,53 @@ describe('the checks before a new file', () => {
       '.x.vol.vault-tmp-0-0',
       '.x.vol.vault-tmp-abc-0',
     ]);
+  });
+});
+
+describe('more of what is in the way, and the space', () => {
+  it('a fifo and a socket are named and never replaced', async () => {
+    const fifo = join(dir, 'fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    await expect(checkNewFile(fifo, true)).rejects.toMatchObject({
+      message: `not a regular file: ${fifo} (a fifo)`,
+      hint: expect.stringMatching(/never replaces devices, fifos, sockets or symlinks/),
+    });
+    const socket = join(dir, 'socket');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(socket, resolve));
+    try {
+      await expect(checkNewFile(socket, true)).rejects.toMatchObject({
+        message: `not a regular file: ${socket} (a socket)`,
+      });
+    } finally {
+      server.close();
+    }
+    await expect(checkNewFile(dir, true)).rejects.toMatchObject({ hint: 'name a file to create' });
+  });
+
+  it('half the free space fits; the message counts in GiB', async () => {
+    const fs = statfsSync(dir);
+    await expect(
+      checkFreeSpace(dir, Math.floor((fs.bavail * fs.bsize) / 2), 0, 'x'),
+    ).resolves.toBeUndefined();
+    await expect(checkFreeSpace(dir, 2 ** 60, 0, 'the vault')).rejects.toMatchObject({
+      message: expect.stringMatching(/^not enough free space: the vault needs 1073741824\.0 GiB, /),
+      hint: 'choose a smaller size or another disk',
+    });
+  });
+
+  it('no signal is no interruption; the outcome and hint are said', () => {
+    expect(() => abortIfAsked(undefined, 'x')).not.toThrow();
+    const controller = new AbortController();
+    controller.abort();
+    expect(() => abortIfAsked(controller.signal, 'nothing changed')).toThrow(
+      expect.objectContaining({ hint: 'run the command again' }),
+    );
+  });
+
+  it('in a directory that does not exist: staged, then publish fails as a missing path, not as EXISTS', async () => {
+    const staged = await stageFile(join(dir, 'missing', 'x.vol'), { force: false });
+    await expect(staged.publish()).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await staged.discard();
   });
 });

@@ -61,7 +61,7 @@ const AREAS = {
   },
   fuse: {
     mutate: ['src/fuse/host-file.ts', 'src/fuse/passthrough-device.ts'],
-    tests: ['host-file', 'file-allocate', 'power-cut'],
+    tests: ['host-file', 'file-allocate', 'passthrough-device', 'power-cut'],
   },
 };
 

@@ -7,8 +7,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openContainerFile } from '../../src/container/file.js';
-import { type ContainerFile, createVault, openVault, Secret } from '../../src/container/index.js';
+import {
+  type ContainerFile,
+  createVault,
+  openVault,
+  Secret,
+  VAULT_WARNINGS,
+} from '../../src/container/index.js';
 import { DATA_OFFSET, SECTOR_BYTES, SLOT_COUNT } from '../../src/container/layout.js';
+import { isHiddenProtectionFailure } from '../../src/container/vault.js';
 import { costParams, MIN_COST_LEVEL } from '../../src/crypto/kdf.js';
 import { activeXtsImplementation } from '../../src/crypto/xts.js';
 
@@ -207,5 +214,118 @@ describe('what the vault tells', () => {
     expect(vault.protectionTripped).toBe(false);
     await vault.close();
     await vault.close(); // a second close does nothing
+  });
+});
+
+describe('close, warnings and protection', () => {
+  it('close wipes the master and header keys and closes the file', async () => {
+    const vault = await openVault(path, await secret(), { costLevel });
+    const { masterKey, headerKey } = vault.state;
+    expect(masterKey.some((byte) => byte !== 0)).toBe(true);
+    await vault.close();
+    expect(masterKey.every((byte) => byte === 0)).toBe(true);
+    expect(headerKey.every((byte) => byte === 0)).toBe(true);
+    expect(vault.file.fd).toBe(-1);
+    await expect(vault.readAt(Buffer.alloc(1), 0)).rejects.toMatchObject({
+      code: 'IO',
+      message: 'the vault is closed',
+      hint: 'open it again',
+    });
+  });
+
+  it('identity, the read-only refusal, and the implementation it was opened with', async () => {
+    const vault = await openVault(path, await secret(), { costLevel, readOnly: true });
+    const info = await stat(path);
+    expect(vault.identity).toEqual({ dev: info.dev, ino: info.ino });
+    await expect(vault.writeAt(Buffer.alloc(1), 0)).rejects.toMatchObject({
+      code: 'IO',
+      message: 'the vault is open read-only',
+      hint: 'open it read-write',
+      reason: 'read-only',
+    });
+    const opened = vault.info().xtsImplementation;
+    const saved = process.env.VAULT_XTS;
+    process.env.VAULT_XTS = opened === 'node-crypto' ? 'openssl-addon' : 'node-crypto';
+    try {
+      expect(vault.info().xtsImplementation).toBe(opened);
+    } finally {
+      if (saved === undefined) delete process.env.VAULT_XTS;
+      else process.env.VAULT_XTS = saved;
+    }
+    await vault.close();
+  });
+
+  it('a damaged primary: opened from the backup, with the warning', async () => {
+    const damaged = join(dir, 'damaged.vol');
+    await createVault(damaged, { fileSize: FILE_SIZE, secret: await secret(), costLevel, quick: true });
+    const file = await openContainerFile(damaged, 'write');
+    await file.write(Buffer.alloc(SECTOR_BYTES, 0xab), 0);
+    await file.close();
+    const vault = await openVault(damaged, await secret(), { costLevel, readOnly: true });
+    expect(vault.info().headers.authoritative).toBe('backup');
+    expect(vault.warnings).toEqual([VAULT_WARNINGS.primaryDamaged]);
+    await vault.close();
+  });
+
+  it('rawAccess without a descriptor is an internal error', async () => {
+    const openFile = async (at: string, mode: 'read' | 'write' | 'create'): Promise<ContainerFile> => {
+      const file = await openContainerFile(at, mode);
+      return new Proxy(file, {
+        get(target, name, receiver) {
+          if (name === 'fd') return undefined;
+          const value = Reflect.get(target, name, receiver);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+    };
+    const vault = await openVault(path, await secret(), { costLevel, openFile });
+    expect(() => vault.rawAccess()).toThrow(expect.objectContaining({ code: 'INTERNAL' }));
+    await vault.close();
+  });
+});
+
+describe('protecting a hidden volume', () => {
+  const outer = () => Secret.fromInputs({ password: Buffer.from('outer', 'utf8') });
+  const hiddenSecret = () => Secret.fromInputs({ password: Buffer.from('hidden', 'utf8') });
+  let withHidden: string;
+  beforeAll(async () => {
+    withHidden = join(dir, 'with-hidden.vol');
+    await createVault(withHidden, {
+      fileSize: FILE_SIZE,
+      secret: await outer(),
+      costLevel,
+      hidden: { dataSize: 2 ** 20, secret: await hiddenSecret() },
+    });
+  });
+
+  it('the daemon is told the hidden range, then everything once a write tripped it', async () => {
+    const vault = await openVault(withHidden, await outer(), {
+      costLevel,
+      protectHidden: await hiddenSecret(),
+    });
+    const range = vault.rawAccess().protectedRange;
+    expect(range).toEqual({ start: vault.size - 2 ** 20, end: vault.size });
+    await expect(vault.writeAt(Buffer.alloc(1), vault.size - 1)).rejects.toMatchObject({ code: 'IO' });
+    expect(vault.rawAccess().protectedRange).toEqual({ start: 0, end: vault.size });
+    await vault.close();
+  });
+
+  it('a wrong hidden secret, or the hidden secret first, is refused and says which', async () => {
+    const wrong = await openVault(withHidden, await outer(), {
+      costLevel,
+      protectHidden: await Secret.fromInputs({ password: Buffer.from('nope', 'utf8') }),
+    }).catch((e: unknown) => e);
+    expect(wrong).toMatchObject({ code: 'CANNOT_UNLOCK', reason: 'protect-hidden-unlock' });
+    expect(isHiddenProtectionFailure(wrong)).toBe(true);
+    expect(isHiddenProtectionFailure(new Error('x'))).toBe(false);
+    const reversed = await openVault(withHidden, await hiddenSecret(), {
+      costLevel,
+      protectHidden: await outer(),
+    }).catch((e: unknown) => e);
+    expect(reversed).toMatchObject({
+      code: 'USAGE',
+      message: expect.stringMatching(/opens a hidden volume/),
+    });
+    expect(isHiddenProtectionFailure(reversed)).toBe(false);
   });
 });

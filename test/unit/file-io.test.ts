@@ -43,12 +43,19 @@ describe('readFully and writeFully', () => {
     expect(calls).toHaveLength(7);
 
     const disk = Buffer.alloc(40);
+    const writes: Array<[number, number, number]> = [];
     await writeFully('/f', source, 10, async (offset, length, position) => {
+      writes.push([offset, length, position]);
       const n = Math.min(7, length);
       source.copy(disk, position, offset, offset + n);
       return n;
     });
     expect(disk.subarray(10, 30).equals(source)).toBe(true);
+    expect(writes).toEqual([
+      [0, 20, 10],
+      [7, 13, 17],
+      [14, 6, 24],
+    ]);
     expect(
       disk.subarray(0, 10).every((byte) => byte === 0) && disk.subarray(30).every((byte) => byte === 0),
     ).toBe(true);
@@ -112,6 +119,7 @@ describe('fileError', () => {
       if (reason) expect(error.reason, code).toBe(reason);
     }
     expect(fileError('plain', '/p').message).toBe('I/O error on /p: plain');
+    expect(fileError(undefined, '/p').message).toBe('I/O error on /p: undefined');
   });
 });
 

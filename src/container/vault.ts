@@ -260,7 +260,7 @@ export class Vault implements BlockDevice {
         xts.encrypt(plain, first, sectors);
       }
       await this.file.write(sectors, this.state.dataOffset + first * SECTOR_BYTES);
-    // Stryker disable next-line BlockStatement: equivalent, a scratch never given back only costs fresh buffers from then on
+      // Stryker disable next-line BlockStatement: equivalent, a scratch never given back only costs fresh buffers from then on
     } finally {
       this.#returnScratch(sectors);
     }

@@ -30,7 +30,8 @@ describe('the passthrough device', () => {
     await device.readAt(tail, SIZE - 4);
     expect(tail.toString()).toBe('edge');
     await device.flush();
-    const raw = device.rawAccess();
+    const raw = device.rawAccess?.();
+    if (!raw) throw new Error('the passthrough device has raw access');
     expect(raw).toMatchObject({ dataOffset: 0, key: null, sectorSize: 4096, protectedRange: null });
     expect(raw.fd).toBeGreaterThan(2);
     await device.close();
@@ -59,7 +60,7 @@ describe('the passthrough device', () => {
       code: 'IO',
       message: 'the device is closed',
     });
-    expect(() => device.rawAccess()).toThrow(/closed/);
+    expect(() => device.rawAccess?.()).toThrow(/closed/);
   });
 
   it('read-only: reads, refuses writes, never syncs', async () => {

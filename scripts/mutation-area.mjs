@@ -7,6 +7,10 @@
 //
 //   node scripts/mutation-area.mjs crypto            # one area (STRYKER_CONCURRENCY=1 on a busy machine)
 //   node scripts/mutation-area.mjs --list            # the areas, their files and tests
+//   node scripts/mutation-area.mjs crypto --force    # further arguments go to `stryker run`
+//
+// Incremental mode re-runs a surviving mutant only when a test was added (a test is known by its file
+// and name): after editing an existing test to kill survivors, rename it or pass --force.
 //   node scripts/mutation-score.mjs reports/mutation/{crypto,headers,...}.json   # the merged score
 import { spawnSync } from 'node:child_process';
 
@@ -65,7 +69,7 @@ const AREAS = {
   },
 };
 
-const [name] = process.argv.slice(2);
+const [name, ...extra] = process.argv.slice(2);
 if (!name || name === '--list' || !(name in AREAS)) {
   for (const [area, { mutate, tests }] of Object.entries(AREAS)) {
     console.log(
@@ -89,6 +93,7 @@ const result = spawnSync(
     '--incremental',
     '--incrementalFile',
     `${report}.incremental.json`,
+    ...extra,
   ],
   {
     stdio: 'inherit',

@@ -156,7 +156,7 @@ describe('which XTS implementation', () => {
     expect(availableXtsImplementations()).toContain(activeXtsImplementation());
   });
 
-  it('checkXtsKey with other allowed sizes; isUsableXtsKey says the same as a yes/no', () => {
+  it('checkXtsKey with other allowed sizes (its messages); isUsableXtsKey says the same as a yes/no', () => {
     expect(() => checkXtsKey(key64().subarray(0, 32), [32, 64])).not.toThrow();
     refused(() => checkXtsKey(new Uint8Array(48), [32, 64]), RangeError, /^XTS key must be 32 or 64 bytes$/);
     refused(() => checkXtsKey(new Uint8Array(64), [64, 32]), RangeError, /halves must differ/);
@@ -219,7 +219,7 @@ describe('wipe, randomBytes and locked key memory', () => {
     expect(one.equals(Buffer.alloc(32))).toBe(false);
   });
 
-  it('moveToLocked copies and wipes the source; lockedBuffer is zeroed; hardenProcess is idempotent', () => {
+  it('moveToLocked copies and wipes the source; lockedBuffer is zeroed; hardenProcess is idempotent; keyMemoryLocked is the addon answer', () => {
     const source = Buffer.alloc(64, 9);
     const locked = moveToLocked(source);
     expect(locked.length).toBe(64);
@@ -321,7 +321,7 @@ describe('sector-cipher suites', () => {
     ).toBe(16);
   });
 
-  it('AES-XTS: a 64-byte key uses the XTS implementation, a 32-byte key AES-128-XTS; both match the reference per sector', () => {
+  it('AES-XTS: a 64-byte key uses the XTS implementation, a 32-byte key AES-128-XTS; both match the reference per sector; destroy twice', () => {
     const key = key64();
     const xts = AES_XTS_PLAIN64.create(key, { sectorBytes: SECTOR, ivUnitBytes: SECTOR, ivOffset: 3 });
     expect(xts.implementation).toBe(activeXtsImplementation());
@@ -403,7 +403,7 @@ describe('sector-cipher suites', () => {
     expect(a.equals(b)).toBe(false);
   });
 
-  it('CBC-ESSIV: keys of 16, 24 or 32 bytes; one IV per sector from the sector number; destroy wipes', () => {
+  it('CBC-ESSIV: keys of 16, 24 or 32 bytes; one IV per sector from the sector number; destroy wipes, twice', () => {
     refused(
       () => AES_CBC_ESSIV_SHA256.checkKey('k' as unknown as Uint8Array),
       TypeError,

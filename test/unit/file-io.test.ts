@@ -25,7 +25,7 @@ afterAll(async () => {
 const errno = (code: string) => Object.assign(new Error(code), { code });
 
 describe('readFully and writeFully', () => {
-  it('continue short transfers at the right offsets until the whole buffer is done', async () => {
+  it('continue short transfers at the right offsets and lengths until the whole buffer is done', async () => {
     const source = Buffer.from('0123456789abcdefghij');
     const target = Buffer.alloc(source.length);
     const calls: Array<[number, number, number]> = [];
@@ -72,7 +72,7 @@ describe('readFully and writeFully', () => {
     expect(calls).toBe(0);
   });
 
-  it('the end of the file is a truncated container (or what the caller says), errno errors are mapped', async () => {
+  it('the end of the file is a truncated container (or what the caller says, told where), errno errors are mapped', async () => {
     const atEnd = await readFully('/v.vol', Buffer.alloc(10), 0, (_o, length) => (length > 5 ? 5 : 0)).catch(
       (e: unknown) => e,
     );
@@ -98,7 +98,7 @@ describe('readFully and writeFully', () => {
 });
 
 describe('fileError', () => {
-  it('maps each errno to a code, a message naming the path and a hint', () => {
+  it('maps each errno (or none) to a code, a message naming the path and a hint', () => {
     const cases: Array<[string, string, RegExp, string | undefined]> = [
       ['ENOENT', 'NOT_FOUND', /^no such file: \/p$/, undefined],
       ['EEXIST', 'EXISTS', /^file exists: \/p$/, 'exists'],

@@ -147,7 +147,7 @@ describe('a sealed body', () => {
     expect(again.subarray(BODY_NONCE_OFFSET).equals(sector.subarray(BODY_NONCE_OFFSET))).toBe(false);
   });
 
-  it('refuses a sector that is not 4096 bytes', () => {
+  it('refuses a sector that is not 4096 bytes, saying so', () => {
     expect(() => openBody(0, Buffer.alloc(SECTOR_BYTES - 1), headerKey)).toThrow(
       /^a header copy is one 4096-byte sector$/,
     );
@@ -266,7 +266,7 @@ describe('keyslots', () => {
     expect(openSlots(copy, 0, first)?.slot).toBe(4);
   });
 
-  it('refuses slot indexes outside 0..15 and master keys of another length', () => {
+  it('refuses slot indexes outside 0..15 and master keys of another length, saying which', () => {
     const table = randomSlotTable();
     const key = deriveSlotKey(randomBytes(64));
     for (const index of [-1, SLOT_COUNT, 1.5]) {

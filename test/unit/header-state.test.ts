@@ -136,7 +136,7 @@ describe('which copy is authoritative', () => {
     ]);
   });
 
-  it('a damaged copy: the other one, whichever it is; both damaged: none', () => {
+  it('a damaged copy: the other one, whichever it is (salts from its mirror); both damaged: none', () => {
     const damagedFront = outerSectors(null, { sequence: 3 });
     const front = state(damagedFront.sectors) as HeaderState;
     // The primary's salt (the KDF salt of the front end) comes from the backup's mirror, not the garbage.
@@ -349,7 +349,7 @@ describe('updates', () => {
     expect(opened.sequence).toBe(40);
   });
 
-  it('refuses an empty or impossible slot mask, and an interrupted resize, writing nothing', async () => {
+  it('refuses an empty or impossible slot mask, and an interrupted resize (its reason), writing nothing', async () => {
     for (const mask of [0, 1 << 16]) {
       const opened = state(outerSectors({}, {}).sectors) as HeaderState;
       const { file, log } = recordingFile();

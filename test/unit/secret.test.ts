@@ -66,7 +66,7 @@ describe('the material', () => {
     expect(fromPath.foreign).toBeNull();
   });
 
-  it('a password alone, or a keyfile alone, is a secret; neither is not', async () => {
+  it('a password alone, or a keyfile alone, is a secret; neither is not (MISSING_SECRET, its words)', async () => {
     const alone = await Secret.fromInputs({ password });
     expect(alone.material.equals(secretMaterial(password, []))).toBe(true);
     const key = patterned(10, 3);
@@ -82,7 +82,7 @@ describe('the material', () => {
     }
   });
 
-  it('refuses empty, missing and non-regular keyfiles', async () => {
+  it('refuses empty, missing and non-regular keyfiles, each with its message and hint', async () => {
     const empty = await failure(
       Secret.fromInputs({ password, keyfiles: [await file('empty.key', Buffer.alloc(0))] }),
     );
@@ -103,7 +103,7 @@ describe('the material', () => {
     });
   });
 
-  it('is wiped by wipe(), after which it cannot be used', async () => {
+  it('is wiped by wipe(), after which it cannot be used ("secret already wiped")', async () => {
     const secret = await Secret.fromInputs({ password });
     const material = secret.material;
     secret.wipe();

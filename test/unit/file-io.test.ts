@@ -78,14 +78,16 @@ describe('readFully and writeFully', () => {
     );
     expect(isVaultError(atEnd, 'IO')).toBe(true);
     expect((atEnd as Error).message).toBe('unexpected end of file in /v.vol');
+    expect((atEnd as { hint: string }).hint).toBe('the container file is truncated');
+    // The caller's endOfFile is told where the file ended: 3 bytes after position 7.
     const custom = await readFully(
       '/v.vol',
       Buffer.alloc(10),
       7,
-      () => 0,
+      (_o, length) => (length === 10 ? 3 : 0),
       (at) => fileError(errno(`E${at}`), 'x'),
     ).catch((e: unknown) => e);
-    expect((custom as Error).message).toMatch(/E7/);
+    expect((custom as Error).message).toMatch(/: E10$/);
     const full = await writeFully('/v.vol', Buffer.alloc(10), 0, () => {
       throw errno('ENOSPC');
     }).catch((e: unknown) => e);

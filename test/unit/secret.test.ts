@@ -79,7 +79,15 @@ describe('the material', () => {
     ]) {
       const error = await failure(Secret.fromInputs(inputs));
       expect(isVaultError(error, 'MISSING_SECRET')).toBe(true);
+      expect(error).toMatchObject({
+        reason: 'empty-secret',
+        message: 'an empty password is allowed only together with a keyfile',
+        hint: 'give a password, or a keyfile',
+      });
     }
+    // fromMaterial takes the material as it is (the daemon's side of the pipe).
+    const material = Buffer.from(alone.material);
+    expect(Secret.fromMaterial(material).material).toBe(material);
   });
 
   it('refuses empty, missing and non-regular keyfiles, each with its message and hint', async () => {
@@ -87,13 +95,25 @@ describe('the material', () => {
       Secret.fromInputs({ password, keyfiles: [await file('empty.key', Buffer.alloc(0))] }),
     );
     expect(isVaultError(empty, 'USAGE')).toBe(true);
-    expect((empty as Error).message).toMatch(/empty/);
+    expect(empty).toMatchObject({
+      message: `keyfile is empty: ${join(dir, 'empty.key')}`,
+      hint: 'an empty keyfile adds no secret; use another file',
+    });
     const emptyBytes = await failure(
-      Secret.fromInputs({ password, keyfiles: [{ name: '-', bytes: new Uint8Array(0) }] }),
+      Secret.fromInputs({ password, keyfiles: [{ name: 'stdin', bytes: new Uint8Array(0) }] }),
     );
     expect(isVaultError(emptyBytes, 'USAGE')).toBe(true);
+    expect(emptyBytes).toMatchObject({
+      message: 'keyfile is empty: stdin',
+      hint: 'an empty keyfile adds no secret; pipe the keyfile into vault',
+    });
     const missing = await failure(Secret.fromInputs({ password, keyfiles: [join(dir, 'nope.key')] }));
     expect(isVaultError(missing, 'NOT_FOUND')).toBe(true);
+    expect(missing).toMatchObject({
+      message: `keyfile not found: ${join(dir, 'nope.key')}`,
+      hint: 'check the path of the keyfile',
+      reason: 'keyfile-not-found',
+    });
     await mkdir(join(dir, 'a-dir'));
     const directory = await failure(Secret.fromInputs({ password, keyfiles: [join(dir, 'a-dir')] }));
     expect(isVaultError(directory, 'USAGE')).toBe(true);

@@ -40,6 +40,7 @@ const AREAS = {
       'src/container/layout.ts',
       'src/container/errors.ts',
       'src/container/vault-suites.ts',
+      'src/container/warnings.ts',
       'src/container/index.ts',
       'src/container/block-device.ts',
     ],
@@ -60,7 +61,12 @@ const AREAS = {
   },
   image: { mutate: ['src/container/image.ts', 'src/container/fs-usage.ts'], tests: ['image', 'fs-usage'] },
   foreign: {
-    mutate: ['src/container/foreign-volume.ts', 'src/container/formats/**/*.ts', 'src/container/volume.ts'],
+    mutate: [
+      'src/container/foreign-volume.ts',
+      'src/container/formats/**/*.ts',
+      'src/container/volume.ts',
+      'src/container/volume-types.ts',
+    ],
     tests: ['foreign-luks', 'foreign-tcrypt'],
   },
   fuse: {

@@ -48,7 +48,7 @@ const AREAS = {
   },
   secret: {
     mutate: ['src/container/secret.ts', 'src/container/staged-file.ts'],
-    tests: ['secret', 'staged-file', 'cli-secrets'],
+    tests: ['secret', 'staged-file', 'cli-secrets', 'header-unlock'],
   },
   manage: {
     mutate: [

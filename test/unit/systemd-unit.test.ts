@@ -88,7 +88,8 @@ describe('the systemd template unit', () => {
     expect(readFileSync(join(ROOT, 'scripts/setup.sh'), 'utf8')).toContain('/usr/local/bin/vault');
   });
 
-  it('ships in the npm package', () => {
+  // One `npm pack --dry-run` for both shipped units (this template and vault-tab.service).
+  it('ships in the npm package, with docs/examples/vault-tab.service', () => {
     const listed = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
       cwd: ROOT,
       encoding: 'utf8',
@@ -96,6 +97,7 @@ describe('the systemd template unit', () => {
     });
     const files = (JSON.parse(listed) as Array<{ files: Array<{ path: string }> }>)[0]?.files ?? [];
     expect(files.map((file) => file.path)).toContain(UNIT_PATH);
+    expect(files.map((file) => file.path)).toContain('docs/examples/vault-tab.service');
   });
 
   it.skipIf(!existsSync('/usr/bin/systemd-analyze'))(

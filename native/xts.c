@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "host.h"
 #include "kdf.h"
 #include "secure.h"
 
@@ -310,7 +311,7 @@ NAPI_MODULE_INIT() {
   napi_value constructor;
   if (napi_define_class(env, "XtsContext", NAPI_AUTO_LENGTH, context_new, NULL, 3, methods, &constructor) != napi_ok ||
       napi_set_named_property(env, exports, "XtsContext", constructor) != napi_ok ||
-      !secure_register(env, exports) || !kdf_register(env, exports)) {
+      !secure_register(env, exports) || !kdf_register(env, exports) || !host_register(env, exports)) {
     return NULL;
   }
   return exports;

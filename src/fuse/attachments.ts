@@ -166,7 +166,12 @@ class LoopFilesystem implements Attachment {
     // Requests of exactly the bridge's 1 MiB (not 1280 KiB cut into 1 MiB + 256 KiB), and a read-ahead
     // deep enough to keep several in flight: a cold sequential read is bound by the FUSE round trip's
     // latency otherwise, with only two requests out at a time. A kernel that refuses keeps its defaults.
-    await tuneLoopQueue(loopDevice, { maxSectorsKb: MAX_REQUEST / 1024, readAheadKb: LOOP_READ_AHEAD_KB });
+    // Each /sys write waits for the queue to freeze (15-20 ms here): they run while the filesystem
+    // mounts, and the mount is reported once they are done, before any I/O of the user's.
+    const tuned = tuneLoopQueue(loopDevice, {
+      maxSectorsKb: MAX_REQUEST / 1024,
+      readAheadKb: LOOP_READ_AHEAD_KB,
+    });
     context.step('loop');
     context.checkStop();
     let source = loopDevice;
@@ -191,6 +196,7 @@ class LoopFilesystem implements Attachment {
       extra: settings.fsOptions,
       ...(detected ? { detected: await detected } : {}),
     });
+    await tuned;
     await context.record({ fsType });
     context.step('mount');
   }

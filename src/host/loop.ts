@@ -4,6 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { VaultError } from './errors.js';
 import { statOrNull } from './paths.js';
 import { findTool, firstLine, run } from './process.js';
+import { attachLoopDirect } from './syscalls.js';
 
 /** The file a loop device is attached to, or null when it is free or gone. */
 export function loopBackingFile(loopDevice: string): string | null {
@@ -49,6 +50,11 @@ export async function attachLoop(
   file: string,
   options: { readOnly: boolean; directIo: boolean; partScan?: boolean },
 ): Promise<string> {
+  // The ioctls themselves when the addon is there (a few ms instead of starting losetup); losetup
+  // otherwise, and after any refusal, so that its message is the one reported.
+  const direct = await attachLoopDirect(file, options);
+  if (direct && loopBackingFile(direct) === file) return direct;
+  if (direct) await detachLoop(direct);
   const args = ['--find', '--show'];
   if (options.readOnly) args.push('--read-only');
   if (options.partScan) args.push('--partscan');

@@ -1,6 +1,7 @@
 // The mount table (/proc/self/mountinfo), and mounting a filesystem the way vault always does: type
 // probed and pinned, nosuid,nodev last, owner options for filesystems without owners.
 import { readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { VaultError } from './errors.js';
 import {
   type FilesystemRecord,
@@ -9,7 +10,8 @@ import {
   MOUNTABLE_TYPES,
 } from './filesystems.js';
 import type { Owner } from './owner.js';
-import { firstLine, run } from './process.js';
+import { findTool, firstLine, run } from './process.js';
+import { mountDirect } from './syscalls.js';
 
 export interface MountEntry {
   mountId: number;
@@ -58,9 +60,46 @@ export function mountsOfSource(source: string): MountEntry[] {
 
 /** The filesystem type blkid finds on a device (ext4, vfat, exfat, ...), or null. */
 export async function detectFilesystem(device: string): Promise<string | null> {
+  const sniffed = await readHead(device).then(extFilesystemType, () => null);
+  if (sniffed) return sniffed;
   const result = await run('blkid', ['-p', '-o', 'value', '-s', 'TYPE', device]);
   const type = result.stdout.trim();
   return result.code === 0 && /^[a-z0-9_.-]+$/i.test(type) ? type : null;
+}
+
+async function readHead(device: string): Promise<Uint8Array> {
+  const handle = await open(device, 'r');
+  try {
+    const head = Buffer.alloc(EXT_SUPERBLOCK + 1024);
+    const { bytesRead } = await handle.read(head, 0, head.length, 0);
+    return head.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+const EXT_SUPERBLOCK = 1024;
+
+/**
+ * ext2, ext3 or ext4 as blkid names them, read from the superblock (1 KiB in): a mount of the default
+ * filesystem then needs no blkid run. ext4 has a feature ext3 lacks, ext3 a journal, ext2 neither;
+ * null for anything else (an external journal, a test filesystem, another type), which blkid probes.
+ */
+export function extFilesystemType(head: Uint8Array): string | null {
+  if (head.length < EXT_SUPERBLOCK + 1024) return null;
+  const view = new DataView(head.buffer, head.byteOffset + EXT_SUPERBLOCK, 1024);
+  if (view.getUint16(0x38, true) !== 0xef53) return null;
+  const compat = view.getUint32(0x5c, true);
+  const incompat = view.getUint32(0x60, true);
+  const roCompat = view.getUint32(0x64, true);
+  const JOURNAL_DEV = 0x8;
+  const TEST_FILESYSTEM = 0x4; // s_flags: blkid calls it ext4dev
+  if (incompat & JOURNAL_DEV || view.getUint32(0x160, true) & TEST_FILESYSTEM) return null;
+  // ext3 knows filetype, recover and meta_bg (incompat) and sparse_super, large_file, btree_dir.
+  if (incompat & ~0x16 || roCompat & ~0x7) return 'ext4';
+  const HAS_JOURNAL = 0x4;
+  if (compat & HAS_JOURNAL) return 'ext3';
+  return incompat & ~0x12 ? null : 'ext2';
 }
 
 function noFilesystem(): VaultError {
@@ -147,6 +186,10 @@ export async function mountFilesystem(
   }
   const list = mountOptions(record, options);
   const kernelType = record.kernelDriver ?? record.name;
+  // mount(2) itself for a kernel filesystem that has no mount helper (mount.<type>, which mount(8)
+  // would run instead); mount(8) after any refusal, for its message and its FUSE fallback below.
+  if (!findTool(`mount.${kernelType}`) && (await mountDirect(device, mountpoint, kernelType, list)))
+    return fsType;
   const result = await run('mount', ['-t', kernelType, '-o', list, device, mountpoint]);
   if (result.code === 0) return fsType;
   // Filesystems a kernel may lack (exfat, ntfs3 on minimal cloud kernels) are mounted by their FUSE

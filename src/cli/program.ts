@@ -7,10 +7,11 @@ import { isVaultError, VaultError } from '../container/errors.js';
 import { type CommandModule, loadCommands, registerCommands } from './commands/index.js';
 import { EXIT_CODES } from './exit-codes.js';
 import { interruptedError, releaseInterrupts, wasInterrupted } from './interrupt.js';
+import { PACKAGE_ROOT } from './package-root.js';
 import { reportError } from './report.js';
 import { forgetStdin } from './secrets.js';
 
-const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+const packageJson = JSON.parse(readFileSync(new URL('package.json', PACKAGE_ROOT), 'utf8')) as {
   version: string;
 };
 

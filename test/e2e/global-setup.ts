@@ -8,14 +8,19 @@ import { fileURLToPath } from 'node:url';
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
 export default async function buildDist(): Promise<void> {
-  const output = await new Promise<string>((resolveBuild) => {
-    execFile(
-      join(ROOT, 'node_modules/.bin/tsc'),
-      ['-p', join(ROOT, 'tsconfig.build.json')],
-      { timeout: 300_000, encoding: 'utf8' },
-      (error, stdout, stderr) => resolveBuild(error ? `${stdout}${stderr}${error.message}` : ''),
-    );
-  });
+  // As `npm run build` does: tsc, then the two programs bundled (scripts/bundle.mjs), so that the
+  // suite runs the same files a user's `vault` runs.
+  const output =
+    (await step(join(ROOT, 'node_modules/.bin/tsc'), ['-p', join(ROOT, 'tsconfig.build.json')])) ||
+    (await step(process.execPath, [join(ROOT, 'scripts/bundle.mjs')]));
   if (output !== '' || !existsSync(join(ROOT, 'dist/cli/main.js')))
     throw new Error(`build failed:\n${output}`);
+}
+
+function step(command: string, args: string[]): Promise<string> {
+  return new Promise<string>((resolveStep) => {
+    execFile(command, args, { timeout: 300_000, encoding: 'utf8' }, (error, stdout, stderr) =>
+      resolveStep(error ? `${stdout}${stderr}${error.message}` : ''),
+    );
+  });
 }

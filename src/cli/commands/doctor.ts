@@ -23,6 +23,7 @@ import {
   kernelHasDriver,
 } from '../../host/filesystems.js';
 import { findTool, run } from '../../host/process.js';
+import { PACKAGE_ROOT } from '../package-root.js';
 
 interface Check {
   what: string;
@@ -233,7 +234,7 @@ async function argon2Check(): Promise<Check> {
  * dismount, mount again, compare, dismount. Everything is removed afterwards, also on failure.
  */
 async function roundTripCheck(): Promise<Check> {
-  const bin = fileURLToPath(new URL('../../../bin/vault', import.meta.url));
+  const bin = fileURLToPath(new URL('bin/vault', PACKAGE_ROOT));
   const dir = await mkdtemp(join(tmpdir(), 'vault-doctor-'));
   const file = join(dir, 'doctor.vol');
   const key = join(dir, 'doctor.key');

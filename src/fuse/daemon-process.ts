@@ -1,10 +1,11 @@
 // Starting the mount daemon (daemon.js): a detached process whose channel to us is fd 3. `vault mount`
-// starts it before it even parses its command line (src/cli/main.ts), so the daemon's node start-up and
-// module loading run on the other core while the CLI does its own: together that was most of a mount.
+// starts it before it even loads the CLI (bin/vault, which hands it over; src/cli/main.ts when run
+// otherwise), so the daemon's node start-up and module loading run on the other core while the CLI
+// does its own: together that was most of a mount.
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { VaultError } from '../container/errors.js';
-import { type ChildProcess, spawnNodeScript } from '../host/process.js';
+import { type ChildProcess, isChildProcess, spawnNodeScript } from '../host/process.js';
 
 let waiting: ChildProcess | null = null;
 
@@ -15,13 +16,23 @@ let waiting: ChildProcess | null = null;
  */
 export function prestartDaemon(): void {
   if (waiting) return;
-  const child = spawnDaemon();
+  const child = handedOver() ?? spawnDaemon();
   child.unref();
   (child.stdio[3] as Socket | null)?.unref();
   process.once('exit', () => {
     if (waiting === child) child.kill('SIGKILL');
   });
   waiting = child;
+}
+
+/** bin/vault starts the daemon before it loads the CLI, and leaves it here (once). */
+const HANDED_OVER = Symbol.for('vault.prestartedDaemon');
+
+function handedOver(): ChildProcess | null {
+  const slot = globalThis as { [HANDED_OVER]?: unknown };
+  const child = slot[HANDED_OVER];
+  delete slot[HANDED_OVER];
+  return isChildProcess(child) ? child : null;
 }
 
 /** The prestarted daemon if it is still alive, else a new one. The caller owns it from now on. */

@@ -1,7 +1,7 @@
 // Running system tools: every child process vault starts goes through here (a lint rule allows
 // node:child_process nowhere else), found on PATH or in the sbin directories, without our /dev/fuse
 // descriptors, with LC_ALL=C so their messages can be matched.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 
 export type { ChildProcess };
 
@@ -154,6 +154,10 @@ export function processCommand(pid: number): string {
   } catch {
     return '';
   }
+}
+
+export function isChildProcess(value: unknown): value is ChildProcess {
+  return value instanceof ChildProcess;
 }
 
 /**

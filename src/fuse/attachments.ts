@@ -163,15 +163,6 @@ class LoopFilesystem implements Attachment {
     });
     this.loopDevice = loopDevice;
     await context.record({ loopDevice, ...(partition !== null ? { partition } : {}) });
-    // Requests of exactly the bridge's 1 MiB (not 1280 KiB cut into 1 MiB + 256 KiB), and a read-ahead
-    // deep enough to keep several in flight: a cold sequential read is bound by the FUSE round trip's
-    // latency otherwise, with only two requests out at a time. A kernel that refuses keeps its defaults.
-    // Each /sys write waits for the queue to freeze (15-20 ms here): they run while the filesystem
-    // mounts, and the mount is reported once they are done, before any I/O of the user's.
-    const tuned = tuneLoopQueue(loopDevice, {
-      maxSectorsKb: MAX_REQUEST / 1024,
-      readAheadKb: LOOP_READ_AHEAD_KB,
-    });
     context.step('loop');
     context.checkStop();
     let source = loopDevice;
@@ -196,9 +187,14 @@ class LoopFilesystem implements Attachment {
       extra: settings.fsOptions,
       ...(detected ? { detected: await detected } : {}),
     });
-    await tuned;
     await context.record({ fsType });
     context.step('mount');
+    // Requests of exactly the bridge's 1 MiB (not 1280 KiB cut into 1 MiB + 256 KiB), and a read-ahead
+    // deep enough to keep several in flight: a cold sequential read is bound by the FUSE round trip's
+    // latency otherwise, with only two requests out at a time. A kernel that refuses keeps its defaults.
+    // Set after the mount and not waited for: the max_sectors_kb write freezes the queue (15-20 ms
+    // here), which would stall the mount's own reads; it is done while `vault mount` returns.
+    void tuneLoopQueue(loopDevice, { maxSectorsKb: MAX_REQUEST / 1024, readAheadKb: LOOP_READ_AHEAD_KB });
   }
 
   present(): boolean {

@@ -12,7 +12,17 @@ import type { BlockDevice } from '../../src/container/block-device.js';
 import { mountBridge, withBridge } from '../../src/fuse/bridge.js';
 import { MAX_REQUEST } from '../../src/fuse/fuse3.js';
 import { openPassthroughDevice } from '../../src/fuse/passthrough-device.js';
-import { isMounted, lacks, makeTempDir, mounts, removeTempDirs, sh, stateIdOf, vaultOk } from './helpers.js';
+import {
+  isMounted,
+  lacks,
+  makeTempDir,
+  mounts,
+  removeTempDirs,
+  sh,
+  stateIdOf,
+  vaultOk,
+  waitFor,
+} from './helpers.js';
 
 // Nothing synchronous may touch the bridge here (execFileSync, statSync on the block file...): this
 // very event loop serves it, so a blocking call deadlocks the test process.
@@ -260,8 +270,11 @@ describe.skipIf(lacks('mount'))('the mount daemon, under ext4 and its loop devic
       const loop = mounts().find((entry) => entry.mountpoint === mountpoint)?.source ?? '';
       expect(loop).toMatch(/^\/dev\/loop\d+$/);
       const queue = `/sys/block/${loop.slice('/dev/'.length)}/queue`;
-      expect(readFileSync(`${queue}/max_sectors_kb`, 'utf8').trim()).toBe(String(MAX_REQUEST / 1024));
-      expect(readFileSync(`${queue}/read_ahead_kb`, 'utf8').trim()).toBe('16384');
+      // Set by the daemon just after the mount, while `vault mount` returns (src/fuse/attachments.ts).
+      const tuned = () =>
+        readFileSync(`${queue}/max_sectors_kb`, 'utf8').trim() === String(MAX_REQUEST / 1024) &&
+        readFileSync(`${queue}/read_ahead_kb`, 'utf8').trim() === '16384';
+      await waitFor(tuned, 'the loop queue tuned to 1 MiB requests and a 16 MiB read-ahead', 2000);
       await sh('sync', []);
       writeFileSync('/proc/sys/vm/drop_caches', '3\n');
       const read = await sh('dd', [`if=${join(mountpoint, 'data.bin')}`, 'of=/dev/null', 'bs=1M']);

@@ -3,6 +3,7 @@
 // held secret material or key bytes is zero afterwards, the parameters of the level reach argon2, a
 // wrong-length output is refused, and a level whose memory is not available is refused before any
 // hashing, to the byte. The real argon2 and HKDF are pinned by kdf.test.ts and the vectors.
+import { createRequire } from 'node:module';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 
 const seen = vi.hoisted(() => ({
@@ -16,20 +17,20 @@ const seen = vi.hoisted(() => ({
   calls: 0,
 }));
 
-vi.mock('argon2', async (importOriginal) => {
-  const original = await importOriginal<typeof import('argon2')>();
-  return {
-    ...original,
-    hash: async (password: ArrayBuffer, options: Record<string, unknown>) => {
-      seen.calls++;
-      seen.password = new Uint8Array(password);
-      if (seen.fail) throw seen.fail;
-      seen.options = options;
-      seen.output = Buffer.alloc(seen.outputLength, 0x5a);
-      return seen.output;
-    },
-  };
-});
+// kdf.ts loads the CommonJS argon2 package with require: this is the same module object, so its hash
+// is replaced on it (vi.mock would only reach an ES import).
+const argon2 = createRequire(import.meta.url)('argon2') as typeof import('argon2');
+vi.spyOn(argon2, 'hash').mockImplementation((async (
+  password: ArrayBuffer,
+  options: Record<string, unknown>,
+) => {
+  seen.calls++;
+  seen.password = new Uint8Array(password);
+  if (seen.fail) throw seen.fail;
+  seen.options = options;
+  seen.output = Buffer.alloc(seen.outputLength, 0x5a);
+  return seen.output;
+}) as unknown as typeof argon2.hash);
 
 vi.mock('node:crypto', async (importOriginal) => {
   const original = await importOriginal<typeof import('node:crypto')>();
@@ -48,7 +49,7 @@ vi.mock('node:os', async (importOriginal) => {
   return { ...original, freemem: () => seen.freemem };
 });
 
-const { argon2id } = await import('argon2');
+const { argon2id } = argon2;
 const { costMemoryCheck, costParams, deriveKdf, hkdfSha512 } = await import('../../src/crypto/kdf.js');
 const { checkCostFits } = await import('../../src/container/header-pair.js');
 

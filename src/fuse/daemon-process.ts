@@ -67,6 +67,6 @@ export function channelOf(child: ChildProcess): Socket {
 
 function spawnDaemon(): ChildProcess {
   // No stdout or stderr: the daemon outlives us and writes its own log (state.ts openLogFile).
-  // ../fuse/: this code runs from dist/fuse, or bundled from dist/cli or dist/chunks (scripts/bundle.mjs).
+  // ../fuse/: this code runs from dist/fuse, or bundled into dist/cli/main.js (scripts/bundle.mjs).
   return spawnNodeScript(fileURLToPath(new URL('../fuse/daemon.js', import.meta.url)));
 }

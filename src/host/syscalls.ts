@@ -58,38 +58,38 @@ const MS = {
   LAZYTIME: 0x2000000,
 } as const;
 
-/** Option name -> [flag, set (true) or clear (false)]. */
-const FLAG_OPTIONS: Record<string, [number, boolean]> = {
-  ro: [MS.RDONLY, true],
-  rw: [MS.RDONLY, false],
-  nosuid: [MS.NOSUID, true],
-  suid: [MS.NOSUID, false],
-  nodev: [MS.NODEV, true],
-  dev: [MS.NODEV, false],
-  noexec: [MS.NOEXEC, true],
-  exec: [MS.NOEXEC, false],
-  sync: [MS.SYNCHRONOUS, true],
-  async: [MS.SYNCHRONOUS, false],
-  dirsync: [MS.DIRSYNC, true],
-  mand: [MS.MANDLOCK, true],
-  nomand: [MS.MANDLOCK, false],
-  nosymfollow: [MS.NOSYMFOLLOW, true],
-  symfollow: [MS.NOSYMFOLLOW, false],
-  noatime: [MS.NOATIME, true],
-  atime: [MS.NOATIME, false],
-  nodiratime: [MS.NODIRATIME, true],
-  diratime: [MS.NODIRATIME, false],
-  silent: [MS.SILENT, true],
-  loud: [MS.SILENT, false],
-  relatime: [MS.RELATIME, true],
-  norelatime: [MS.RELATIME, false],
-  iversion: [MS.I_VERSION, true],
-  noiversion: [MS.I_VERSION, false],
-  strictatime: [MS.STRICTATIME, true],
-  nostrictatime: [MS.STRICTATIME, false],
-  lazytime: [MS.LAZYTIME, true],
-  nolazytime: [MS.LAZYTIME, false],
-};
+/** Option name -> [flag, set (true) or clear (false)]; a Map, so no inherited name is an option. */
+const FLAG_OPTIONS = new Map<string, [number, boolean]>([
+  ['ro', [MS.RDONLY, true]],
+  ['rw', [MS.RDONLY, false]],
+  ['nosuid', [MS.NOSUID, true]],
+  ['suid', [MS.NOSUID, false]],
+  ['nodev', [MS.NODEV, true]],
+  ['dev', [MS.NODEV, false]],
+  ['noexec', [MS.NOEXEC, true]],
+  ['exec', [MS.NOEXEC, false]],
+  ['sync', [MS.SYNCHRONOUS, true]],
+  ['async', [MS.SYNCHRONOUS, false]],
+  ['dirsync', [MS.DIRSYNC, true]],
+  ['mand', [MS.MANDLOCK, true]],
+  ['nomand', [MS.MANDLOCK, false]],
+  ['nosymfollow', [MS.NOSYMFOLLOW, true]],
+  ['symfollow', [MS.NOSYMFOLLOW, false]],
+  ['noatime', [MS.NOATIME, true]],
+  ['atime', [MS.NOATIME, false]],
+  ['nodiratime', [MS.NODIRATIME, true]],
+  ['diratime', [MS.NODIRATIME, false]],
+  ['silent', [MS.SILENT, true]],
+  ['loud', [MS.SILENT, false]],
+  ['relatime', [MS.RELATIME, true]],
+  ['norelatime', [MS.RELATIME, false]],
+  ['iversion', [MS.I_VERSION, true]],
+  ['noiversion', [MS.I_VERSION, false]],
+  ['strictatime', [MS.STRICTATIME, true]],
+  ['nostrictatime', [MS.STRICTATIME, false]],
+  ['lazytime', [MS.LAZYTIME, true]],
+  ['nolazytime', [MS.LAZYTIME, false]],
+]);
 
 /**
  * Splits a mount(8) option list into mount(2) flags and the filesystem's data string, as mount(8)
@@ -101,7 +101,7 @@ export function splitMountOptions(list: string): { flags: number; data: string }
   const data: string[] = [];
   for (const option of list.split(',')) {
     if (option === '') continue;
-    const flag = FLAG_OPTIONS[option];
+    const flag = FLAG_OPTIONS.get(option);
     if (flag) {
       flags = flag[1] ? flags | flag[0] : flags & ~flag[0];
       continue;

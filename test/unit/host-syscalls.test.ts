@@ -44,6 +44,14 @@ describe('mount(8) options as mount(2) flags and data', () => {
     expect(splitMountOptions('nosuid,suid,nosuid')?.flags).toBe(MS_NOSUID);
   });
 
+  it('a name inherited by every object is data, not a flag', () => {
+    expect(splitMountOptions('constructor,tostring,nodev')).toEqual({
+      flags: MS_NODEV,
+      data: 'constructor,tostring',
+    });
+    expect(splitMountOptions('__proto__')).toEqual({ flags: 0, data: '__proto__' });
+  });
+
   it('leaves lists with options only mount(8) understands to mount(8)', () => {
     for (const list of [
       'rw,noauto,nosuid,nodev',

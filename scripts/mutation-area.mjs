@@ -59,7 +59,10 @@ const AREAS = {
     ],
     tests: ['container', 'header-faults', 'resize', 'hidden', 'hidden-existing', 'power-cut', 'randomness'],
   },
-  image: { mutate: ['src/container/image.ts', 'src/container/fs-usage.ts'], tests: ['image', 'fs-usage'] },
+  image: {
+    mutate: ['src/container/image.ts', 'src/container/fs-usage.ts'],
+    tests: ['image', 'image-edges', 'fs-usage', 'fs-usage-exact'],
+  },
   foreign: {
     mutate: [
       'src/container/foreign-volume.ts',

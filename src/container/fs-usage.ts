@@ -288,6 +288,7 @@ class SectorCache {
     const index = Math.floor(offset / 4096);
     let block = this.#blocks.get(index);
     if (!block) {
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, when the cache is emptied changes memory use only
       if (this.#blocks.size >= 64) this.#blocks.clear();
       const start = index * 4096;
       block = Buffer.from(await this.read(this.base + start, Math.min(4096, this.length - start)));

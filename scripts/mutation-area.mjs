@@ -44,7 +44,16 @@ const AREAS = {
       'src/container/index.ts',
       'src/container/block-device.ts',
     ],
-    tests: ['api-edges', 'vault-data', 'file-io', 'file-sync', 'file-allocate', 'suites', 'container'],
+    tests: [
+      'api-edges',
+      'vault-data',
+      'file-io',
+      'file-sync',
+      'file-allocate',
+      'suites',
+      'container',
+      'layout',
+    ],
   },
   secret: {
     mutate: ['src/container/secret.ts', 'src/container/staged-file.ts'],

@@ -68,6 +68,10 @@ interface ExfatSpec {
   volumeBytes?: number;
   edit?: (boot: Buffer) => void;
   extraRoot?: (root: Buffer) => void;
+  /** FAT entries set after the defaults: [cluster, value]. */
+  links?: Array<[number, number]>;
+  /** Fill the rest of the bitmap's last cluster (past the bitmap's length) with this byte. */
+  trailing?: number;
 }
 
 function exfat(spec: ExfatSpec) {
@@ -103,7 +107,7 @@ function exfat(spec: ExfatSpec) {
   boot.writeUInt16LE(0xaa55, 510);
   spec.edit?.(boot);
 
-  const highest = Math.max(secondCluster, ...bitmapClusters) + 2;
+  const highest = Math.max(secondCluster, ...bitmapClusters, ...(spec.links ?? []).map(([c]) => c)) + 2;
   const fat = Buffer.alloc(Math.min(highest * 4, fatLength * sectorBytes));
   const setFat = (cluster: number, value: number) => {
     if (cluster * 4 + 4 <= fat.length) fat.writeUInt32LE(value >>> 0, cluster * 4);
@@ -116,6 +120,7 @@ function exfat(spec: ExfatSpec) {
   });
   setFat(rootCluster, END);
   setFat(secondCluster, END);
+  for (const [cluster, value] of spec.links ?? []) setFat(cluster, value);
 
   const bitmap = (bits: number[]) => {
     const bytes = Buffer.alloc(bitmapBytes);
@@ -149,7 +154,11 @@ function exfat(spec: ExfatSpec) {
     [clusterAt(rootCluster), root],
   ];
   bitmapClusters.forEach((cluster, i) => {
-    regions.push([clusterAt(cluster), first.subarray(i * clusterBytes, (i + 1) * clusterBytes)]);
+    const part = first.subarray(i * clusterBytes, (i + 1) * clusterBytes);
+    if (spec.trailing !== undefined && part.length < clusterBytes) {
+      regions.push([clusterAt(cluster), Buffer.alloc(clusterBytes, spec.trailing)]);
+    }
+    regions.push([clusterAt(cluster), part]);
   });
   if (spec.second) regions.push([clusterAt(secondCluster), bitmap(spec.second)]);
   const volumeBytes = spec.volumeBytes ?? volumeSectors * sectorBytes;
@@ -292,6 +301,35 @@ describe('exFAT: the used end is the end of the last allocated cluster', () => {
   });
 });
 
+describe('exFAT: chain limits and what lies past the bitmap', () => {
+  it('a bitmap that fills its clusters exactly is read whole', async () => {
+    // 8192 clusters: a 1024-byte bitmap in exactly two 512-byte clusters.
+    const { volume, usage } = await measureExfat({ clusterCount: 8192, used: [8191] });
+    expect(usage).toMatchObject({ usedEnd: volume.endOf(8191) });
+  });
+
+  it('bytes past the bitmap in its last cluster are not bitmap', async () => {
+    // 10000 clusters: 1250 bytes, the last cluster holds 226 of them and 286 bytes of something else.
+    const { volume, usage } = await measureExfat({ clusterCount: 10000, used: [40], trailing: 0xff });
+    expect(usage).toMatchObject({ usedEnd: volume.endOf(40) });
+  });
+
+  it('a root directory is followed for at most 256 MiB', async () => {
+    // 32 MiB clusters: 8 root clusters are the limit; the link after the 8th (past the heap) is not read.
+    const links: Array<[number, number]> = [];
+    for (let cluster = 3; cluster < 10; cluster++) links.push([cluster, cluster + 1]);
+    links.push([10, 100]);
+    const { volume, usage } = await measureExfat({
+      clusterCount: 64,
+      clusterShift: 16,
+      rootCluster: 3,
+      links,
+      used: [5],
+    });
+    expect(usage).toMatchObject({ usedEnd: volume.endOf(5) });
+  });
+});
+
 describe('exFAT: a damaged boot sector, FAT or bitmap is refused, naming what is wrong', () => {
   const refused = async (spec: ExfatSpec, detail: string) => {
     const error = await exfatError(spec);
@@ -344,6 +382,15 @@ describe('exFAT: a damaged boot sector, FAT or bitmap is refused, naming what is
     );
     await refused(
       { clusterCount: 64, used: [], edit: (b) => b.writeBigUInt64LE(b.readBigUInt64LE(72) - 1n, 72) },
+      'the cluster heap ends beyond the filesystem',
+    );
+    await refused(
+      {
+        clusterCount: 64,
+        clusterShift: 3,
+        used: [],
+        edit: (b) => b.writeBigUInt64LE(b.readBigUInt64LE(72) - 1n, 72),
+      },
       'the cluster heap ends beyond the filesystem',
     );
     await refused({ clusterCount: 64, rootCluster: 1, used: [] }, 'the root directory is misplaced');

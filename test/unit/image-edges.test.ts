@@ -335,22 +335,51 @@ describe('exportImage', () => {
   it.skipIf(!canLoop)(
     'writes onto a block device in place, and refuses one smaller than the volume',
     async () => {
-      const backing = join(dir, 'device.img');
-      await writeFile(backing, Buffer.alloc(content.length + 8192, 0xee));
+      // One device exactly the volume's size, one 4 KiB larger, one 4 KiB smaller.
+      const exact = join(dir, 'device.img');
+      await writeFile(exact, Buffer.alloc(content.length, 0xee));
+      const backing = join(dir, 'larger-device.img');
+      await writeFile(backing, Buffer.alloc(content.length + 4096, 0xee));
       const small = join(dir, 'small-device.img');
       await writeFile(small, Buffer.alloc(content.length - 4096, 0xee));
       const loops: string[] = [];
       try {
-        for (const file of [backing, small]) {
+        for (const file of [exact, backing, small]) {
           loops.push(execFileSync('losetup', ['--find', '--show', file], { encoding: 'utf8' }).trim());
         }
-        const [device, smallDevice] = loops as [string, string];
+        const [exactDevice, device, smallDevice] = loops as [string, string, string];
+        const descriptors = await openDescriptors();
+        expect(
+          await exportImage(vaultPath, await password(), exactDevice, { costLevel, force: true }),
+        ).toEqual({
+          size: content.length,
+          sparseBytes: 0,
+        });
+        expect(await openDescriptors()).toBe(descriptors);
+        execFileSync('blockdev', ['--flushbufs', exactDevice]);
+        expect((await readFile(exact)).equals(content)).toBe(true);
+
         const result = await exportImage(vaultPath, await password(), device, { costLevel, force: true });
         expect(result).toEqual({ size: content.length, sparseBytes: 0 });
+        execFileSync('blockdev', ['--flushbufs', device]);
         const written = await readFile(backing);
         // Every byte written (zeros too), the rest of the device untouched.
         expect(written.subarray(0, content.length).equals(content)).toBe(true);
         expect(written.subarray(content.length).every((byte) => byte === 0xee)).toBe(true);
+
+        const controller = new AbortController();
+        const aborted = await failure(
+          exportImage(vaultPath, await password(), device, {
+            costLevel,
+            force: true,
+            signal: controller.signal,
+            onProgress: (done) => {
+              if (done >= IMAGE_CHUNK_BYTES) controller.abort();
+            },
+          }),
+          'INTERRUPTED',
+        );
+        expect(aborted.message).toBe(`interrupted; ${device} holds a partial image`);
 
         const tooSmall = await failure(
           exportImage(vaultPath, await password(), smallDevice, { costLevel, force: true }),

@@ -1,7 +1,7 @@
 // The bench's passthrough device (src/fuse/passthrough-device.ts): the BlockDevice contract without a
 // cipher, so the bridge can be measured and tested alone. Same refusals as a vault: out of range,
 // read-only, closed.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -78,4 +78,15 @@ describe('the passthrough device', () => {
     await device.close();
     expect((await readFile(path)).equals(before)).toBe(true);
   });
+});
+
+it('close releases the file descriptor, also read-only', async () => {
+  const count = async () => (await readdir('/proc/self/fd')).length;
+  for (const readOnly of [false, true]) {
+    const before = await count();
+    const device = await openPassthroughDevice(path, { readOnly });
+    expect(await count()).toBe(before + 1);
+    await device.close();
+    expect(await count()).toBe(before);
+  }
 });

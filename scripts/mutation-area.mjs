@@ -53,6 +53,7 @@ const AREAS = {
       'suites',
       'container',
       'layout',
+      'vault-paths',
     ],
   },
   secret: {

@@ -22,6 +22,7 @@ import {
   stateFromMasterKey,
   updateHeaders,
   usedSlots,
+  wipeHeaderState,
   writeHeaderPair,
 } from '../../src/container/header-pair.js';
 import {
@@ -397,4 +398,12 @@ describe('HiddenProtection', () => {
     expect(warnings).toHaveLength(1);
     new HiddenProtection(undefined, warnings).checkWrite(10, 1500);
   });
+});
+
+it('wipeHeaderState zeroes the master key and the header key', () => {
+  const state = { masterKey: randomBytes(64), headerKey: randomBytes(32) } as HeaderState;
+  const { masterKey, headerKey } = state;
+  wipeHeaderState(state);
+  expect(masterKey.every((byte) => byte === 0)).toBe(true);
+  expect(headerKey.every((byte) => byte === 0)).toBe(true);
 });

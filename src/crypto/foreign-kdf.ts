@@ -48,7 +48,8 @@ export function parsePrf(name: string): Prf | null {
     blake2s: 'blake2s-256',
     blake2s256: 'blake2s-256',
   };
-  return table[flat] ?? null;
+  // Own keys only: "constructor" or "__proto__" are not hash names.
+  return Object.hasOwn(table, flat) ? (table[flat] as Prf) : null;
 }
 
 const opensslHashes = new Set(getHashes());

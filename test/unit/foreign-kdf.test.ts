@@ -206,7 +206,7 @@ describe("LUKS's anti-forensic merge", () => {
     ['ripemd160', 48, 3],
   ] as const)('%s, %i-byte key, %i stripes: equal to the merge spelled out', (prf, keyBytes, stripes) => {
     const split = Buffer.from(Array.from({ length: keyBytes * stripes + 5 }, (_, i) => (i * 37 + 11) & 0xff));
-    let accumulator = Buffer.alloc(keyBytes);
+    let accumulator: Buffer = Buffer.alloc(keyBytes);
     for (let i = 0; i < stripes - 1; i++) {
       accumulator = diffuse(xor(accumulator, split.subarray(i * keyBytes, (i + 1) * keyBytes)), prf);
     }

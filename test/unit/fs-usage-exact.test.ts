@@ -330,15 +330,19 @@ describe('exFAT: chain limits and what lies past the bitmap', () => {
   });
 });
 
+/** The refusal of a damaged outer filesystem, word for word: what is wrong and which fsck checks it. */
+function expectDamaged(error: VaultError, type: 'exfat' | 'vfat', detail: string): void {
+  expect(error.message).toBe(
+    `the ${type} filesystem of the outer volume looks damaged (${detail}); cannot tell which part of it is free`,
+  );
+  expect(error.hint).toBe(`check it first with fsck.${type} -n on the volume`);
+  expect(error.reason).toBe('outer-filesystem-damaged');
+  expect(error.details).toEqual({ fsck: `fsck.${type}` });
+}
+
 describe('exFAT: a damaged boot sector, FAT or bitmap is refused, naming what is wrong', () => {
   const refused = async (spec: ExfatSpec, detail: string) => {
-    const error = await exfatError(spec);
-    expect(error.message).toBe(
-      `the exfat filesystem of the outer volume looks damaged (${detail}); cannot tell which part of it is free`,
-    );
-    expect(error.hint).toBe('check it first with fsck.exfat -n on the volume');
-    expect(error.reason).toBe('outer-filesystem-damaged');
-    expect(error.details).toEqual({ fsck: 'fsck.exfat' });
+    expectDamaged(await exfatError(spec), 'exfat', detail);
   };
 
   it('the boot sector fields', async () => {
@@ -628,13 +632,7 @@ describe('FAT12/16/32: the used end is the end of the highest cluster in use', (
 describe('FAT: a damaged boot sector is refused, naming what is wrong', () => {
   const refused = async (spec: FatSpec, detail: string) => {
     const volume = fatVolume(spec);
-    const error = await damage(measureFilesystem(volume.read, volume.volumeBytes));
-    expect(error.message).toBe(
-      `the vfat filesystem of the outer volume looks damaged (${detail}); cannot tell which part of it is free`,
-    );
-    expect(error.hint).toBe('check it first with fsck.vfat -n on the volume');
-    expect(error.reason).toBe('outer-filesystem-damaged');
-    expect(error.details).toEqual({ fsck: 'fsck.vfat' });
+    expectDamaged(await damage(measureFilesystem(volume.read, volume.volumeBytes)), 'vfat', detail);
   };
 
   it('every field check', async () => {

@@ -86,11 +86,20 @@ describe.skipIf(lacks('mount'))('vault mount --idle-dismount', () => {
   it('a busy filesystem (a shell inside it) stays mounted; it goes once that process exits', async () => {
     const mountpoint = join(dir, 'busy');
     mkdirSync(mountpoint, { recursive: true });
+    // The log is named by the file's device and inode, which a new file can reuse: only this mount's lines.
+    const logBefore = (() => {
+      try {
+        return logOf(file).length;
+      } catch {
+        return 0;
+      }
+    })();
+    const thisMount = () => logOf(file).slice(logBefore);
     await vaultOk(['mount', file, mountpoint, ...SECRET(), '--idle-dismount', '2s']);
     const holder = spawn('sleep', ['120'], { cwd: mountpoint, stdio: 'ignore' });
     try {
-      await waitFor(() => /staying mounted/.test(logOf(file)), 'the busy note in the daemon log', 20_000);
-      expect(logOf(file)).toMatch(new RegExp(`${mountpoint} is in use by sleep \\(pid ${holder.pid}\\)`));
+      await waitFor(() => /staying mounted/.test(thisMount()), 'the busy note in the daemon log', 20_000);
+      expect(thisMount()).toMatch(new RegExp(`${mountpoint} is in use by sleep \\(pid ${holder.pid}\\)`));
       expect(isMounted(mountpoint)).toBe(true);
       expect((await listedVault(file))?.state).toBe('ok');
       const list = await vault(['list']);

@@ -62,20 +62,35 @@ enum { EVENT_ERROR = 1, EVENT_PROTECTION = 2 };
 
 // ---- request buffers (they hold cleartext while a request is served): allocated and released here --
 // The key is elsewhere: in a locked page of its own (secure_key_alloc). These are 1 MiB each, more
-// than RLIMIT_MEMLOCK lets a user lock: anonymous pages (page-aligned, as O_DIRECT needs; zero-filled
-// by the kernel only when first touched, so a mount does not pay for 16 MiB it may never use), left
-// out of core dumps, and wiped before they are unmapped.
+// than RLIMIT_MEMLOCK lets a user lock: anonymous pages (zero-filled by the kernel only when first
+// touched, so a mount does not pay for buffers it may never use), left out of core dumps, and wiped
+// before they are unmapped. They are mapped in whole 2 MiB units, aligned, and marked for transparent
+// huge pages: a buffer is then physically contiguous, so the daemon's 1 MiB O_DIRECT read reaches the
+// disk as one request. In 4 KiB pages it needs 256 segments, more than a virtio disk takes (254): the
+// read was split and its halves waited in the disk's queue, and cold sequential reads ran at 1.6-2.0
+// GB/s instead of 2.8-3.1 here. Where huge pages are off, the buffers are ordinary pages, as before.
+#define BUFFER_ALIGN (2u << 20)
+
+static size_t mapped_size(size_t size) { return (size + BUFFER_ALIGN - 1) / BUFFER_ALIGN * BUFFER_ALIGN; }
+
 static void *secret_alloc(size_t size) {
-  void *memory = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  const size_t mapped = mapped_size(size);
+  uint8_t *memory = mmap(NULL, mapped + BUFFER_ALIGN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (memory == MAP_FAILED) return NULL;
-  madvise(memory, size, MADV_DONTDUMP);
+  // One extra unit was mapped so that an aligned start exists inside; unmap what lies around it.
+  const size_t head = (BUFFER_ALIGN - (uintptr_t)memory % BUFFER_ALIGN) % BUFFER_ALIGN;
+  if (head > 0) munmap(memory, head);
+  munmap(memory + head + mapped, BUFFER_ALIGN - head);
+  memory += head;
+  madvise(memory, mapped, MADV_DONTDUMP);
+  madvise(memory, mapped, MADV_HUGEPAGE);
   return memory;
 }
 
 static void secret_free(void *memory, size_t size) {
   if (memory == NULL) return;
   OPENSSL_cleanse(memory, size);
-  munmap(memory, size);
+  munmap(memory, mapped_size(size));
 }
 
 typedef struct {

@@ -279,6 +279,16 @@ describe.skipIf(lacks('mount'))('the mount daemon, under ext4 and its loop devic
       writeFileSync('/proc/sys/vm/drop_caches', '3\n');
       const read = await sh('dd', [`if=${join(mountpoint, 'data.bin')}`, 'of=/dev/null', 'bs=1M']);
       expect(read.code, read.stderr).toBe(0);
+      // The request buffers: left out of core dumps ("dd") and in huge pages ("hg"), so that a 1 MiB
+      // O_DIRECT read is one contiguous request to the disk (native/fuse3.c secret_alloc).
+      const state = JSON.parse(readFileSync(`/run/vault/${stateIdOf(file)}/state.json`, 'utf8'));
+      const buffers = requestBuffers(readFileSync(`/proc/${state.pid}/smaps`, 'utf8'));
+      expect(buffers.length).toBeGreaterThanOrEqual(16);
+      const thp = readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8');
+      if (!thp.includes('[never]')) {
+        // The cold read went through at least one of them, backed by a huge page.
+        expect(Math.max(...buffers.map((buffer) => buffer.hugeKb))).toBeGreaterThanOrEqual(2048);
+      }
     } finally {
       await vaultOk(['dismount', mountpoint]);
       const log = readFileSync(`/run/vault/log/${stateIdOf(file)}.log`, 'utf8');
@@ -297,3 +307,17 @@ describe.skipIf(lacks('mount'))('the mount daemon, under ext4 and its loop devic
     expect(inFlight, logLine).toBeGreaterThanOrEqual(4);
   });
 });
+
+/** The daemon's mappings marked both MADV_DONTDUMP and MADV_HUGEPAGE, from /proc/<pid>/smaps. */
+function requestBuffers(smaps: string): Array<{ start: number; hugeKb: number }> {
+  const found: Array<{ start: number; hugeKb: number }> = [];
+  for (const block of smaps.split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)) {
+    const flags = /^VmFlags:(.*)$/m.exec(block)?.[1]?.trim().split(/\s+/) ?? [];
+    if (!flags.includes('dd') || !flags.includes('hg')) continue;
+    const start = Number.parseInt(block.slice(0, block.indexOf('-')), 16);
+    // Aligned to 2 MiB, as a huge page needs.
+    expect(start % (2 << 20)).toBe(0);
+    found.push({ start, hugeKb: Number(/^AnonHugePages:\s+(\d+) kB/m.exec(block)?.[1] ?? 0) });
+  }
+  return found;
+}

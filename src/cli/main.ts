@@ -1,6 +1,7 @@
 // Entry point of the `vault` command (bin/vault imports this): run the command line, set the exit code.
 // Everything else (error lines, exit-code table, Ctrl-C) lives in program.ts, report.ts, interrupt.ts.
 import { prestartDaemon } from '../fuse/daemon-process.js';
+import { isMountCommand } from '../host/launch.js';
 import { EXIT_CODES } from './exit-codes.js';
 
 // `vault mount` starts its daemon first, before even our native addon loads: node's start-up and module
@@ -20,9 +21,3 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 });
 
 process.exitCode = await runProgram(process.argv);
-
-/** `vault [global options] mount ...`, not asking for help. */
-function isMountCommand(args: readonly string[]): boolean {
-  const command = args.find((arg) => !arg.startsWith('-'));
-  return command === 'mount' && !args.includes('--help') && !args.includes('-h');
-}

@@ -3,9 +3,9 @@
 // otherwise), so the daemon's node start-up and module loading run on the other core while the CLI
 // does its own: together that was most of a mount.
 import type { Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { VaultError } from '../container/errors.js';
-import { type ChildProcess, isChildProcess, spawnNodeScript } from '../host/process.js';
+import { daemonScript, spawnNodeScript } from '../host/launch.js';
+import { type ChildProcess, isChildProcess } from '../host/process.js';
 
 let waiting: ChildProcess | null = null;
 
@@ -67,6 +67,5 @@ export function channelOf(child: ChildProcess): Socket {
 
 function spawnDaemon(): ChildProcess {
   // No stdout or stderr: the daemon outlives us and writes its own log (state.ts openLogFile).
-  // ../fuse/: this code runs from dist/fuse, or bundled into dist/cli/main.js (scripts/bundle.mjs).
-  return spawnNodeScript(fileURLToPath(new URL('../fuse/daemon.js', import.meta.url)));
+  return spawnNodeScript(daemonScript());
 }

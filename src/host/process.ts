@@ -159,20 +159,3 @@ export function processCommand(pid: number): string {
 export function isChildProcess(value: unknown): value is ChildProcess {
   return value instanceof ChildProcess;
 }
-
-/**
- * Starts `node script` detached (its own session, outliving us) with stdin/stdout/stderr ignored and
- * a pipe as fd 3: the mount daemon. Spawn failures show as a missing pid, never as a thrown error.
- */
-export function spawnNodeScript(script: string): ChildProcess {
-  // Node 20 reads NODE_EXTRA_CA_CERTS at start-up, whether TLS is used or not (about 80 ms of CPU for
-  // Debian's bundle here, before any of our code); the daemon makes no TLS connection, so leave it out.
-  const { NODE_EXTRA_CA_CERTS: _unused, ...env } = process.env;
-  const child = spawn(process.execPath, [script], {
-    detached: true,
-    env,
-    stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
-  });
-  child.on('error', () => {});
-  return child;
-}

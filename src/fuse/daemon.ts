@@ -58,7 +58,7 @@ async function start(): Promise<void> {
   await loadArgon2();
   const received = await readSettingsAndSecret(channel);
   const s = received.settings;
-  logFd = openLogFile(s.id);
+  logFd = openLogFile(s.id, s.file);
   const warnings: string[] = [];
   const initial = newMountState(s, process.pid);
   await session.begin(initial, mountRecord(initial));

@@ -91,11 +91,18 @@ export function logFileOf(id: string): string {
   return `${LOG_DIR}/${id}.log`;
 }
 
-/** The daemon's log of a vault, opened for appending; started afresh once it grows past 1 MiB. */
-export function openLogFile(id: string): number {
+/**
+ * The daemon's log of a vault, opened for appending. It starts afresh once it grows past 1 MiB, and
+ * when it was last written before `vaultFile` was created: the log is named by the file's device and
+ * inode, which a new file reuses after an old one is deleted, and the old file's history is not its own.
+ */
+export function openLogFile(id: string, vaultFile: string): number {
   const file = logFileOf(id);
-  const size = statSync(file, { throwIfNoEntry: false })?.size ?? 0;
-  return openSync(file, size > 1 << 20 ? 'w' : 'a', 0o600);
+  const log = statSync(file, { throwIfNoEntry: false });
+  // 0 where the filesystem keeps no creation time: then only the size counts.
+  const born = statSync(vaultFile, { throwIfNoEntry: false })?.birthtimeMs ?? 0;
+  const afresh = log !== undefined && (log.size > 1 << 20 || log.mtimeMs < born);
+  return openSync(file, afresh ? 'w' : 'a', 0o600);
 }
 
 /**

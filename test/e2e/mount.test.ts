@@ -178,6 +178,26 @@ describe.skipIf(lacks('mount'))('vault mount / dismount / list', () => {
     expect(existsSync(mediaPoint)).toBe(false);
   });
 
+  it("keeps a vault's log across its mounts, but not a log older than the file (another file's, by device and inode)", async () => {
+    dir = await makeTempDir();
+    const file = await createVault('logged.vol');
+    const mountpoint = makeDir('mnt');
+    const log = `${RUN_DIR}/log/${statSync(file).dev}-${statSync(file).ino}.log`;
+    const mounts = () => readFileSync(log, 'utf8').match(/^.*mounting .*$/gm) ?? [];
+    // What a deleted file with the same device and inode left: written before this file existed.
+    writeFileSync(log, 'an older vault: staying mounted\n');
+    expect(statSync(file).birthtimeMs, 'the filesystem keeps creation times').toBeGreaterThan(0);
+    const before = new Date(statSync(file).birthtimeMs - 60_000);
+    await sh('touch', ['-d', before.toISOString(), log]);
+    for (let round = 0; round < 2; round++) {
+      await expectMounted(file, [mountpoint]);
+      expect((await dismount(mountpoint)).code).toBe(0);
+    }
+    expect(readFileSync(log, 'utf8')).not.toContain('an older vault');
+    expect(mounts()).toHaveLength(2);
+    expectClean();
+  });
+
   it('changes the container mtime when content changes, unless --preserve-timestamps', async () => {
     dir = await makeTempDir();
     const file = await createVault('times.vol');

@@ -106,7 +106,9 @@ export async function openVolume(
     try {
       return await openForeign(path, secret, options, openFile, () => flavour);
     } catch (error) {
-      if (!isVaultError(error, 'CANNOT_UNLOCK')) throw error;
+      // The first secret opened this volume but the --protect-hidden one did not: it is this format,
+      // and the user must learn that it is the hidden secret that is wrong.
+      if (!isVaultError(error, 'CANNOT_UNLOCK') || error.reason === 'protect-hidden-unlock') throw error;
       tried.push(flavour);
     }
   }

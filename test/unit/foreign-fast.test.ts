@@ -592,7 +592,10 @@ describe('VeraCrypt and TrueCrypt at the smallest costs', () => {
       /first secret opens a hidden/,
     );
     const wrong = await Secret.fromInputs({ password: Buffer.from('nope') }, { foreign: true });
-    await expectCode(open(path, { ...options, protectHidden: wrong }, 'outer'), 'CANNOT_UNLOCK');
+    // The outer secret opened it: the error names the hidden secret (not "cannot unlock the volume").
+    const unprotected = await failure(open(path, { ...options, protectHidden: wrong }, 'outer'));
+    expect(unprotected).toMatchObject({ code: 'CANNOT_UNLOCK', reason: 'protect-hidden-unlock' });
+    expect(String((unprotected as Error).message)).toMatch(/^cannot unlock the hidden volume to protect it/);
     const protectHidden = await Secret.fromInputs({ password: Buffer.from('hidden') }, { foreign: true });
     const outer = await open(path, { ...options, protectHidden }, 'outer');
     for (const secret of [self, wrong, protectHidden]) secret.wipe();

@@ -14,14 +14,17 @@ import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createVault } from '../../src/container/create.js';
 import { isVaultError } from '../../src/container/errors.js';
 import { ForeignVolume } from '../../src/container/foreign-volume.js';
 import { cannotUnlockAny } from '../../src/container/formats/foreign.js';
 import { tcryptKdfs } from '../../src/container/formats/tcrypt.js';
 import { Secret } from '../../src/container/secret.js';
+import { Vault } from '../../src/container/vault.js';
 import { openVolume, type VolumeOpenOptions } from '../../src/container/volume.js';
 import { VOLUME_TYPES } from '../../src/container/volume-types.js';
 import type { Prf } from '../../src/crypto/foreign-kdf.js';
+import { MIN_COST_LEVEL } from '../../src/crypto/kdf.js';
 import { decryptArea, writeTcryptVolume } from '../tools/tcrypt-writer.js';
 
 const cryptsetup = ['/usr/sbin/cryptsetup', '/sbin/cryptsetup'].find((path) => existsSync(path));
@@ -734,5 +737,39 @@ describe('VeraCrypt and TrueCrypt at the smallest costs', () => {
     expect(error.hint).toMatch(/above PIM 31 only with the argon2 hash/);
     expect(error.hint).not.toMatch(/Whirlpool was not tried/);
     expect(VOLUME_TYPES).toEqual(['vault', 'luks', 'veracrypt', 'truecrypt']);
+  });
+});
+
+describe('the vault format through openVolume', () => {
+  it('a vault opens with or without the foreign parts and with --type vault; LUKS and VeraCrypt refuse it', async () => {
+    const path = join(dir, 'a.vault');
+    const make = await Secret.fromInputs({ password: Buffer.from('vault pw') });
+    await createVault(path, { fileSize: 2 << 20, secret: make, costLevel: MIN_COST_LEVEL, quick: true });
+    make.wipe();
+    const plainSecret = await Secret.fromInputs({ password: Buffer.from('vault pw') });
+    const foreignSecret = await Secret.fromInputs({ password: Buffer.from('vault pw') }, { foreign: true });
+    try {
+      for (const [secret, options] of [
+        [plainSecret, {}],
+        [foreignSecret, {}],
+        [foreignSecret, { type: 'vault' }],
+      ] as const) {
+        const volume = await openVolume(path, secret, { costLevel: MIN_COST_LEVEL, ...options });
+        expect(volume).toBeInstanceOf(Vault);
+        await volume.close();
+      }
+      await expect(openVolume(path, plainSecret, { type: 'luks' })).rejects.toThrow(/foreign: true/);
+      await expectCode(openVolume(path, foreignSecret, { type: 'luks' }), 'CANNOT_UNLOCK', /as LUKS:/);
+      const before = readFileSync(path);
+      await expectCode(
+        openVolume(path, foreignSecret, { type: 'veracrypt', pim: PIM, hash: 'sha512' }),
+        'CANNOT_UNLOCK',
+        /as VeraCrypt:/,
+      );
+      expect(readFileSync(path).equals(before)).toBe(true);
+    } finally {
+      plainSecret.wipe();
+      foreignSecret.wipe();
+    }
   });
 });

@@ -8,7 +8,7 @@
 // and foreign-tcrypt.test.ts.
 
 import { execFileSync } from 'node:child_process';
-import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
+import { type Cipher, createCipheriv, createDecipheriv, createHash, type Decipher } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -114,7 +114,7 @@ function dmCrypt(
     const iv = Buffer.alloc(16);
     iv.writeBigUInt64LE(BigInt(ivOffset + at / 512));
     const chunk = data.subarray(at, at + sectorSize);
-    let c: ReturnType<typeof createCipheriv>;
+    let c: Cipher | Decipher;
     if (cipher === 'aes-xts-plain64') {
       const name = key.length === 32 ? 'aes-128-xts' : 'aes-256-xts';
       c = decrypt ? createDecipheriv(name, key, iv) : createCipheriv(name, key, iv);

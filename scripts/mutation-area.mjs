@@ -69,7 +69,16 @@ const AREAS = {
       'src/container/resize.ts',
       'src/container/hidden.ts',
     ],
-    tests: ['container', 'header-faults', 'resize', 'hidden', 'hidden-existing', 'power-cut', 'randomness'],
+    tests: [
+      'container',
+      'header-faults',
+      'resize',
+      'hidden',
+      'hidden-existing',
+      'hidden-add-checks',
+      'power-cut',
+      'randomness',
+    ],
   },
   image: {
     mutate: ['src/container/image.ts', 'src/container/fs-usage.ts'],

@@ -82,6 +82,9 @@ export async function openVolume(
   // A vault attempt that could not even run (e.g. its cost level needs more memory than there is)
   // must not hide a VeraCrypt or TrueCrypt volume: it is reported only when nothing else opens.
   let vaultRefusal: VaultError | null = null;
+  // The formats a password is too long for, and the refusal of the last (VeraCrypt's limit covers both).
+  const tooLongFor: string[] = [];
+  let tooLong: VaultError | null = null;
   if (type === undefined && !foreignOnly) {
     try {
       return await openVault(path, secret, options);
@@ -109,10 +112,16 @@ export async function openVolume(
       // The first secret opened this volume but the --protect-hidden one did not: it is this format,
       // and the user must learn that it is the hidden secret that is wrong.
       if (!isVaultError(error, 'CANNOT_UNLOCK') || error.reason === 'protect-hidden-unlock') throw error;
-      tried.push(flavour);
+      // Too long for the format: it was not tried as one, and the user learns why.
+      if (error.reason === 'foreign-password-too-long') {
+        tooLongFor.push(flavour === 'veracrypt' ? 'VeraCrypt' : 'TrueCrypt');
+        tooLong = error;
+      } else tried.push(flavour);
     }
   }
-  throw vaultRefusal ?? (await foreignFormats()).cannotUnlockAny(tried);
+  if (tried.length === 0 && tooLong) throw tooLong;
+  const note = tooLong ? `not tried as ${tooLongFor.join(' or ')}: ${tooLong.message}` : undefined;
+  throw vaultRefusal ?? (await foreignFormats()).cannotUnlockAny(tried, note);
 }
 
 /**

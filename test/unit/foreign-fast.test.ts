@@ -548,8 +548,28 @@ describe('VeraCrypt and TrueCrypt at the smallest costs', () => {
     await volume.close();
     expect(back.equals(pattern(512, 4))).toBe(true);
     expect(written.masterKey.length).toBe(64);
-    await expectCode(open(path, options, 'p'.repeat(129), [key]), 'CANNOT_UNLOCK');
-    await expectCode(open(path, { type: 'truecrypt', hash: 'sha512' }, 'p'.repeat(65)), 'CANNOT_UNLOCK');
+    // Named types: the length is the reason given.
+    await expectCode(
+      open(path, options, 'p'.repeat(129), [key]),
+      'CANNOT_UNLOCK',
+      /^the password is longer than VeraCrypt allows \(128 bytes\)$/,
+    );
+    await expectCode(
+      open(path, { type: 'truecrypt', hash: 'sha512' }, 'p'.repeat(65)),
+      'CANNOT_UNLOCK',
+      /^the password is longer than TrueCrypt allows \(64 bytes\)$/,
+    );
+    // Detected: what was tried, and what was not and why.
+    await expectCode(
+      open(path, {}, 'p'.repeat(129)),
+      'CANNOT_UNLOCK',
+      /^cannot unlock the volume as vault: .*; not tried as TrueCrypt or VeraCrypt: the password is longer than VeraCrypt allows \(128 bytes\)$/,
+    );
+    await expectCode(
+      open(path, { hash: 'sha512' }, 'p'.repeat(65)),
+      'CANNOT_UNLOCK',
+      /^cannot unlock the volume as VeraCrypt: .*; not tried as TrueCrypt: the password is longer than TrueCrypt allows \(64 bytes\)$/,
+    );
   });
 
   it('hidden volume: its secret opens the hidden area; --protect-hidden refuses writes into it, then all', async () => {

@@ -57,8 +57,11 @@ const OPENED =
   'VeraCrypt/TrueCrypt volumes encrypted with AES (PBKDF2 with SHA-512, SHA-256, BLAKE2s, Whirlpool, ' +
   "RIPEMD-160, SHA-1, or VeraCrypt's Argon2id; not Serpent, Twofish, Camellia, Kuznyechik or cascades)";
 
-/** Every failed unlock of a foreign attempt looks the same, as for vaults (the formats are deniable). */
-export function cannotUnlockAny(tried: readonly VolumeType[]): VaultError {
+/**
+ * Every failed unlock of a foreign attempt looks the same, as for vaults (the formats are deniable).
+ * `note` says why a format was left out (a password too long for it), after the message.
+ */
+export function cannotUnlockAny(tried: readonly VolumeType[], note?: string): VaultError {
   const foreign = tried.includes('veracrypt') || tried.includes('truecrypt');
   const whirlpool =
     foreign && !prfAvailable('whirlpool')
@@ -75,7 +78,7 @@ export function cannotUnlockAny(tried: readonly VolumeType[]): VaultError {
   );
   return new VaultError(
     'CANNOT_UNLOCK',
-    `cannot unlock the volume as ${names.join(', ')}: wrong password, keyfile, cost level or PIM, or not such a volume`,
+    `cannot unlock the volume as ${names.join(', ')}: wrong password, keyfile, cost level or PIM, or not such a volume${note ? `; ${note}` : ''}`,
     `check the password and keyfiles; vault opens ${OPENED}; the volume type, hash and PIM narrow the search (VeraCrypt's Argon2id is tried only when the type is VeraCrypt or a PIM is given, and above PIM ${ARGON2_DETECT_MAX_PIM} only with the argon2 hash)${whirlpool}`,
     {
       reason: 'foreign-cannot-unlock',

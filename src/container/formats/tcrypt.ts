@@ -187,6 +187,7 @@ function tcPasswordFor(foreign: ForeignSecretParts, flavour: TcryptFlavour): Buf
       'CANNOT_UNLOCK',
       `the password is longer than ${flavour === 'veracrypt' ? 'VeraCrypt' : 'TrueCrypt'} allows (${limit} bytes)`,
       'check the password',
+      { reason: 'foreign-password-too-long', details: { limit } },
     );
   }
   // VeraCrypt's pool is 128 bytes only for a password longer than 64 (cryptsetup: "Really.").

@@ -151,10 +151,9 @@ describe('addHiddenVolume: the outer volumes it refuses, and its keys', () => {
     const failing: typeof openContainerFile = async (file, mode) => {
       const real = await openContainerFile(file, mode);
       return {
-        ...real,
         path: real.path,
         writable: real.writable,
-        fd: real.fd,
+        ...(real.fd === undefined ? {} : { fd: real.fd }),
         size: () => real.size(),
         identity: () => real.identity(),
         read: (buffer, position) => real.read(buffer, position),

@@ -399,7 +399,8 @@ async function copyOut(
  * decrypted, for export) while the previous one is written (and encrypted, for import). Buffers are
  * wiped at the end: either side may be secret.
  */
-async function pipeline(
+/** Exported for its tests only (test/unit/image-edges.test.ts). */
+export async function pipeline(
   total: number,
   read: (buffer: Buffer, offset: number) => Promise<Buffer>,
   write: (chunk: Buffer, offset: number) => Promise<void>,
@@ -408,14 +409,21 @@ async function pipeline(
 ): Promise<void> {
   const buffers = [Buffer.alloc(IMAGE_CHUNK_BYTES), Buffer.alloc(IMAGE_CHUNK_BYTES)];
   let next: Promise<Buffer> | null = null;
+  // The next read runs while the current chunk is written, and may fail before the write ends: it is
+  // awaited (and its error thrown) only then, so mark it handled now, or Node reports an unhandled
+  // rejection (and, by default, exits) in between.
+  const ahead = (promise: Promise<Buffer>) => {
+    promise.catch(() => {});
+    return promise;
+  };
   try {
     options.onProgress?.(0, total);
-    next = read(buffers[0] as Buffer, 0);
+    next = ahead(read(buffers[0] as Buffer, 0));
     for (let offset = 0, turn = 0; next; turn ^= 1) {
       abortIfAsked(options.signal, onAbort);
       const chunk: Buffer = await next;
       const following = offset + chunk.length;
-      next = following < total ? read(buffers[turn ^ 1] as Buffer, following) : null;
+      next = following < total ? ahead(read(buffers[turn ^ 1] as Buffer, following)) : null;
       await write(chunk, offset);
       offset = following;
       options.onProgress?.(offset, total);

@@ -16,6 +16,7 @@ import {
   importImage,
   importVolume,
   inspectImage,
+  pipeline,
   refuseSameFile,
   streamImage,
 } from '../../src/container/image.js';
@@ -401,4 +402,39 @@ describe('exportImage', () => {
       }
     },
   );
+});
+
+describe('the read-ahead of import and export (pipeline)', () => {
+  it('a read that fails while the previous chunk is still being written is its error, never an unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const collect = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', collect);
+    try {
+      const written: number[] = [];
+      const error = await pipeline(
+        3 * IMAGE_CHUNK_BYTES,
+        async (buffer, offset) => {
+          if (offset > 0) throw new Error(`read at ${offset} failed`);
+          return buffer;
+        },
+        async (_chunk, offset) => {
+          // Slower than the failing read, which starts just before this write.
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          written.push(offset);
+        },
+        {},
+        'stopped',
+      ).then(
+        () => null,
+        (caught: unknown) => caught,
+      );
+      expect(String(error)).toBe(`Error: read at ${IMAGE_CHUNK_BYTES} failed`);
+      expect(written).toEqual([0]);
+      // Node reports an unhandled rejection once a microtask turn passes without a handler.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', collect);
+    }
+  });
 });

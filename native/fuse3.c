@@ -71,7 +71,10 @@ enum { EVENT_ERROR = 1, EVENT_PROTECTION = 2 };
 // GB/s instead of 2.8-3.1 here. Where huge pages are off, the buffers are ordinary pages, as before.
 #define BUFFER_ALIGN (2u << 20)
 
-static size_t mapped_size(size_t size) { return (size + BUFFER_ALIGN - 1) / BUFFER_ALIGN * BUFFER_ALIGN; }
+/** Whole units, at least one (a request of 0 bytes still gets a mapping of its own). */
+static size_t mapped_size(size_t size) {
+  return size == 0 ? BUFFER_ALIGN : (size + BUFFER_ALIGN - 1) / BUFFER_ALIGN * BUFFER_ALIGN;
+}
 
 static void *secret_alloc(size_t size) {
   const size_t mapped = mapped_size(size);

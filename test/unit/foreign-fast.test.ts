@@ -287,7 +287,20 @@ describe.skipIf(!cryptsetup)('LUKS at the smallest costs', () => {
       const back = Buffer.alloc(written.length);
       await again.readAt(back, 4096);
       expect(back.equals(written)).toBe(true);
-      await expectCode(again.writeAt(Buffer.alloc(512), 0), 'IO', /read-only/);
+      // Reads at any offset and length: inside one sector, and across 512-byte and 4 KiB boundaries.
+      const inside = Buffer.alloc(15);
+      await again.readAt(inside, 1000);
+      expect(inside.toString()).toBe('a partial write');
+      const across = Buffer.alloc(6);
+      await again.readAt(across, 4096 * 3 + 508);
+      expect(across.equals(plain.subarray(4096 * 3 + 508, 4096 * 3 + 514))).toBe(true);
+      const wide = Buffer.alloc(5000);
+      await again.readAt(wide, 4000);
+      expect(wide.equals(plain.subarray(4000, 9000))).toBe(true);
+      await again.readAt(Buffer.alloc(0), 0);
+      const refused = await failure(again.writeAt(Buffer.alloc(512), 0));
+      expect(refused).toMatchObject({ code: 'IO', reason: 'read-only', hint: 'open it read-write' });
+      expect(String((refused as Error).message)).toMatch(/read-only/);
       await again.close();
     });
   });

@@ -13,6 +13,7 @@ import type { HeaderState } from '../../src/container/header-pair.js';
 import { addHiddenVolume, createVault, isVaultError, Secret } from '../../src/container/index.js';
 import { OVERHEAD_BYTES } from '../../src/container/layout.js';
 import { MIN_COST_LEVEL } from '../../src/crypto/kdf.js';
+import { refusal } from '../tools/refusal.js';
 
 // Every header state addHiddenVolume unlocks or builds, to look at its keys afterwards.
 const states = vi.hoisted(() => [] as HeaderState[]);
@@ -86,15 +87,6 @@ async function add(path: string, outer = 'outer password', openFile = openContai
     openFile,
     hidden: { dataSize: HIDDEN_SIZE, secret: await secret('new hidden password') },
   });
-}
-
-async function refusal(promise: Promise<unknown>): Promise<Error> {
-  const error = await promise.then(
-    () => null,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(Error);
-  return error as Error;
 }
 
 function expectAllWiped(kinds: string[]): void {

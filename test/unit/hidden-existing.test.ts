@@ -22,6 +22,7 @@ import { DATA_OFFSET, HIDDEN_AREA_OFFSET, OVERHEAD_BYTES } from '../../src/conta
 import { MIN_COST_LEVEL } from '../../src/crypto/kdf.js';
 import type { VaultError } from '../../src/host/errors.js';
 import { findTool } from '../../src/host/process.js';
+import { refusal } from '../tools/refusal.js';
 
 const costLevel = MIN_COST_LEVEL;
 const MiB = 2 ** 20;
@@ -117,15 +118,6 @@ async function add(
       },
     },
   });
-}
-
-async function refusal(promise: Promise<unknown>): Promise<Error> {
-  const error = await promise.then(
-    () => null,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(Error);
-  return error as Error;
 }
 
 describe('adding a hidden volume to an existing vault', () => {

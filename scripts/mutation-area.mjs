@@ -78,6 +78,7 @@ const AREAS = {
       'hidden-add-checks',
       'power-cut',
       'randomness',
+      'hidden-room',
     ],
   },
   image: {

@@ -56,6 +56,7 @@ const AREAS = {
       'container',
       'layout',
       'vault-paths',
+      'vault-unaligned',
     ],
   },
   secret: {

@@ -33,6 +33,7 @@ const AREAS = {
       'truncated',
       'api-edges',
       'vectors-v1',
+      'header-body-wipe',
     ],
   },
   vault: {

@@ -58,6 +58,7 @@ const AREAS = {
       'layout',
       'vault-paths',
       'vault-unaligned',
+      'allocate-fallback',
     ],
   },
   secret: {
@@ -101,7 +102,14 @@ const AREAS = {
   },
   fuse: {
     mutate: ['src/fuse/host-file.ts', 'src/fuse/passthrough-device.ts'],
-    tests: ['host-file', 'file-allocate', 'passthrough-device', 'power-cut'],
+    tests: [
+      'host-file',
+      'file-allocate',
+      'passthrough-device',
+      'power-cut',
+      'passthrough-sync',
+      'allocate-fallback',
+    ],
   },
 };
 

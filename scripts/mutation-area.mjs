@@ -63,7 +63,7 @@ const AREAS = {
   },
   secret: {
     mutate: ['src/container/secret.ts', 'src/container/staged-file.ts'],
-    tests: ['secret', 'staged-file', 'cli-secrets', 'header-unlock'],
+    tests: ['secret', 'staged-file', 'cli-secrets', 'header-unlock', 'secret-keyfile-heads'],
   },
   manage: {
     mutate: [

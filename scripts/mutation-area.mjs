@@ -86,7 +86,7 @@ const AREAS = {
   },
   image: {
     mutate: ['src/container/image.ts', 'src/container/fs-usage.ts'],
-    tests: ['image', 'image-edges', 'fs-usage', 'fs-usage-exact'],
+    tests: ['image', 'image-edges', 'fs-usage', 'fs-usage-exact', 'image-read-only'],
   },
   foreign: {
     mutate: [

@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process';
 const AREAS = {
   crypto: {
     mutate: ['src/crypto/**/*.ts', '!src/crypto/foreign-kdf.ts'],
-    tests: ['xts', 'kdf', 'keyfiles', 'suites', 'keyfile-large', 'crypto-edges', 'kdf-wipe'],
+    tests: ['xts', 'kdf', 'keyfiles', 'suites', 'keyfile-large', 'crypto-edges', 'kdf-wipe', 'no-addon'],
   },
   // foreign-kdf.test.ts checks every derivation at small costs in seconds; the volume tests
   // (foreign-tcrypt, secret) run real iteration counts, 44 s a run: about a mutant a minute.

@@ -15,6 +15,7 @@ import {
   Secret,
   type Vault,
 } from '../../src/container/index.js';
+import { createVaultSectorCipher } from '../../src/container/vault-suites.js';
 import { VAULT_WARNINGS } from '../../src/container/warnings.js';
 import { MIN_COST_LEVEL } from '../../src/crypto/kdf.js';
 import { refusal } from '../tools/refusal.js';
@@ -152,5 +153,11 @@ describe('a header update cut between its two writes', () => {
     expect(vault.info().headers).toMatchObject({ authoritative: 'backup', primary: { state: 'stale' } });
     expect(vault.warnings).toEqual([VAULT_WARNINGS.primaryStale]);
     await vault.close();
+  });
+});
+
+describe('the data-area cipher by id', () => {
+  it('refuses an id no suite has (a body naming one never opens, and no key is used with a guess)', () => {
+    expect(() => createVaultSectorCipher(Buffer.alloc(64, 1), 0x99)).toThrow(/^unknown vault cipher id 153$/);
   });
 });

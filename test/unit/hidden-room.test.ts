@@ -116,7 +116,7 @@ async function add(
 /** Refused with USAGE and `reason`, the file byte for byte as before; returns the error. */
 async function refusedUnchanged(
   path: string,
-  attempt: Promise<unknown>,
+  attempt: () => Promise<unknown>,
   reason: string,
 ): Promise<VaultError> {
   const before = sha256(await readFile(path));

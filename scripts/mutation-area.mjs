@@ -34,6 +34,7 @@ const AREAS = {
       'api-edges',
       'vectors-v1',
       'header-body-wipe',
+      'refusal-hints',
     ],
   },
   vault: {
@@ -63,7 +64,7 @@ const AREAS = {
   },
   secret: {
     mutate: ['src/container/secret.ts', 'src/container/staged-file.ts'],
-    tests: ['secret', 'staged-file', 'cli-secrets', 'header-unlock', 'secret-keyfile-heads'],
+    tests: ['secret', 'staged-file', 'cli-secrets', 'header-unlock', 'secret-keyfile-heads', 'refusal-hints'],
   },
   manage: {
     mutate: [
@@ -109,6 +110,7 @@ const AREAS = {
       'power-cut',
       'passthrough-sync',
       'allocate-fallback',
+      'refusal-hints',
     ],
   },
 };

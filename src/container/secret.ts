@@ -70,7 +70,14 @@ export class Secret {
     try {
       for (const path of keyfiles) digests.push(await hashKeyfile(path));
       const material = secretMaterial(password, digests);
-      return new Secret(material, options.foreign ? await foreignParts(password, keyfiles) : null);
+      let foreign: ForeignSecretParts | null = null;
+      try {
+        if (options.foreign) foreign = await foreignParts(password, keyfiles);
+      } catch (error) {
+        wipe(material);
+        throw error;
+      }
+      return new Secret(material, foreign);
     } finally {
       wipe(...digests);
     }

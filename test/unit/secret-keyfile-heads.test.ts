@@ -23,6 +23,20 @@ vi.mock('../../src/crypto/foreign-kdf.js', async (importOriginal) => {
   };
 });
 
+// Every vault material secret.ts computed.
+const materials = vi.hoisted(() => [] as Uint8Array[]);
+vi.mock('../../src/crypto/keyfiles.js', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../../src/crypto/keyfiles.js')>();
+  return {
+    ...original,
+    secretMaterial: (...args: Parameters<typeof original.secretMaterial>) => {
+      const material = original.secretMaterial(...args);
+      materials.push(material);
+      return material;
+    },
+  };
+});
+
 let dir = '';
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'vault-keyfile-heads-'));
@@ -32,6 +46,7 @@ afterAll(async () => {
 });
 beforeEach(() => {
   added.length = 0;
+  materials.length = 0;
 });
 const zero = (bytes: Uint8Array | null | undefined) => bytes?.every((byte) => byte === 0);
 
@@ -79,5 +94,23 @@ describe('keyfiles in the foreign parts of a secret', () => {
       expect(zero(pool)).toBe(true);
     }
     expect(good.bytes.some((byte) => byte !== 0)).toBe(true); // the caller's bytes stay the caller's
+  });
+
+  it('wipes the vault material already computed when the foreign parts fail', async () => {
+    const good = { name: 'stdin', bytes: randomBytes(300) };
+    let reads = 0;
+    const failing = {
+      name: 'second',
+      get bytes(): Uint8Array {
+        reads++;
+        if (reads > 2) throw new Error('the pipe broke');
+        return Buffer.alloc(100, 9);
+      },
+    };
+    await refusal(
+      Secret.fromInputs({ password: Buffer.from('pw'), keyfiles: [good, failing] }, { foreign: true }),
+    );
+    expect(materials.length).toBe(1);
+    expect(zero(materials[0])).toBe(true);
   });
 });

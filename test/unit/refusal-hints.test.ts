@@ -2,13 +2,14 @@
 // a vault whose resize was interrupted (header-pair.ts), a hidden volume's secret offered as an outer
 // key (header-pair.ts), a block device as a new file (staged-file.ts), and the daemon's host file
 // opened on a path that is not there (fuse/host-file.ts).
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { lstatSync } from 'node:fs';
-import { mkdtemp, readFile, rm, truncate } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addKey, createVault, isVaultError, Secret } from '../../src/container/index.js';
+import { addKey, createVault, isVaultError, openVault, Secret } from '../../src/container/index.js';
+import { headerOffset } from '../../src/container/layout.js';
 import { checkNewFile } from '../../src/container/staged-file.js';
 import { MIN_COST_LEVEL } from '../../src/crypto/kdf.js';
 import { openHostFile } from '../../src/fuse/host-file.js';
@@ -80,5 +81,24 @@ describe('refusals with their words, nothing changed', () => {
     const error = await refusal(openHostFile(missing, 'write'));
     expect(isVaultError(error, 'NOT_FOUND')).toBe(true);
     expect(error.message).toBe(`no such file: ${missing}`);
+  });
+
+  it('a longer file whose only copy that opens does not fit it is not called truncated', async () => {
+    // The backup header of a 2 MiB vault at the end of a 3 MiB file, the primary destroyed: the secret
+    // opens that backup, whose body describes a smaller file. Nothing is missing: cannot unlock.
+    const path = join(dir, 'moved-backup.vol');
+    await createVault(path, { fileSize: 2 * MiB, secret: await secret('pw'), costLevel });
+    const handle = await open(path, 'r+');
+    try {
+      const backup = Buffer.alloc(4096);
+      await handle.read(backup, 0, 4096, headerOffset('outer', 1, 2 * MiB));
+      await handle.truncate(3 * MiB);
+      await handle.write(backup, 0, 4096, headerOffset('outer', 1, 3 * MiB));
+      await handle.write(randomBytes(4096), 0, 4096, 0);
+    } finally {
+      await handle.close();
+    }
+    const error = await refusal(openVault(path, await secret('pw'), { costLevel }));
+    expect(isVaultError(error, 'CANNOT_UNLOCK'), String(error)).toBe(true);
   });
 });

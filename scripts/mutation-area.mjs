@@ -83,6 +83,9 @@ const AREAS = {
       'power-cut',
       'randomness',
       'hidden-room',
+      'manage-edges',
+      'resize-edges',
+      'create-edges',
     ],
   },
   image: {

@@ -7,6 +7,7 @@
 //
 // Every buffer the wrapped functions hand out is recorded; `unwiped(watch)` names those that still
 // hold a non-zero byte, and `undestroyed(watch)` the sector ciphers nobody destroyed.
+import { expect } from 'vitest';
 import type * as Memory from '../../src/crypto/memory.js';
 import type { SectorCipher } from '../../src/crypto/suites.js';
 
@@ -15,10 +16,6 @@ export interface KeyWatch {
   keys: Array<{ what: string; bytes: Uint8Array }>;
   /** Sector ciphers made, and whether each was destroyed. */
   ciphers: Array<{ destroyed: boolean }>;
-}
-
-export function newKeyWatch(): KeyWatch {
-  return { keys: [], ciphers: [] };
 }
 
 /** Forgets what was recorded (call before the operation under test). */
@@ -67,4 +64,15 @@ export function unwiped(watch: KeyWatch): string[] {
 /** How many recorded ciphers were never destroyed. */
 export function undestroyed(watch: KeyWatch): number {
   return watch.ciphers.filter((cipher) => !cipher.destroyed).length;
+}
+
+/** Runs one library call: afterwards (resolved or refused) every key it made is zero, every cipher destroyed. */
+export async function watched<T>(watch: KeyWatch, run: () => Promise<T>): Promise<T> {
+  resetWatch(watch);
+  try {
+    return await run();
+  } finally {
+    expect(unwiped(watch), 'key buffers left unwiped').toEqual([]);
+    expect(undestroyed(watch), 'sector ciphers left undestroyed').toBe(0);
+  }
 }

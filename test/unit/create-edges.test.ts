@@ -25,7 +25,7 @@ import {
   SECTOR_BYTES,
 } from '../../src/container/layout.js';
 import { MIN_COST_LEVEL } from '../../src/crypto/kdf.js';
-import { type KeyWatch, resetWatch, undestroyed, unwiped } from '../tools/key-watch.js';
+import { type KeyWatch, watched } from '../tools/key-watch.js';
 import { closesPerOpen, errnoError, recordingOpener, unsyncedWrites } from '../tools/recording-file.js';
 
 const watch = vi.hoisted((): KeyWatch => ({ keys: [], ciphers: [] }));
@@ -81,23 +81,12 @@ beforeEach(() => {
   space.free = null;
 });
 
-/** Runs one library call: afterwards (resolved or refused) every key is zero, every cipher destroyed. */
-async function watched<T>(run: () => Promise<T>): Promise<T> {
-  resetWatch(watch);
-  try {
-    return await run();
-  } finally {
-    expect(unwiped(watch), 'key buffers left unwiped').toEqual([]);
-    expect(undestroyed(watch), 'sector ciphers left undestroyed').toBe(0);
-  }
-}
-
 /** A createVault that must be refused, in a folder of its own that it must leave empty. */
 async function refusedLeavingNothing(options: Omit<CreateOptions, 'secret'> & { secret?: Secret }) {
   const folder = await mkdtemp(join(dir, 'refused-'));
   const path = join(folder, 'refused.vol');
   const given = options.secret ?? (await secret('outer'));
-  const error = await watched(() => createVault(path, { costLevel, ...options, secret: given })).then(
+  const error = await watched(watch, () => createVault(path, { costLevel, ...options, secret: given })).then(
     () => null,
     (caught: unknown) => caught,
   );
@@ -201,7 +190,7 @@ describe('hidden volumes of the smallest and the largest size', () => {
       const path = join(dir, `hidden-${name}.vol`);
       const outer = await secret('outer');
       const hidden = await secret('hidden');
-      await watched(() =>
+      await watched(watch, () =>
         createVault(path, { fileSize: SIZE, secret: outer, costLevel, hidden: { dataSize, secret: hidden } }),
       );
       const vault = await openVault(path, await secret('hidden'), { costLevel, readOnly: true });
@@ -221,7 +210,7 @@ describe('the formats', () => {
     const recording = recordingOpener();
     const outer = await secret('outer');
     const hidden = await secret('hidden');
-    await watched(() =>
+    await watched(watch, () =>
       createVault(path, {
         fileSize: SIZE,
         secret: outer,
@@ -271,7 +260,7 @@ describe('the formats', () => {
     const path = join(dir, 'format-synced.vol');
     const recording = recordingOpener();
     const outer = await secret('outer');
-    await watched(() =>
+    await watched(watch, () =>
       createVault(path, {
         fileSize: SIZE,
         secret: outer,
@@ -327,7 +316,7 @@ describe('what is written', () => {
   it('a quick vault writes its header areas only: the data area is left unwritten', async () => {
     const path = join(dir, 'quick.vol');
     const outer = await secret('outer');
-    await watched(() => createVault(path, { fileSize: SIZE, secret: outer, costLevel, quick: true }));
+    await watched(watch, () => createVault(path, { fileSize: SIZE, secret: outer, costLevel, quick: true }));
     const raw = await readFile(path);
     const zero = (from: number, to: number) => raw.subarray(from, to).every((byte) => byte === 0);
     expect(zero(SECTOR_BYTES, DATA_OFFSET)).toBe(false); // random bytes around the header

@@ -4,7 +4,6 @@
 // of backups that are missing, cut, of another size or of another vault. Every refusal leaves the
 // vault file byte for byte as it was; after every call, refused or not, each key buffer it made
 // (master and header keys, slot keys, the restore's key copy) is zero and the vault file is closed.
-import { createHash } from 'node:crypto';
 import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +19,6 @@ import {
   repairHeaders,
   restoreHeader,
   Secret,
-  type VaultError,
 } from '../../src/container/index.js';
 import {
   BACKUP_AREA_BYTES,
@@ -29,8 +27,9 @@ import {
   SECTOR_BYTES,
 } from '../../src/container/layout.js';
 import { MIN_COST_LEVEL } from '../../src/crypto/kdf.js';
-import { type KeyWatch, resetWatch, unwiped } from '../tools/key-watch.js';
+import { type KeyWatch, watched } from '../tools/key-watch.js';
 import { closesPerOpen, recordingOpener } from '../tools/recording-file.js';
+import { refusedUnchanged, sha256File } from '../tools/unchanged.js';
 
 // Every locked key buffer (master and header keys of each header state), and what manage.ts itself
 // derives or copies: the slot key of a restore and the master keys it hands to stateFromMasterKey.
@@ -57,10 +56,6 @@ const costLevel = MIN_COST_LEVEL;
 const SIZE = MIN_FILE_BYTES;
 let dir: string;
 const secret = (text: string) => Secret.fromInputs({ password: Buffer.from(text, 'utf8') });
-const sha256 = async (path: string) =>
-  createHash('sha256')
-    .update(await readFile(path))
-    .digest('hex');
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'vault-manage-edges-'));
@@ -73,28 +68,6 @@ async function newVault(name: string, text = 'first', fileSize = SIZE): Promise<
   const path = join(dir, name);
   await createVault(path, { fileSize, secret: await secret(text), costLevel });
   return path;
-}
-
-/** Runs one library call: afterwards (resolved or refused) every key buffer it made is zero. */
-async function watched<T>(run: () => Promise<T>): Promise<T> {
-  resetWatch(watch);
-  try {
-    return await run();
-  } finally {
-    expect(unwiped(watch), 'key buffers left unwiped').toEqual([]);
-  }
-}
-
-/** A call that must be refused with a VaultError, leaving `path` byte for byte as it was. */
-async function refusedUnchanged(path: string, run: () => Promise<unknown>): Promise<VaultError> {
-  const before = await sha256(path);
-  const error = await watched(run).then(
-    () => null,
-    (caught: unknown) => caught,
-  );
-  expect(isVaultError(error), String(error)).toBe(true);
-  expect(await sha256(path), 'the refused call changed the vault file').toBe(before);
-  return error as VaultError;
 }
 
 async function opens(path: string, text: string): Promise<boolean> {
@@ -149,13 +122,13 @@ describe('new secrets given as a function', () => {
       asked.push(given);
       return given;
     };
-    const wrong = await refusedUnchanged(path, async () =>
+    const wrong = await refusedUnchanged(path, watch, async () =>
       changeSecret(path, await secret('wrong'), next, { costLevel }),
     );
     expect(wrong.code).toBe('CANNOT_UNLOCK');
     expect(asked).toHaveLength(0);
     const current = await secret('first');
-    expect(await watched(() => changeSecret(path, current, next, { costLevel }))).toBe(0);
+    expect(await watched(watch, () => changeSecret(path, current, next, { costLevel }))).toBe(0);
     expect(asked).toHaveLength(1);
     expect(() => asked[0]?.material).toThrow('secret already wiped');
     expect(await opens(path, 'second')).toBe(true);
@@ -166,7 +139,7 @@ describe('new secrets given as a function', () => {
     const path = await newVault('add-fn.vol');
     let given: Secret | null = null;
     const current = await secret('first');
-    const slot = await watched(() =>
+    const slot = await watched(watch, () =>
       addKey(
         path,
         current,
@@ -193,7 +166,7 @@ describe('keyslots', () => {
       );
     }
     let asked = false;
-    const error = await refusedUnchanged(path, async () =>
+    const error = await refusedUnchanged(path, watch, async () =>
       addKey(
         path,
         await secret('key 0'),
@@ -219,7 +192,7 @@ describe('keyslots', () => {
 
   it('removing an empty slot by number is refused, naming the slot and the vault', async () => {
     const path = await newVault('empty-slot.vol');
-    const error = await refusedUnchanged(path, async () =>
+    const error = await refusedUnchanged(path, watch, async () =>
       removeKey(path, await secret('first'), { costLevel, slot: 3 }),
     );
     expect(error).toMatchObject({
@@ -234,7 +207,9 @@ describe('keyslots', () => {
   it('the last keyslot is never removed, by secret or by number', async () => {
     const path = await newVault('last-slot.vol');
     for (const options of [{ costLevel }, { costLevel, slot: 0 }]) {
-      const error = await refusedUnchanged(path, async () => removeKey(path, await secret('first'), options));
+      const error = await refusedUnchanged(path, watch, async () =>
+        removeKey(path, await secret('first'), options),
+      );
       expect(error).toMatchObject({
         code: 'USAGE',
         message: 'this is the last keyslot; removing it would lock the vault for good',
@@ -250,7 +225,7 @@ describe('keyslots', () => {
     await addKey(path, await secret('first'), await secret('second'), { costLevel });
     await addKey(path, await secret('first'), await secret('third'), { costLevel });
     const first = await secret('first');
-    expect(await watched(() => removeKey(path, first, { costLevel, slot: 1 }))).toBe(1);
+    expect(await watched(watch, () => removeKey(path, first, { costLevel, slot: 1 }))).toBe(1);
     expect((await headers(path, 'third')).keyslots).toEqual({ total: 16, used: [0, 2], opened: 2 });
     expect(await opens(path, 'second')).toBe(false);
     expect(await opens(path, 'first')).toBe(true);
@@ -267,16 +242,16 @@ describe('a secret that opens only the out-of-date copy of an interrupted update
       hint: 'repair the vault first, then try again',
       reason: 'stale-copy-only',
     };
-    const passwd = await refusedUnchanged(path, async () =>
+    const passwd = await refusedUnchanged(path, watch, async () =>
       changeSecret(path, await secret('old'), await secret('other'), { costLevel }),
     );
     expect(passwd).toMatchObject(expected);
-    const remove = await refusedUnchanged(path, async () =>
+    const remove = await refusedUnchanged(path, watch, async () =>
       removeKey(path, await secret('old'), { costLevel }),
     );
     expect(remove).toMatchObject(expected);
     const current = await secret('new');
-    expect(await watched(() => repairHeaders(path, current, { costLevel }))).toEqual({
+    expect(await watched(watch, () => repairHeaders(path, current, { costLevel }))).toEqual({
       repaired: ['primary'],
     });
     expect(await opens(path, 'old')).toBe(false);
@@ -291,13 +266,15 @@ describe('repair', () => {
   it('a healthy vault: nothing reported, nothing written', async () => {
     const path = await newVault('healthy.vol');
     const recording = recordingOpener();
-    const before = await sha256(path);
+    const before = await sha256File(path);
     const current = await secret('first');
-    const result = await watched(() => repairHeaders(path, current, { costLevel, openFile: recording.open }));
+    const result = await watched(watch, () =>
+      repairHeaders(path, current, { costLevel, openFile: recording.open }),
+    );
     expect(result).toEqual({ repaired: [] });
     expect(recording.events.filter((event) => event.op === 'write' || event.op === 'sync')).toEqual([]);
     expect(closesPerOpen(recording.events)).toEqual([1]);
-    expect(await sha256(path)).toBe(before);
+    expect(await sha256File(path)).toBe(before);
   });
 
   it('names the copy it rewrote: a damaged front copy as primary, a damaged back copy as backup', async () => {
@@ -306,7 +283,9 @@ describe('repair', () => {
       await damage(path, end);
       expect((await headers(path, 'first')).headers[end].state).toBe('damaged');
       const current = await secret('first');
-      expect(await watched(() => repairHeaders(path, current, { costLevel }))).toEqual({ repaired: [end] });
+      expect(await watched(watch, () => repairHeaders(path, current, { costLevel }))).toEqual({
+        repaired: [end],
+      });
       expect((await headers(path, 'first')).headers).toMatchObject({
         primary: { state: 'ok', sequence: 2 },
         backup: { state: 'ok', sequence: 2 },
@@ -321,7 +300,7 @@ describe('header backup', () => {
     const target = join(dir, 'backup-exists.hdr');
     await writeFile(target, 'an older backup');
     const recording = recordingOpener();
-    const error = await refusedUnchanged(path, async () =>
+    const error = await refusedUnchanged(path, watch, async () =>
       backupHeader(path, await secret('first'), target, { costLevel, openFile: recording.open }),
     );
     expect(error).toMatchObject({
@@ -344,7 +323,7 @@ describe('header backup', () => {
         await writeFile(target, 'written by someone else');
       },
     });
-    const error = await refusedUnchanged(path, async () =>
+    const error = await refusedUnchanged(path, watch, async () =>
       backupHeader(path, await secret('first'), target, { costLevel, openFile: recording.open }),
     );
     expect(error).toMatchObject({
@@ -363,7 +342,7 @@ describe('header backup', () => {
   it('a target in a missing folder: NOT_FOUND naming the target, nothing left behind', async () => {
     const path = await newVault('backup-nofolder.vol');
     const target = join(dir, 'no such folder', 'x.hdr');
-    const error = await refusedUnchanged(path, async () =>
+    const error = await refusedUnchanged(path, watch, async () =>
       backupHeader(path, await secret('first'), target, { costLevel }),
     );
     expect(error).toMatchObject({ code: 'NOT_FOUND', message: `no such file: ${target}` });
@@ -379,7 +358,7 @@ describe('header backup', () => {
       [stale, 'new', 'out of date (an update was interrupted)'],
     ] as const) {
       const target = join(dir, `${what.length}.hdr`);
-      const error = await refusedUnchanged(path, async () =>
+      const error = await refusedUnchanged(path, watch, async () =>
         backupHeader(path, await secret(text), target, { costLevel }),
       );
       expect(error).toMatchObject({
@@ -404,7 +383,7 @@ describe('header restore', () => {
   it('a missing backup file: NOT_FOUND naming it, the vault untouched', async () => {
     const path = await newVault('restore-missing.vol');
     const source = join(dir, 'not-there.hdr');
-    const error = await refusedUnchanged(path, async () =>
+    const error = await refusedUnchanged(path, watch, async () =>
       restoreHeader(path, await secret('first'), source, { costLevel }),
     );
     expect(error).toMatchObject({ code: 'NOT_FOUND', message: `no such file: ${source}` });
@@ -420,7 +399,7 @@ describe('header restore', () => {
       const source = join(dir, name);
       await writeFile(source, bytes);
       const recording = recordingOpener();
-      const error = await refusedUnchanged(path, async () =>
+      const error = await refusedUnchanged(path, watch, async () =>
         restoreHeader(path, await secret('first'), source, { costLevel, openFile: recording.open }),
       );
       expect(error.code).toBe('CANNOT_UNLOCK');
@@ -436,7 +415,7 @@ describe('header restore', () => {
     const ragged = await newVault('ragged.vol');
     await writeFile(ragged, Buffer.alloc(100), { flag: 'a' });
     for (const path of [short, ragged]) {
-      const error = await refusedUnchanged(path, async () =>
+      const error = await refusedUnchanged(path, watch, async () =>
         restoreHeader(path, await secret('first'), source, { costLevel }),
       );
       expect(error).toMatchObject({
@@ -456,7 +435,9 @@ describe('header restore', () => {
     const recording = recordingOpener();
     const current = await secret('before');
     expect(
-      await watched(() => restoreHeader(path, current, source, { costLevel, openFile: recording.open })),
+      await watched(watch, () =>
+        restoreHeader(path, current, source, { costLevel, openFile: recording.open }),
+      ),
     ).toBe('outer');
     expect(closesPerOpen(recording.events)).toEqual([1]);
     expect(await opens(path, 'after')).toBe(false);
@@ -470,7 +451,7 @@ describe('header restore', () => {
     const larger = await newVault('restore-larger.vol', 'first', 2 * SIZE);
     const source = await backupOf(larger, 'first', 'restore-larger.hdr');
     const path = await newVault('restore-smaller.vol');
-    const error = await refusedUnchanged(path, async () =>
+    const error = await refusedUnchanged(path, watch, async () =>
       restoreHeader(path, await secret('first'), source, { costLevel }),
     );
     expect(error).toMatchObject({
@@ -484,7 +465,7 @@ describe('header restore', () => {
     const other = await newVault('restore-other-source.vol');
     const source = await backupOf(other, 'first', 'restore-other.hdr');
     const path = await newVault('restore-other-target.vol');
-    const error = await refusedUnchanged(path, async () =>
+    const error = await refusedUnchanged(path, watch, async () =>
       restoreHeader(path, await secret('first'), source, { costLevel }),
     );
     expect(error).toMatchObject({
@@ -497,7 +478,7 @@ describe('header restore', () => {
     // The key copy tried on the vault's own headers, which it did not open, is among the wiped ones.
     expect(watch.keys.filter((key) => key.what === 'master key given to stateFromMasterKey')).toHaveLength(2);
     const current = await secret('first');
-    expect(await watched(() => restoreHeader(path, current, source, { costLevel, force: true }))).toBe(
+    expect(await watched(watch, () => restoreHeader(path, current, source, { costLevel, force: true }))).toBe(
       'outer',
     );
     expect((await headers(path, 'first')).headers).toMatchObject({
@@ -513,7 +494,7 @@ describe('header restore', () => {
     await changeSecret(path, await secret('b'), await secret('c'), { costLevel });
     await damage(path, 'backup');
     const current = await secret('a');
-    await watched(() => restoreHeader(path, current, source, { costLevel }));
+    await watched(watch, () => restoreHeader(path, current, source, { costLevel }));
     expect((await headers(path, 'a')).headers).toMatchObject({
       primary: { state: 'ok', sequence: 4 },
       backup: { state: 'ok', sequence: 4 },
@@ -526,7 +507,7 @@ describe('header restore', () => {
       source = await backupOf(vault, 'old', 'restore-back-ahead.hdr');
     });
     const current = await secret('old');
-    await watched(() => restoreHeader(path, current, source, { costLevel }));
+    await watched(watch, () => restoreHeader(path, current, source, { costLevel }));
     expect(await opens(path, 'new')).toBe(false);
     expect((await headers(path, 'old')).headers).toMatchObject({
       primary: { state: 'ok', sequence: 3 },

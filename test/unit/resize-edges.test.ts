@@ -4,25 +4,23 @@
 // abort during the fill; the old backup area, which becomes data (overwritten, nothing next to it
 // touched); and the vault handed to afterGrow. After every call each key buffer is zero, each fill
 // cipher destroyed, and the file closed once.
-import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   createVault,
-  isVaultError,
   openVault,
   resizeVault,
   Secret,
   VAULT_WARNINGS,
   type Vault,
-  type VaultError,
 } from '../../src/container/index.js';
 import { DATA_OFFSET, HEADER_AREA_BYTES, OVERHEAD_BYTES, SECTOR_BYTES } from '../../src/container/layout.js';
 import { MIN_COST_LEVEL } from '../../src/crypto/kdf.js';
-import { type KeyWatch, resetWatch, undestroyed, unwiped } from '../tools/key-watch.js';
+import { type KeyWatch, watched } from '../tools/key-watch.js';
 import { closesPerOpen, recordingOpener } from '../tools/recording-file.js';
+import { refusedUnchanged, sha256File } from '../tools/unchanged.js';
 
 const watch = vi.hoisted((): KeyWatch => ({ keys: [], ciphers: [] }));
 vi.mock('../../src/crypto/memory.js', async (importOriginal) => {
@@ -50,10 +48,6 @@ const DATA = SIZE - OVERHEAD_BYTES;
 const HIDDEN = 768 * 1024;
 let dir: string;
 const secret = (text: string) => Secret.fromInputs({ password: Buffer.from(text, 'utf8') });
-const sha256 = async (path: string) =>
-  createHash('sha256')
-    .update(await readFile(path))
-    .digest('hex');
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'vault-resize-edges-'));
@@ -78,28 +72,6 @@ async function newVault(name: string, hidden = false): Promise<string> {
   return path;
 }
 
-/** Runs one library call: afterwards (resolved or refused) every key is zero, every cipher destroyed. */
-async function watched<T>(run: () => Promise<T>): Promise<T> {
-  resetWatch(watch);
-  try {
-    return await run();
-  } finally {
-    expect(unwiped(watch), 'key buffers left unwiped').toEqual([]);
-    expect(undestroyed(watch), 'sector ciphers left undestroyed').toBe(0);
-  }
-}
-
-async function refusedUnchanged(path: string, run: () => Promise<unknown>): Promise<VaultError> {
-  const before = await sha256(path);
-  const error = await watched(run).then(
-    () => null,
-    (caught: unknown) => caught,
-  );
-  expect(isVaultError(error), String(error)).toBe(true);
-  expect(await sha256(path), 'the refused resize changed the vault file').toBe(before);
-  return error as VaultError;
-}
-
 async function readText(vault: Vault, offset: number, length: number): Promise<string> {
   const bytes = Buffer.alloc(length);
   await vault.readAt(bytes, offset);
@@ -117,7 +89,7 @@ async function outerMark(path: string, dataSize: number, warnings: string[] = []
 describe('resize refusals leave the file as it was', () => {
   it('a wrong secret: cannot unlock', async () => {
     const path = await newVault('wrong.vol');
-    const error = await refusedUnchanged(path, async () =>
+    const error = await refusedUnchanged(path, watch, async () =>
       resizeVault(path, await secret('wrong'), 3 * MiB, { costLevel }),
     );
     expect(error.code).toBe('CANNOT_UNLOCK');
@@ -125,7 +97,7 @@ describe('resize refusals leave the file as it was', () => {
 
   it('the secret of a hidden volume: refused as such, pointing to the outer secret', async () => {
     const path = await newVault('hidden-secret.vol', true);
-    const error = await refusedUnchanged(path, async () =>
+    const error = await refusedUnchanged(path, watch, async () =>
       resizeVault(path, await secret('hidden'), 3 * MiB, { costLevel }),
     );
     expect(error).toMatchObject({
@@ -138,7 +110,7 @@ describe('resize refusals leave the file as it was', () => {
   it('a smaller size: shrinking is refused, naming the current size; the file closed once', async () => {
     const path = await newVault('shrink.vol');
     const recording = recordingOpener();
-    const error = await refusedUnchanged(path, async () =>
+    const error = await refusedUnchanged(path, watch, async () =>
       resizeVault(path, await secret('pw'), SIZE - MiB / 4, { costLevel, openFile: recording.open }),
     );
     expect(error).toMatchObject({
@@ -152,7 +124,7 @@ describe('resize refusals leave the file as it was', () => {
   it('a size below what an interrupted resize left is refused with that size; resizing to it finishes', async () => {
     const path = await newVault('interrupted.vol');
     await truncate(path, 4 * MiB); // a grow that stopped after lengthening the file
-    const error = await refusedUnchanged(path, async () =>
+    const error = await refusedUnchanged(path, watch, async () =>
       resizeVault(path, await secret('pw'), 3 * MiB, { costLevel }),
     );
     expect(error).toMatchObject({
@@ -163,7 +135,7 @@ describe('resize refusals leave the file as it was', () => {
       details: { size: 4 * MiB },
     });
     const current = await secret('pw');
-    expect(await watched(() => resizeVault(path, current, 4 * MiB, { costLevel }))).toEqual({
+    expect(await watched(watch, () => resizeVault(path, current, 4 * MiB, { costLevel }))).toEqual({
       oldDataSize: DATA,
       newDataSize: 4 * MiB - OVERHEAD_BYTES,
     });
@@ -173,7 +145,7 @@ describe('resize refusals leave the file as it was', () => {
   it('too little free space for the growth: refused before any write, naming what needs it', async () => {
     const path = await newVault('space.vol');
     space.free = MiB - 1;
-    const error = await refusedUnchanged(path, async () =>
+    const error = await refusedUnchanged(path, watch, async () =>
       resizeVault(path, await secret('pw'), SIZE + MiB, { costLevel }),
     );
     expect(error.code).toBe('IO');
@@ -183,7 +155,7 @@ describe('resize refusals leave the file as it was', () => {
     // Exactly the growth free is enough: the file already on the disk is not counted twice.
     space.free = MiB;
     const current = await secret('pw');
-    await watched(() => resizeVault(path, current, SIZE + MiB, { costLevel }));
+    await watched(watch, () => resizeVault(path, current, SIZE + MiB, { costLevel }));
     space.free = null;
     await outerMark(path, SIZE + MiB - OVERHEAD_BYTES);
   });
@@ -192,11 +164,11 @@ describe('resize refusals leave the file as it was', () => {
 describe('resize to the size the vault has', () => {
   it('a healthy vault: nothing written, nothing synced; afterGrow still gets the vault', async () => {
     const path = await newVault('same.vol');
-    const before = await sha256(path);
+    const before = await sha256File(path);
     const recording = recordingOpener();
     const sizes: number[] = [];
     const current = await secret('pw');
-    const result = await watched(() =>
+    const result = await watched(watch, () =>
       resizeVault(path, current, SIZE, {
         costLevel,
         openFile: recording.open,
@@ -209,7 +181,7 @@ describe('resize to the size the vault has', () => {
     expect(sizes).toEqual([DATA]);
     expect(recording.events.filter((event) => event.op === 'write')).toEqual([]);
     expect(closesPerOpen(recording.events)).toEqual([1]);
-    expect(await sha256(path)).toBe(before);
+    expect(await sha256File(path)).toBe(before);
   });
 });
 
@@ -221,7 +193,7 @@ describe('growing', () => {
     const seen: unknown[] = [];
     const current = await secret('pw');
     const newData = 4 * MiB - OVERHEAD_BYTES;
-    await watched(() =>
+    await watched(watch, () =>
       resizeVault(path, current, 4 * MiB, {
         costLevel,
         openFile: recording.open,
@@ -280,7 +252,7 @@ describe('growing', () => {
       oldBackup + HEADER_AREA_BYTES + SECTOR_BYTES,
     );
     const current = await secret('pw');
-    await watched(() => resizeVault(path, current, 3 * MiB, { costLevel }));
+    await watched(watch, () => resizeVault(path, current, 3 * MiB, { costLevel }));
     const after = await readFile(path);
     expect(after.subarray(oldBackup, oldBackup + SECTOR_BYTES).equals(outerBackup)).toBe(false);
     const oldHidden = after.subarray(
@@ -306,7 +278,7 @@ describe('growing', () => {
     const path = await newVault('abort.vol');
     const controller = new AbortController();
     let progressAfterAbort = 0;
-    const error = await watched(async () =>
+    const error = await watched(watch, async () =>
       resizeVault(path, await secret('pw'), SIZE + 3 * MiB, {
         costLevel,
         signal: controller.signal,

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { expect } from 'vitest';
 import { isVaultError, type VaultError } from '../../src/container/index.js';
 import { type KeyWatch, watched } from './key-watch.js';
+import { refusal } from './refusal.js';
 
 export async function sha256File(path: string): Promise<string> {
   return createHash('sha256')
@@ -21,10 +22,7 @@ export async function refusedUnchanged(
   run: () => Promise<unknown>,
 ): Promise<VaultError> {
   const before = await sha256File(path);
-  const error = await (watch ? watched(watch, run) : run()).then(
-    () => null,
-    (caught: unknown) => caught,
-  );
+  const error = await refusal(watch ? watched(watch, run) : run());
   expect(isVaultError(error), String(error)).toBe(true);
   expect(await sha256File(path), 'the refused call changed the file').toBe(before);
   return error as VaultError;

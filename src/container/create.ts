@@ -23,7 +23,6 @@ import {
   HEADER_AREA_BYTES,
   type HeaderKind,
   MASTER_KEY_BYTES,
-  MAX_DATA_BYTES,
   MIN_DATA_BYTES,
   MIN_FILE_BYTES,
   OVERHEAD_BYTES,
@@ -138,12 +137,17 @@ export async function createVault(path: string, options: CreateOptions): Promise
 }
 
 export function checkFileSize(fileSize: number): void {
-  if (!Number.isSafeInteger(fileSize) || fileSize < MIN_FILE_BYTES) {
+  if (!Number.isInteger(fileSize) || fileSize < MIN_FILE_BYTES) {
     throw new VaultError(
       'USAGE',
       `a vault must be at least ${MIN_FILE_BYTES / 2 ** 20} MiB`,
       'give a larger size, e.g. 64M',
     );
+  }
+  // Safe integers end at 2^53 - 1, so a safe size's data area is always below MAX_DATA_BYTES (2^53, the
+  // 8 PiB of docs/FORMAT.md), and every byte offset stays exact in a JavaScript number.
+  if (!Number.isSafeInteger(fileSize)) {
+    throw new VaultError('USAGE', 'the size is larger than a vault can be (8 PiB)', 'give a smaller size');
   }
   if (fileSize % SECTOR_BYTES !== 0) {
     throw new VaultError(
@@ -151,9 +155,6 @@ export function checkFileSize(fileSize: number): void {
       'the size must be a multiple of 4 KiB (4096 bytes)',
       'use units: 64M, 2G, 1.5T',
     );
-  }
-  if (fileSize - OVERHEAD_BYTES > MAX_DATA_BYTES) {
-    throw new VaultError('USAGE', 'the size is larger than a vault can be (8 PiB)', 'give a smaller size');
   }
 }
 

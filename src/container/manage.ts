@@ -288,13 +288,6 @@ export async function restoreHeader(
     const sequence =
       Math.max(state.sequence, seen?.copies[PRIMARY].sequence ?? 0, seen?.copies[BACKUP].sequence ?? 0) + 1;
     if (seen) wipeHeaderState(seen);
-    if (kind === 'hidden') {
-      // The hidden header borrows the vault's outer salts, which the backup cannot vouch for: use the vault's.
-      state.kdfSalts = [
-        readSlotTable(current.outer[PRIMARY]).salt,
-        readSlotTable(current.outer[BACKUP]).salt,
-      ];
-    }
     const restored = state;
     await updateHeaders(file, restored, () => restored.slotMask, sequence);
     return kind;

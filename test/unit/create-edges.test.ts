@@ -113,6 +113,21 @@ describe('refused sizes and secrets', () => {
     });
   });
 
+  it('a size past 8 PiB (beyond exact JavaScript integers), and one that is not a whole number', async () => {
+    for (const fileSize of [2 ** 60, 2 ** 53]) {
+      const { error } = await refusedLeavingNothing({ fileSize });
+      expect(error).toMatchObject({
+        code: 'USAGE',
+        message: 'the size is larger than a vault can be (8 PiB)',
+        hint: 'give a smaller size',
+      });
+    }
+    for (const fileSize of [Number.NaN, MIN_FILE_BYTES + 0.5]) {
+      const { error } = await refusedLeavingNothing({ fileSize });
+      expect(error).toMatchObject({ code: 'USAGE', message: 'a vault must be at least 1 MiB' });
+    }
+  });
+
   it('too little free space for the vault, naming what needs it', async () => {
     space.free = SIZE - 1;
     const { error, folder } = await refusedLeavingNothing({ fileSize: SIZE });

@@ -8,8 +8,7 @@
 // and foreign-tcrypt.test.ts.
 
 import { execFileSync } from 'node:child_process';
-import { type Cipher, createCipheriv, createDecipheriv, createHash, type Decipher } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,9 +24,18 @@ import { openVolume, type VolumeOpenOptions } from '../../src/container/volume.j
 import { VOLUME_TYPES } from '../../src/container/volume-types.js';
 import type { Prf } from '../../src/crypto/foreign-kdf.js';
 import { MIN_COST_LEVEL } from '../../src/crypto/kdf.js';
+import {
+  cryptsetup,
+  dmCrypt,
+  volumeKey as dumpVolumeKey,
+  FAST_ARGON2,
+  FAST_PBKDF2,
+  luksFormat as formatLuks,
+  pattern,
+  SMALL_LUKS2,
+} from '../tools/foreign-fixtures.js';
 import { decryptArea, writeTcryptVolume } from '../tools/tcrypt-writer.js';
 
-const cryptsetup = ['/usr/sbin/cryptsetup', '/sbin/cryptsetup'].find((path) => existsSync(path));
 const PASSWORD = 'fast password';
 const LUKS_BYTES = 3 << 20;
 const TC_BYTES = 1 << 20;
@@ -42,12 +50,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-function pattern(length: number, seed: number): Buffer {
-  const bytes = Buffer.alloc(length);
-  for (let i = 0; i < length; i++) bytes[i] = (i * 29 + seed + (i >> 9)) & 0xff;
-  return bytes;
-}
 
 async function open(path: string, options: VolumeOpenOptions, password = PASSWORD, keyfiles: string[] = []) {
   const secret = await Secret.fromInputs(
@@ -76,58 +78,12 @@ async function expectCode(attempt: Promise<unknown>, code: string, message?: Reg
 
 // ---- LUKS ----
 
-const SMALL_LUKS2 = ['--luks2-metadata-size', '16k', '--luks2-keyslots-size', '256k', '--offset', '2048'];
-const FAST_PBKDF2 = ['--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000'];
-const FAST_ARGON2 = ['--pbkdf-memory', '32768', '--pbkdf-parallel', '1', '--pbkdf-force-iterations', '4'];
-
 async function luksFormat(name: string, args: string[], keyFile = join(dir, 'pass')): Promise<string> {
-  const path = join(dir, name);
-  await writeFile(path, Buffer.alloc(0));
-  await truncate(path, LUKS_BYTES);
-  execFileSync(cryptsetup as string, ['luksFormat', '-q', '--key-file', keyFile, ...args, path], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  return path;
+  return formatLuks(join(dir, name), LUKS_BYTES, keyFile, args);
 }
 
 function volumeKey(path: string, keyFile = join(dir, 'pass')): Buffer {
-  const out = execFileSync(
-    cryptsetup as string,
-    ['luksDump', '-q', '--dump-volume-key', '--key-file', keyFile, path],
-    { encoding: 'utf8' },
-  );
-  const dump = out.slice(out.indexOf('MK dump:') + 8);
-  return Buffer.from((dump.match(/\b[0-9a-f]{2}\b/g) ?? []).join(''), 'hex');
-}
-
-/** dm-crypt's sectors spelled out: plain64 IV = (sector offset in the data area / 512), little-endian. */
-function dmCrypt(
-  decrypt: boolean,
-  data: Buffer,
-  key: Buffer,
-  cipher: string,
-  sectorSize: number,
-  ivOffset = 0,
-): Buffer {
-  const out = Buffer.alloc(data.length);
-  for (let at = 0; at < data.length; at += sectorSize) {
-    const iv = Buffer.alloc(16);
-    iv.writeBigUInt64LE(BigInt(ivOffset + at / 512));
-    const chunk = data.subarray(at, at + sectorSize);
-    let c: Cipher | Decipher;
-    if (cipher === 'aes-xts-plain64') {
-      const name = key.length === 32 ? 'aes-128-xts' : 'aes-256-xts';
-      c = decrypt ? createDecipheriv(name, key, iv) : createCipheriv(name, key, iv);
-    } else {
-      const salt = createHash('sha256').update(key).digest();
-      const essiv = createCipheriv('aes-256-ecb', salt, null).setAutoPadding(false).update(iv);
-      const name = `aes-${key.length * 8}-cbc`;
-      c = decrypt ? createDecipheriv(name, key, essiv) : createCipheriv(name, key, essiv);
-      c.setAutoPadding(false);
-    }
-    Buffer.concat([c.update(chunk), c.final()]).copy(out, at);
-  }
-  return out;
+  return dumpVolumeKey(path, keyFile);
 }
 
 const LUKS_VARIANTS: Array<{ name: string; args: string[]; expect: Record<string, unknown> }> = [

@@ -102,7 +102,9 @@ const AREAS = {
     // foreign-fast.test.ts: the same formats at the smallest costs (1-3 MiB volumes, PIM 1, named hash),
     // a test well under a second; foreign-luks and foreign-tcrypt take 150 s a run (real costs,
     // VeraCrypt's Argon2id, cryptsetup's cross-checks) and cover what only they can.
-    tests: ['foreign-fast'],
+    // foreign-edges (ForeignVolume over volumes built in the test), foreign-headers (forged LUKS1/LUKS2
+    // and VeraCrypt headers) and foreign-wipes (the unlock's key material, seen where it is made).
+    tests: ['foreign-fast', 'foreign-edges', 'foreign-headers', 'foreign-wipes'],
   },
   fuse: {
     mutate: ['src/fuse/host-file.ts', 'src/fuse/passthrough-device.ts'],

@@ -60,7 +60,10 @@ export function volumeKey(path: string, keyFile: string): Buffer {
   return Buffer.from((dump.match(/\b[0-9a-f]{2}\b/g) ?? []).join(''), 'hex');
 }
 
-/** dm-crypt's sectors spelled out: plain64 IV = ivOffset + (sector offset in the data area / 512), little-endian. */
+/**
+ * dm-crypt's sectors spelled out: plain64 IV = ivOffset + (sector offset in the data area / ivUnitBytes),
+ * little-endian (dm-crypt counts 512-byte units at every sector size).
+ */
 export function dmCrypt(
   decrypt: boolean,
   data: Buffer,
@@ -68,11 +71,12 @@ export function dmCrypt(
   cipher: string,
   sectorSize: number,
   ivOffset = 0,
+  ivUnitBytes = 512,
 ): Buffer {
   const out = Buffer.alloc(data.length);
   for (let at = 0; at < data.length; at += sectorSize) {
     const iv = Buffer.alloc(16);
-    iv.writeBigUInt64LE(BigInt(ivOffset + at / 512));
+    iv.writeBigUInt64LE(BigInt(ivOffset + at / ivUnitBytes));
     const chunk = data.subarray(at, at + sectorSize);
     let c: Cipher | Decipher;
     if (cipher === 'aes-xts-plain64') {

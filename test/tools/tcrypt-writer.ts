@@ -16,6 +16,10 @@ export interface TcryptHeaderSpec {
   iterations: number;
   /** Argon2id only: VeraCrypt's PIM (0: none given, which VeraCrypt counts as 12). */
   pim?: number;
+  /** Forgeries: changes the cleartext header (format offsets, salt included) before its CRCs are computed. */
+  edit?: (header: Buffer) => void;
+  /** Forgeries: spoils the header's or the keys' CRC-32 after computing it. */
+  badCrc?: 'header' | 'keys';
 }
 
 export interface TcryptVolumeSpec extends TcryptHeaderSpec {
@@ -108,14 +112,17 @@ async function sealHeader(
   header.writeUInt16BE(5, 68);
   header.writeUInt16BE(flavour === 'veracrypt' ? 0x010b : 0x0700, 70);
   keysArea.copy(header, 256);
-  header.writeUInt32BE(crc32(header.subarray(256, 512)), 72);
   header.writeBigUInt64BE(BigInt(fields.hiddenVolumeSize), 92);
   header.writeBigUInt64BE(BigInt(fields.volumeSize), 100);
   header.writeBigUInt64BE(BigInt(fields.dataOffset), 108);
   header.writeBigUInt64BE(BigInt(fields.dataSize), 116);
   header.writeUInt32BE(0, 124);
   header.writeUInt32BE(UNIT, 128);
+  spec.edit?.(header);
+  header.writeUInt32BE(crc32(header.subarray(256, 512)), 72);
+  if (spec.badCrc === 'keys') header.writeUInt32BE((header.readUInt32BE(72) ^ 1) >>> 0, 72);
   header.writeUInt32BE(crc32(header.subarray(64, 252)), 252);
+  if (spec.badCrc === 'header') header.writeUInt32BE((header.readUInt32BE(252) ^ 1) >>> 0, 252);
   let pool: Buffer | null = null;
   if (spec.keyfiles && spec.keyfiles.length > 0) {
     pool = Buffer.alloc(flavour === 'veracrypt' && spec.password.length > 64 ? 128 : 64);

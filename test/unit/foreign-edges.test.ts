@@ -7,16 +7,22 @@
 
 import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, truncate, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openContainerFile } from '../../src/container/file.js';
+import { createVault } from '../../src/container/create.js';
+import { type OpenContainerFile, openContainerFile } from '../../src/container/file.js';
 import { ForeignVolume } from '../../src/container/foreign-volume.js';
 import type { ForeignUnlock } from '../../src/container/formats/foreign.js';
+import { LUKS_MAGIC } from '../../src/container/formats/luks-magic.js';
+import { Secret } from '../../src/container/secret.js';
+import { openVolume, type VolumeOpenOptions } from '../../src/container/volume.js';
+import { MIN_COST_LEVEL } from '../../src/crypto/kdf.js';
 import { AES_CBC_ESSIV_SHA256, AES_XTS_PLAIN64, type SectorCipherSuite } from '../../src/crypto/suites.js';
 import { dmCrypt, pattern } from '../tools/foreign-fixtures.js';
 import { type RecordingFile, recordingFile } from '../tools/recording-file.js';
+import { writeTcryptVolume } from '../tools/tcrypt-writer.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -428,5 +434,146 @@ describe('ForeignVolume: durability and refusals', () => {
     await write(target, pattern(512, 3), 0);
     await target.volume.close();
     expect(target.decrypted().equals(target.model)).toBe(true);
+  });
+});
+
+// ---- openVolume: what is tried, and the cheap refusals ----
+
+describe('openVolume: which formats are tried, and what a failure says', () => {
+  const CANNOT = (names: string) =>
+    `cannot unlock the volume as ${names}: wrong password, keyfile, cost level or PIM, or not such a volume`;
+
+  async function attemptOpen(path: string, options: VolumeOpenOptions, password = 'not it') {
+    const secret = await Secret.fromInputs({ password: Buffer.from(password) }, { foreign: true });
+    try {
+      return await failure(openVolume(path, secret, { costLevel: MIN_COST_LEVEL, ...options }));
+    } finally {
+      secret.wipe();
+    }
+  }
+
+  it('a file too small for VeraCrypt or TrueCrypt: the formats tried follow --type, --hash and --pim', async () => {
+    const path = join(dir, 'tiny');
+    await writeFile(path, Buffer.alloc(100_000, 3));
+    const cases: Array<[VolumeOpenOptions, string]> = [
+      [{}, 'vault, TrueCrypt, VeraCrypt'],
+      [{ hash: 'sha512' }, 'TrueCrypt, VeraCrypt'],
+      [{ hash: 'ripemd160' }, 'TrueCrypt, VeraCrypt'],
+      [{ type: 'truecrypt' }, 'TrueCrypt'],
+      [{ type: 'veracrypt' }, 'VeraCrypt'],
+      [{ hash: 'sha256' }, 'VeraCrypt'],
+      [{ hash: 'blake2s-256' }, 'VeraCrypt'],
+      [{ hash: 'argon2' }, 'VeraCrypt'],
+      [{ pim: 1 }, 'VeraCrypt'],
+    ];
+    for (const [options, names] of cases) {
+      expect(await attemptOpen(path, options), JSON.stringify(options)).toMatchObject({
+        code: 'CANNOT_UNLOCK',
+        reason: 'foreign-cannot-unlock',
+        message: CANNOT(names),
+      });
+    }
+  });
+
+  it('a file with the LUKS magic is tried as LUKS only when LUKS is not ruled out', async () => {
+    const path = join(dir, 'magic-only');
+    await writeFile(path, Buffer.concat([LUKS_MAGIC, Buffer.alloc(100_000)]));
+    expect(await attemptOpen(path, {})).toMatchObject({
+      code: 'IO',
+      message: 'both LUKS2 header copies are damaged (checksum or structure)',
+    });
+    expect(await attemptOpen(path, { type: 'veracrypt', pim: 1 })).toMatchObject({
+      message: CANNOT('VeraCrypt'),
+    });
+  });
+
+  it('every file the attempts opened is closed again', async () => {
+    const path = join(dir, 'tiny-closed');
+    await writeFile(path, Buffer.concat([LUKS_MAGIC, Buffer.alloc(100_000)]));
+    for (const options of [{}, { type: 'luks' }, { type: 'veracrypt', pim: 1 }] as VolumeOpenOptions[]) {
+      const opened: RecordingFile[] = [];
+      const openFile: OpenContainerFile = async (name, mode) => {
+        const file = recordingFile(await openContainerFile(name, mode));
+        opened.push(file);
+        return file;
+      };
+      expect(await attemptOpen(path, { ...options, openFile })).toHaveProperty('code');
+      expect(opened.length).toBeGreaterThan(0);
+      for (const file of opened) expect(file.calls.at(-1)?.op).toBe('close');
+    }
+  });
+
+  it('a truncated vault opened by the secret is reported as such, not tried as other formats', async () => {
+    const path = join(dir, 'short.vault');
+    const make = await Secret.fromInputs({ password: Buffer.from('vault pw') });
+    await createVault(path, { fileSize: 2 << 20, secret: make, costLevel: MIN_COST_LEVEL, quick: true });
+    make.wipe();
+    await truncate(path, 1 << 20);
+    const error = await attemptOpen(path, {}, 'vault pw');
+    expect(error).toMatchObject({ code: 'IO', reason: 'truncated' });
+  });
+
+  it('settings that do not fit the named format are refused before any file is read', async () => {
+    const path = join(dir, 'tiny-settings');
+    await writeFile(path, Buffer.alloc(100_000, 5));
+    const cases: Array<[VolumeOpenOptions, Record<string, unknown>]> = [
+      [
+        { type: 'luks', pim: 1 },
+        {
+          code: 'USAGE',
+          reason: 'luks-hash-pim',
+          message: 'a hash and a PIM are settings of VeraCrypt and TrueCrypt volumes',
+          hint: 'leave them out for LUKS: its header names the hash',
+        },
+      ],
+      [
+        { type: 'truecrypt', hash: 'argon2' },
+        {
+          code: 'USAGE',
+          reason: 'truecrypt-argon2',
+          message: "the argon2 hash is VeraCrypt's Argon2id; TrueCrypt volumes use PBKDF2 only",
+          hint: 'give no hash, or open it as a VeraCrypt volume',
+        },
+      ],
+      [
+        { type: 'truecrypt', pim: 3 },
+        {
+          code: 'USAGE',
+          reason: 'truecrypt-pim',
+          message: 'a PIM is a VeraCrypt setting; TrueCrypt volumes have none',
+          hint: 'give no PIM',
+        },
+      ],
+    ];
+    for (const [options, expected] of cases) expect(await attemptOpen(path, options)).toMatchObject(expected);
+    // --hash argon2 with another type (or none) is no TrueCrypt refusal.
+    expect(await attemptOpen(path, { type: 'veracrypt', hash: 'argon2', pim: 1 })).toMatchObject({
+      code: 'CANNOT_UNLOCK',
+    });
+  });
+
+  it('file times: put back on close only with preserveTimestamps', async () => {
+    const path = join(dir, 'times.hc');
+    await writeTcryptVolume(path, {
+      flavour: 'veracrypt',
+      prf: 'sha256',
+      iterations: 16000,
+      password: Buffer.from('pw'),
+      fileSize: 1 << 20,
+    });
+    const old = new Date('2020-01-02T03:04:05Z');
+    for (const preserveTimestamps of [undefined, true]) {
+      await utimes(path, old, old);
+      const secret = await Secret.fromInputs({ password: Buffer.from('pw') }, { foreign: true });
+      const options = { type: 'veracrypt', pim: 1, hash: 'sha256' } as const;
+      const volume = (await openVolume(path, secret, {
+        ...options,
+        ...(preserveTimestamps ? { preserveTimestamps } : {}),
+      })) as ForeignVolume;
+      secret.wipe();
+      await volume.writeAt(Buffer.alloc(512, 9), 0);
+      await volume.close();
+      expect(statSync(path).mtimeMs === old.getTime()).toBe(preserveTimestamps === true);
+    }
   });
 });

@@ -581,6 +581,21 @@ describe.skipIf(!cryptsetup)('forged LUKS2 headers', () => {
     expect((await attempt(noneTried, { type: 'luks' }, 'wrong')).error).toMatchObject(CANNOT_UNLOCK_LUKS);
   });
 
+  it('LUKS has no hidden volume to protect', async () => {
+    const protectHidden = await Secret.fromInputs({ password: Buffer.from('x') }, { foreign: true });
+    await refused(
+      Buffer.from(luks2),
+      { type: 'luks', protectHidden },
+      {
+        code: 'USAGE',
+        reason: 'luks-protect-hidden',
+        message: 'LUKS volumes have no hidden volume to protect',
+        hint: 'open it without hidden-volume protection',
+      },
+    );
+    protectHidden.wipe();
+  });
+
   it('the newer header copy wins, and the difference is noted', async () => {
     const image = forgeLuks2(
       luks2,
@@ -621,7 +636,7 @@ describe.skipIf(!cryptsetup)('forged LUKS2 headers', () => {
   it('a file cut inside the secondary copy: the primary still opens it as far as the data area', async () => {
     const path = join(dir, 'cut.luks2');
     await writeFile(path, luks2);
-    await truncate(path, 20000);
+    await truncate(path, 24000); // the secondary binary header fits, its JSON area does not
     expect(await failure(open(path, { type: 'luks' }))).toMatchObject({
       code: 'IO',
       message: 'the LUKS2 data area starts beyond the end of the file (truncated)',
@@ -822,6 +837,27 @@ describe('forged VeraCrypt and TrueCrypt headers', () => {
       hint: 'give the outer volume secret first, then the hidden one',
     });
     outer.wipe();
+    hidden.wipe();
+    expect(readFileSync(path).equals(image)).toBe(true);
+  });
+
+  it('protecting a hidden volume whose header is damaged: the damage is reported as itself', async () => {
+    const image = await tcrypt({
+      hidden: {
+        prf: 'sha256',
+        iterations: 16000,
+        password: Buffer.from('hidden'),
+        dataSize: 128 * 1024,
+        edit: (header) => header.writeBigUInt64BE(1000n, 92),
+      },
+    });
+    const path = join(dir, 'protect-damaged.hc');
+    await writeFile(path, image);
+    const hidden = await Secret.fromInputs({ password: Buffer.from('hidden') }, { foreign: true });
+    expect(await failure(open(path, { ...VC, protectHidden: hidden }))).toMatchObject({
+      code: 'IO',
+      message: 'the veracrypt header has invalid size fields (damaged)',
+    });
     hidden.wipe();
     expect(readFileSync(path).equals(image)).toBe(true);
   });

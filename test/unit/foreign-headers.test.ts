@@ -15,6 +15,7 @@ import { openContainerFile } from '../../src/container/file.js';
 import type { ForeignVolume } from '../../src/container/foreign-volume.js';
 import { unlockLuks } from '../../src/container/formats/luks.js';
 import { hasLuksMagic, LUKS_MAGIC } from '../../src/container/formats/luks-magic.js';
+import { unlockTcrypt } from '../../src/container/formats/tcrypt.js';
 import { Secret } from '../../src/container/secret.js';
 import { openVolume, type VolumeOpenOptions } from '../../src/container/volume.js';
 import { cryptsetup, FAST_PBKDF2, luksFormat, SMALL_LUKS2 } from '../tools/foreign-fixtures.js';
@@ -860,6 +861,55 @@ describe('forged VeraCrypt and TrueCrypt headers', () => {
     });
     hidden.wipe();
     expect(readFileSync(path).equals(image)).toBe(true);
+  });
+
+  it("passwords at the formats' limits open: 128 bytes for VeraCrypt, 64 (with the 64-byte keyfile pool) and 64 for TrueCrypt", async () => {
+    const keyfile = Buffer.from('keyfile bytes');
+    const keyPath = join(dir, 'limit.key');
+    await writeFile(keyPath, keyfile);
+    const cases: Array<[Partial<TcryptVolumeSpec>, VolumeOpenOptions, string, string[]]> = [
+      [{ password: Buffer.from('v'.repeat(128)) }, VC, 'v'.repeat(128), []],
+      [{ password: Buffer.from('w'.repeat(64)), keyfiles: [keyfile] }, VC, 'w'.repeat(64), [keyPath]],
+      [
+        { flavour: 'truecrypt', prf: 'sha512', iterations: 1000, password: Buffer.from('t'.repeat(64)) },
+        { type: 'truecrypt', hash: 'sha512' },
+        't'.repeat(64),
+        [],
+      ],
+    ];
+    for (const [spec, options, password, keyfiles] of cases) {
+      const path = join(dir, `limit-${written++}`);
+      await writeFile(path, await tcrypt(spec));
+      const secret = await Secret.fromInputs(
+        { password: Buffer.from(password), keyfiles },
+        { foreign: true },
+      );
+      const volume = (await openVolume(path, secret, options)) as ForeignVolume;
+      secret.wipe();
+      await volume.close();
+    }
+  });
+
+  it('unlockTcrypt itself names the format it tried', async () => {
+    const tiny = join(dir, 'tiny.hc');
+    await writeFile(tiny, Buffer.alloc(131072 + 511, 1));
+    const path = join(dir, 'named.hc');
+    await writeFile(path, await tcrypt());
+    const secret = await Secret.fromInputs({ password: Buffer.from('wrong') }, { foreign: true });
+    for (const [target, flavour, name] of [
+      [tiny, 'veracrypt', 'VeraCrypt'],
+      [path, 'veracrypt', 'VeraCrypt'],
+      [tiny, 'truecrypt', 'TrueCrypt'],
+    ] as const) {
+      const file = await openContainerFile(target, 'read');
+      const error = await failure(unlockTcrypt(file, secret, { flavour, pim: 1, hash: 'sha256' }));
+      await file.close();
+      expect(error).toMatchObject({
+        code: 'CANNOT_UNLOCK',
+        message: `cannot unlock the volume as ${name}: wrong password, keyfile, cost level or PIM, or not such a volume`,
+      });
+    }
+    secret.wipe();
   });
 
   it('a file too small for a header and a data area: cannot unlock, as the format named', async () => {

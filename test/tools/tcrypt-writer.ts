@@ -16,6 +16,8 @@ export interface TcryptHeaderSpec {
   iterations: number;
   /** Argon2id only: VeraCrypt's PIM (0: none given, which VeraCrypt counts as 12). */
   pim?: number;
+  /** Instead of `prf`: the 64-byte header key from elsewhere (src's own KDF, where independence is not the point). */
+  deriveKey?: (password: Buffer, salt: Buffer) => Promise<Buffer>;
   /** Forgeries: changes the cleartext header (format offsets, salt included) before its CRCs are computed. */
   edit?: (header: Buffer) => void;
   /** Forgeries: spoils the header's or the keys' CRC-32 after computing it. */
@@ -129,8 +131,9 @@ async function sealHeader(
     for (const keyfile of spec.keyfiles) addKeyfileToPool(pool, keyfile);
   }
   const password = tcPassword(spec.password, pool);
-  const headerKey =
-    spec.prf === 'argon2'
+  const headerKey = spec.deriveKey
+    ? await spec.deriveKey(password, salt)
+    : spec.prf === 'argon2'
       ? await veracryptArgon2Key(password, salt, spec.pim ?? 0)
       : await pbkdf2(spec.prf, password, salt, spec.iterations, 64);
   const cipher = createCipheriv('aes-256-xts', headerKey, Buffer.alloc(16));

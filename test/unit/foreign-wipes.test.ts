@@ -33,6 +33,8 @@ const seen = vi.hoisted(() => ({
   crcInputs: [] as Uint8Array[],
   xtsKeys: [] as Uint8Array[],
   whirlpool: true,
+  /** Argon2 at a test's own small cost (the same for the writer and the reader). */
+  argon2Cost: null as { memoryKiB: number; iterations: number } | null,
 }));
 
 vi.mock('../../src/crypto/foreign-kdf.js', async (importOriginal) => {
@@ -45,7 +47,8 @@ vi.mock('../../src/crypto/foreign-kdf.js', async (importOriginal) => {
       return out;
     },
     argon2: async (...args: Parameters<typeof real.argon2>) => {
-      const out = await real.argon2(...args);
+      const [params, ...rest] = args;
+      const out = await real.argon2(seen.argon2Cost ? { ...params, ...seen.argon2Cost } : params, ...rest);
       seen.kdfOutputs.push(out);
       return out;
     },
@@ -103,6 +106,7 @@ function forget(): void {
   ])
     list.length = 0;
   seen.whirlpool = true;
+  seen.argon2Cost = null;
 }
 beforeEach(forget);
 
@@ -214,6 +218,44 @@ describe('VeraCrypt: header keys, the password buffer, the decrypted header and 
     expect(zero(seen.xtsKeys)).toBe(true);
     expect(Buffer.from(volume.rawAccess()?.key ?? []).equals(written.masterKey)).toBe(true);
     await volume.close();
+  });
+});
+
+describe("VeraCrypt's Argon2id: the 192-byte KDF output is wiped once the header key is taken from it", () => {
+  it('after opening and after a wrong password', async () => {
+    const { argon2, veracryptArgon2, VERACRYPT_ARGON2_OUTPUT_BYTES } = await import(
+      '../../src/crypto/foreign-kdf.js'
+    );
+    const path = join(dir, 'argon2.hc');
+    seen.argon2Cost = { memoryKiB: 1024, iterations: 1 };
+    await writeTcryptVolume(path, {
+      flavour: 'veracrypt',
+      prf: 'argon2',
+      iterations: 0,
+      password: Buffer.from(PASSWORD),
+      fileSize: 1 << 20,
+      // src's Argon2id at 1 MiB, as the reader here (the writer's own, in JavaScript at VeraCrypt's
+      // cost, takes seconds; foreign-tcrypt.test.ts checks the two agree at the real cost).
+      deriveKey: async (password, salt) => {
+        const out = await argon2(veracryptArgon2(1), password, salt, VERACRYPT_ARGON2_OUTPUT_BYTES);
+        return Buffer.from(out.subarray(0, 64));
+      },
+    });
+    const options = { type: 'veracrypt', pim: 1, hash: 'argon2' } as const;
+    forget();
+    seen.argon2Cost = { memoryKiB: 1024, iterations: 1 };
+    const volume = await open(path, options);
+    expect(volume.info().kdf).toMatchObject({ type: 'argon2id' });
+    const outputs = seen.kdfOutputs.filter((out) => out.length === VERACRYPT_ARGON2_OUTPUT_BYTES);
+    expect(outputs.length).toBeGreaterThan(0);
+    expect(zero(seen.kdfOutputs)).toBe(true);
+    expect(zero(seen.xtsKeys)).toBe(true);
+    await volume.close();
+    forget();
+    seen.argon2Cost = { memoryKiB: 1024, iterations: 1 };
+    expect(await refusal(open(path, options, 'wrong'))).toMatchObject({ code: 'CANNOT_UNLOCK' });
+    expect(seen.kdfOutputs.length).toBe(4);
+    expect(zero(seen.kdfOutputs)).toBe(true);
   });
 });
 

@@ -405,6 +405,49 @@ describe('exportImage', () => {
 });
 
 describe('the read-ahead of import and export (pipeline)', () => {
+  const zero = (buffer: Buffer) => buffer.equals(Buffer.alloc(buffer.length));
+
+  it('wipes both chunk buffers once done (either side may be secret)', async () => {
+    const used = new Set<Buffer>();
+    await pipeline(
+      3 * IMAGE_CHUNK_BYTES,
+      async (buffer) => {
+        used.add(buffer.fill(0xa5));
+        return buffer;
+      },
+      async () => {},
+      {},
+      'stopped',
+    );
+    expect(used.size).toBe(2);
+    for (const buffer of used) expect(zero(buffer)).toBe(true);
+  });
+
+  it('a failed write waits for the read in flight, then wipes its buffer', async () => {
+    const late: Buffer[] = [];
+    const error = await pipeline(
+      3 * IMAGE_CHUNK_BYTES,
+      async (buffer, offset) => {
+        if (offset === 0) return buffer.fill(0xa5);
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        late.push(buffer.fill(0x5a));
+        return buffer;
+      },
+      async () => {
+        throw new Error('write failed');
+      },
+      {},
+      'stopped',
+    ).then(
+      () => null,
+      (caught: unknown) => caught,
+    );
+    expect(String(error)).toBe('Error: write failed');
+    // The read of the second chunk had finished when the pipeline gave up, and its cleartext is gone.
+    expect(late).toHaveLength(1);
+    expect(zero(late[0] as Buffer)).toBe(true);
+  });
+
   it('a read that fails while the previous chunk is still being written is its error, never an unhandled rejection', async () => {
     const unhandled: unknown[] = [];
     const collect = (reason: unknown) => unhandled.push(reason);

@@ -21,7 +21,7 @@ import { openVolume, type VolumeOpenOptions } from '../../src/container/volume.j
 import { MIN_COST_LEVEL } from '../../src/crypto/kdf.js';
 import { AES_CBC_ESSIV_SHA256, AES_XTS_PLAIN64, type SectorCipherSuite } from '../../src/crypto/suites.js';
 import { dmCrypt, pattern } from '../tools/foreign-fixtures.js';
-import { type RecordingFile, recordingFile } from '../tools/recording-file.js';
+import { gate, type RecordingFile, recordingFile } from '../tools/recording-file.js';
 import { writeTcryptVolume } from '../tools/tcrypt-writer.js';
 
 let dir: string;
@@ -386,6 +386,27 @@ describe('ForeignVolume: writes that share a sector run in arrival order', () =>
     plain.copy(target.model, 100);
     expect(ops(target.file)).toEqual(['read', 'write', 'sync', 'close']);
     expect(target.decrypted().equals(target.model)).toBe(true);
+  });
+
+  it('a read or write called while close waits for a write in flight is refused: the volume is closed', async () => {
+    const target = await build({ suite: AES_CBC_ESSIV_SHA256, keyBytes: 32 });
+    const held = gate();
+    target.file.before = (call) => (call.op === 'write' ? held.wait : undefined);
+    const writing = target.volume.writeAt(pattern(512, 3), 0);
+    const closing = target.volume.close();
+    const outcome = (attempt: Promise<unknown>) =>
+      attempt.then(
+        () => 'done',
+        (error: unknown) => error,
+      );
+    const lateWrite = outcome(target.volume.writeAt(pattern(512, 4), 512));
+    const lateRead = outcome(target.volume.readAt(Buffer.alloc(512), 0));
+    held.open();
+    await Promise.all([writing, closing]);
+    for (const late of [await lateWrite, await lateRead]) {
+      expect(late).toMatchObject({ code: 'IO', message: 'the volume is closed', hint: 'open it again' });
+    }
+    expect(ops(target.file)).toEqual(['write', 'sync', 'close']);
   });
 });
 

@@ -4,7 +4,8 @@
 // first), for a vault, for the same bridge and daemon without encryption (bench-only passthrough
 // device), for ext4 on a loop device over a plain file (the kernel's own path, no FUSE; direct I/O on,
 // as vault's loop device) and for gocryptfs, on the same disk, rounds interleaved, medians of ROUNDS.
-// Also `vault mount` time minus its KDF time, and the daemon's peak RSS. Needs root, FUSE and fio.
+// Also `vault mount` time minus its KDF time, the daemon's peak RSS, and the CPU time (all cores) each
+// cold read took (vault_read_cpu_s, passthrough_read_cpu_s). Needs root, FUSE and fio.
 // Prints a table, then as its LAST line one JSON object. MB = 10^6 bytes. BENCH_DIR picks the directory
 // (default: the system temp dir), BENCH_ROUNDS the rounds, BENCH_SIZE the size of the vault and of the
 // passthrough's and loop's images (default 4G), BENCH_FIO_SECONDS the fio runtime (default 15).
@@ -19,7 +20,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,6 +35,7 @@ const FIO_SECONDS = Number(process.env.BENCH_FIO_SECONDS ?? 15);
 // (writeback reason fs_free_space), and below 1.5x it stops delaying allocation.
 const SIZE = process.env.BENCH_SIZE ?? '4G';
 const PASSWORD = 'bench password\n';
+const GIB_MB = 1073741824 / 1e6; // 1 GiB in MB
 const COST = '1'; // the lowest level: the KDF is subtracted anyway, and it keeps the bench quick
 
 const log = (line) => process.stderr.write(`${line}\n`);
@@ -69,7 +71,7 @@ function ddMBps(args) {
   const started = process.hrtime.bigint();
   run('dd', [...args, 'status=none']);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return 1073741824 / 1e6 / seconds;
+  return GIB_MB / seconds;
 }
 
 function throughput(directory) {
@@ -79,10 +81,23 @@ function throughput(directory) {
   // and gocryptfs store ciphertext, and a storage layer may treat zeros differently.
   const write = ddMBps([`if=${paths.source}`, `of=${file}`, 'bs=1M', 'count=1024', 'conv=fsync']);
   dropCaches();
+  const before = cpuTimes();
   const read = ddMBps([`if=${file}`, 'of=/dev/null', 'bs=1M']);
+  const after = cpuTimes();
   rmSync(file);
   execFileSync('sync');
-  return { write, read };
+  return { write, read, readCpu: after.busy - before.busy };
+}
+
+/**
+ * CPU seconds the whole machine has spent busy (all cores; neither idle nor waiting for I/O), from
+ * /proc/stat in USER_HZ ticks (100 a second on Linux). Around a cold read it says how much of the
+ * cores the read used: the bound on what encryption can add before the cores run out.
+ */
+function cpuTimes() {
+  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = ticks.reduce((sum, value) => sum + value, 0);
+  return { busy: (total - ticks[3] - ticks[4]) / 100 };
 }
 
 /** fio 4 KiB random read, then random write, in a 512 MiB file (laid out by the first call, kept). */
@@ -263,7 +278,7 @@ try {
       const figures = { ...throughput(mountpoints[name]), ...randomIops(mountpoints[name]) };
       results[name].push(figures);
       log(
-        `round ${round} ${name.padEnd(12)} write ${figures.write.toFixed(0).padStart(5)} MB/s  read ${figures.read.toFixed(0).padStart(5)} MB/s  4k randread ${figures.randread.toFixed(0).padStart(6)} IOPS  randwrite ${figures.randwrite.toFixed(0).padStart(6)} IOPS`,
+        `round ${round} ${name.padEnd(12)} write ${figures.write.toFixed(0).padStart(5)} MB/s  read ${figures.read.toFixed(0).padStart(5)} MB/s (${figures.readCpu.toFixed(2)} CPU-s)  4k randread ${figures.randread.toFixed(0).padStart(6)} IOPS  randwrite ${figures.randwrite.toFixed(0).padStart(6)} IOPS`,
       );
     }
   }
@@ -279,6 +294,7 @@ try {
         read: median(list.map((figures) => figures.read)),
         randread: median(list.map((figures) => figures.randread)),
         randwrite: median(list.map((figures) => figures.randwrite)),
+        readCpu: median(list.map((figures) => figures.readCpu)),
       },
     ]),
   );
@@ -307,6 +323,16 @@ try {
       )} (median ${median(roundRatios('write')).toFixed(0)}%), read median ${median(roundRatios('read')).toFixed(0)}%`,
   );
   log(
+    `  vault / passthrough within each round: randread median ${median(roundRatios('randread')).toFixed(0)}%, randwrite median ${median(roundRatios('randwrite')).toFixed(0)}%`,
+  );
+  // What a cold read costs the machine: at 0.9 x the passthrough's speed, vault would have 1/0.9 of
+  // its time for the same work plus decrypting every byte, on the same cores.
+  const cores = availableParallelism();
+  const budget = (cores * GIB_MB) / (0.9 * summary.passthrough.read);
+  log(
+    `  cold read, busy CPU seconds per GiB (${cores} cores): vault ${summary.vault.readCpu.toFixed(2)}, passthrough ${summary.passthrough.readCpu.toFixed(2)}; at 0.9 x passthrough's speed the ${cores} cores have ${budget.toFixed(2)} in all`,
+  );
+  log(
     `  vault mount: median ${median(mountTimes).toFixed(0)} ms, minus KDF ${median(overheads).toFixed(0)} ms (${MOUNT_SAMPLES} samples)`,
   );
   log(`  daemon peak RSS: ${rss.toFixed(1)} MiB`);
@@ -331,6 +357,8 @@ try {
       gocryptfs_randwrite_iops: Math.round(summary.gocryptfs.randwrite),
       mount_overhead_ms: Math.round(median(overheads)),
       daemon_rss_MiB: round1(rss),
+      vault_read_cpu_s: Math.round(summary.vault.readCpu * 100) / 100,
+      passthrough_read_cpu_s: Math.round(summary.passthrough.readCpu * 100) / 100,
     })}\n`,
   );
 } finally {

@@ -23,6 +23,7 @@ import { AES_CBC_ESSIV_SHA256, AES_XTS_PLAIN64, type SectorCipherSuite } from '.
 import { dmCrypt, pattern } from '../tools/foreign-fixtures.js';
 import { gate, type RecordingFile, recordingFile } from '../tools/recording-file.js';
 import { writeTcryptVolume } from '../tools/tcrypt-writer.js';
+import { allZero } from '../tools/zero.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -38,8 +39,6 @@ async function failure(attempt: Promise<unknown>): Promise<unknown> {
     (caught: unknown) => caught,
   );
 }
-
-const allZero = (bytes: Uint8Array | undefined) => bytes?.every((byte) => byte === 0) === true;
 
 // ---- ForeignVolume over a volume built here ----
 

@@ -24,6 +24,7 @@ import {
   volumeKey,
 } from '../tools/foreign-fixtures.js';
 import { writeTcryptVolume } from '../tools/tcrypt-writer.js';
+import { allZero } from '../tools/zero.js';
 
 const seen = vi.hoisted(() => ({
   kdfOutputs: [] as Uint8Array[],
@@ -110,8 +111,6 @@ function forget(): void {
 }
 beforeEach(forget);
 
-const zero = (buffers: Uint8Array[]) => buffers.every((bytes) => bytes.every((byte) => byte === 0));
-
 async function open(path: string, options: VolumeOpenOptions, password = PASSWORD): Promise<ForeignVolume> {
   const secret = await Secret.fromInputs({ password: Buffer.from(password) }, { foreign: true });
   try {
@@ -151,9 +150,9 @@ describe.skipIf(!cryptsetup)('LUKS: keyslot keys, AF areas and candidate keys ar
       expect(slotKeys.length).toBeGreaterThan(0);
       expect(seen.afAreas.length).toBe(1);
       expect(seen.merged.length).toBe(1);
-      expect(zero(seen.kdfOutputs.filter((out) => out.length !== 20))).toBe(true);
-      expect(zero(seen.afAreas)).toBe(true);
-      expect(zero(seen.merged)).toBe(true); // the master key: the volume's cipher has its own copy
+      expect(allZero(seen.kdfOutputs.filter((out) => out.length !== 20))).toBe(true);
+      expect(allZero(seen.afAreas)).toBe(true);
+      expect(allZero(seen.merged)).toBe(true); // the master key: the volume's cipher has its own copy
       const info = volume.info();
       const plain = Buffer.alloc(info.sectorSize);
       await volume.readAt(plain, 0);
@@ -164,9 +163,9 @@ describe.skipIf(!cryptsetup)('LUKS: keyslot keys, AF areas and candidate keys ar
       forget();
       expect(await refusal(open(path, { type: 'luks' }, 'wrong'))).toMatchObject({ code: 'CANNOT_UNLOCK' });
       expect(seen.merged.length).toBeGreaterThan(0);
-      expect(zero(seen.kdfOutputs.filter((out) => out.length !== 20))).toBe(true);
-      expect(zero(seen.afAreas)).toBe(true);
-      expect(zero(seen.merged)).toBe(true);
+      expect(allZero(seen.kdfOutputs.filter((out) => out.length !== 20))).toBe(true);
+      expect(allZero(seen.afAreas)).toBe(true);
+      expect(allZero(seen.merged)).toBe(true);
     });
   }
 });
@@ -190,14 +189,14 @@ describe('VeraCrypt: header keys, the password buffer, the decrypted header and 
     expect(seen.crcInputs.length).toBeGreaterThan(0);
     expect(seen.xtsKeys.some((key) => key.length === 64)).toBe(true);
     for (const list of [seen.kdfOutputs, seen.passwords, seen.crcInputs, seen.xtsKeys])
-      expect(zero(list)).toBe(true);
+      expect(allZero(list)).toBe(true);
     expect(Buffer.from(volume.rawAccess()?.key ?? []).equals(written.masterKey)).toBe(true);
     await volume.close();
 
     forget();
     expect(await refusal(open(path, VC, 'wrong'))).toMatchObject({ code: 'CANNOT_UNLOCK' });
     expect(seen.kdfOutputs.length).toBe(4); // normal and hidden, then both backups
-    for (const list of [seen.kdfOutputs, seen.passwords, seen.xtsKeys]) expect(zero(list)).toBe(true);
+    for (const list of [seen.kdfOutputs, seen.passwords, seen.xtsKeys]) expect(allZero(list)).toBe(true);
   });
 
   it('one password opening both the outer and the hidden header: the outer opens, the hidden key is wiped', async () => {
@@ -215,7 +214,7 @@ describe('VeraCrypt: header keys, the password buffer, the decrypted header and 
     expect(volume.info()).toMatchObject({ kind: 'normal', header: 'primary' });
     const masterKeys = seen.xtsKeys.filter((key) => key.length === 64);
     expect(masterKeys.length).toBe(4); // two header keys, two master keys
-    expect(zero(seen.xtsKeys)).toBe(true);
+    expect(allZero(seen.xtsKeys)).toBe(true);
     expect(Buffer.from(volume.rawAccess()?.key ?? []).equals(written.masterKey)).toBe(true);
     await volume.close();
   });
@@ -248,14 +247,14 @@ describe("VeraCrypt's Argon2id: the 192-byte KDF output is wiped once the header
     expect(volume.info().kdf).toMatchObject({ type: 'argon2id' });
     const outputs = seen.kdfOutputs.filter((out) => out.length === VERACRYPT_ARGON2_OUTPUT_BYTES);
     expect(outputs.length).toBeGreaterThan(0);
-    expect(zero(seen.kdfOutputs)).toBe(true);
-    expect(zero(seen.xtsKeys)).toBe(true);
+    expect(allZero(seen.kdfOutputs)).toBe(true);
+    expect(allZero(seen.xtsKeys)).toBe(true);
     await volume.close();
     forget();
     seen.argon2Cost = { memoryKiB: 1024, iterations: 1 };
     expect(await refusal(open(path, options, 'wrong'))).toMatchObject({ code: 'CANNOT_UNLOCK' });
     expect(seen.kdfOutputs.length).toBe(4);
-    expect(zero(seen.kdfOutputs)).toBe(true);
+    expect(allZero(seen.kdfOutputs)).toBe(true);
   });
 });
 

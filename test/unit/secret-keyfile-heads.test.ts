@@ -9,6 +9,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vites
 import { Secret } from '../../src/container/secret.js';
 import { addKeyfileToPool, TC_KEYFILE_BYTES, TC_POOL_BYTES } from '../../src/crypto/foreign-kdf.js';
 import { refusal } from '../tools/refusal.js';
+import { allZero } from '../tools/zero.js';
 
 // Every (pool, keyfile head) pair secret.ts adds, as the very buffers it passed.
 const added = vi.hoisted(() => [] as Array<{ pool: Uint8Array; head: Uint8Array }>);
@@ -48,7 +49,6 @@ beforeEach(() => {
   added.length = 0;
   materials.length = 0;
 });
-const zero = (bytes: Uint8Array | null | undefined) => bytes?.every((byte) => byte === 0);
 
 describe('keyfiles in the foreign parts of a secret', () => {
   it('pools the first 1 MiB of a longer keyfile; LUKS gets all of it; every head wiped', async () => {
@@ -67,7 +67,7 @@ describe('keyfiles in the foreign parts of a secret', () => {
     expect(added.length).toBe(2); // the 64- and 128-byte pools, with the head read once for both
     for (const { head } of added) {
       expect(head.length).toBe(TC_KEYFILE_BYTES);
-      expect(zero(head)).toBe(true);
+      expect(allZero(head)).toBe(true);
     }
     secret.wipe();
   });
@@ -90,8 +90,8 @@ describe('keyfiles in the foreign parts of a secret', () => {
     expect(error.message).toBe('the pipe broke');
     expect(added.length).toBe(2);
     for (const { pool, head } of added) {
-      expect(zero(head)).toBe(true);
-      expect(zero(pool)).toBe(true);
+      expect(allZero(head)).toBe(true);
+      expect(allZero(pool)).toBe(true);
     }
     expect(good.bytes.some((byte) => byte !== 0)).toBe(true); // the caller's bytes stay the caller's
   });
@@ -111,6 +111,6 @@ describe('keyfiles in the foreign parts of a secret', () => {
       Secret.fromInputs({ password: Buffer.from('pw'), keyfiles: [good, failing] }, { foreign: true }),
     );
     expect(materials.length).toBe(1);
-    expect(zero(materials[0])).toBe(true);
+    expect(allZero(materials[0])).toBe(true);
   });
 });

@@ -39,7 +39,7 @@ const GIB_MB = 1073741824 / 1e6; // 1 GiB in MB
 // The order of the four (vault, passthrough, loop, gocryptfs) in each round: a Williams design, in
 // which each comes first, second, third and last once in four rounds, and follows each of the others
 // once. The plain rotation used until 2026-11-30 put vault right after gocryptfs in three rounds of
-// five and the passthrough right after vault in all of them; in three such runs, random reads right
+// five and the passthrough right after vault in four; in three such runs, random reads right
 // after gocryptfs's random writes were 16% (vault) and 9% (passthrough) slower than the others.
 const ROUND_ORDERS = [
   [0, 1, 3, 2],

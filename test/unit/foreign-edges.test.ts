@@ -22,6 +22,7 @@ import { MIN_COST_LEVEL } from '../../src/crypto/kdf.js';
 import { AES_CBC_ESSIV_SHA256, AES_XTS_PLAIN64, type SectorCipherSuite } from '../../src/crypto/suites.js';
 import { dmCrypt, pattern } from '../tools/foreign-fixtures.js';
 import { gate, type RecordingFile, recordingFile } from '../tools/recording-file.js';
+import { refusal } from '../tools/refusal.js';
 import { writeTcryptVolume } from '../tools/tcrypt-writer.js';
 import { allZero } from '../tools/zero.js';
 
@@ -393,13 +394,8 @@ describe('ForeignVolume: writes that share a sector run in arrival order', () =>
     target.file.before = (call) => (call.op === 'write' ? held.wait : undefined);
     const writing = target.volume.writeAt(pattern(512, 3), 0);
     const closing = target.volume.close();
-    const outcome = (attempt: Promise<unknown>) =>
-      attempt.then(
-        () => 'done',
-        (error: unknown) => error,
-      );
-    const lateWrite = outcome(target.volume.writeAt(pattern(512, 4), 512));
-    const lateRead = outcome(target.volume.readAt(Buffer.alloc(512), 0));
+    const lateWrite = refusal(target.volume.writeAt(pattern(512, 4), 512));
+    const lateRead = refusal(target.volume.readAt(Buffer.alloc(512), 0));
     held.open();
     await Promise.all([writing, closing]);
     for (const late of [await lateWrite, await lateRead]) {

@@ -24,6 +24,8 @@ import { isVaultError, openVault, Secret, type VaultError } from '../../src/cont
 import { MIN_DATA_BYTES, OVERHEAD_BYTES } from '../../src/container/layout.js';
 import { MIN_COST_LEVEL } from '../../src/crypto/kdf.js';
 import { findTool } from '../../src/host/process.js';
+import { refusal } from '../tools/refusal.js';
+import { allZero } from '../tools/zero.js';
 
 const costLevel = MIN_COST_LEVEL;
 let dir: string;
@@ -405,8 +407,6 @@ describe('exportImage', () => {
 });
 
 describe('the read-ahead of import and export (pipeline)', () => {
-  const zero = (buffer: Buffer) => buffer.equals(Buffer.alloc(buffer.length));
-
   it('wipes both chunk buffers once done (either side may be secret)', async () => {
     const used = new Set<Buffer>();
     await pipeline(
@@ -420,32 +420,31 @@ describe('the read-ahead of import and export (pipeline)', () => {
       'stopped',
     );
     expect(used.size).toBe(2);
-    for (const buffer of used) expect(zero(buffer)).toBe(true);
+    for (const buffer of used) expect(allZero(buffer)).toBe(true);
   });
 
   it('a failed write waits for the read in flight, then wipes its buffer', async () => {
     const late: Buffer[] = [];
-    const error = await pipeline(
-      3 * IMAGE_CHUNK_BYTES,
-      async (buffer, offset) => {
-        if (offset === 0) return buffer.fill(0xa5);
-        await new Promise((resolve) => setTimeout(resolve, 30));
-        late.push(buffer.fill(0x5a));
-        return buffer;
-      },
-      async () => {
-        throw new Error('write failed');
-      },
-      {},
-      'stopped',
-    ).then(
-      () => null,
-      (caught: unknown) => caught,
+    const error = await refusal(
+      pipeline(
+        3 * IMAGE_CHUNK_BYTES,
+        async (buffer, offset) => {
+          if (offset === 0) return buffer.fill(0xa5);
+          await new Promise((resolve) => setTimeout(resolve, 30));
+          late.push(buffer.fill(0x5a));
+          return buffer;
+        },
+        async () => {
+          throw new Error('write failed');
+        },
+        {},
+        'stopped',
+      ),
     );
     expect(String(error)).toBe('Error: write failed');
     // The read of the second chunk had finished when the pipeline gave up, and its cleartext is gone.
     expect(late).toHaveLength(1);
-    expect(zero(late[0] as Buffer)).toBe(true);
+    expect(allZero(late[0])).toBe(true);
   });
 
   it('a read that fails while the previous chunk is still being written is its error, never an unhandled rejection', async () => {

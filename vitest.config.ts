@@ -2,6 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
+    // Fails the run when a test leaves a vault* entry in the temp directory.
+    globalSetup: ['test/tools/temp-leaks.ts'],
     projects: [
       {
         test: {

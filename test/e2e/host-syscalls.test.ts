@@ -5,11 +5,11 @@
 // tests are what notices that the fast path stopped working.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { detachLoop, loopBackingFile, loopDirectIo } from '../../src/host/loop.js';
 import { mountTable } from '../../src/host/mounts.js';
 import { attachLoopDirect, mountDirect } from '../../src/host/syscalls.js';
-import { lacks, makeTempDir, sh } from './helpers.js';
+import { lacks, makeTempDir, removeTempDirs, sh } from './helpers.js';
 
 const attached: string[] = [];
 const mounted: string[] = [];
@@ -18,6 +18,7 @@ afterEach(async () => {
   for (const mountpoint of mounted.splice(0)) await sh('umount', [mountpoint]);
   for (const device of attached.splice(0)) await detachLoop(device);
 });
+afterAll(removeTempDirs);
 
 function readOnlyFlag(device: string): string {
   return readFileSync(`/sys/block/${device.replace('/dev/', '')}/ro`, 'utf8').trim();

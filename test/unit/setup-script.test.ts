@@ -1,14 +1,23 @@
 // scripts/setup.sh keeps the build quiet (issue 18 point 16): the output of npm ci (node-gyp, compilers)
 // is shown only when it fails. Its `quietly` function is run here on stand-in commands.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 
 const script = readFileSync(new URL('../../scripts/setup.sh', import.meta.url), 'utf8');
 const quietly = /^quietly\(\) \{\n[\s\S]*?\n\}\n/m.exec(script)?.[0] ?? '';
 
+// quietly's logs (mktemp -t) go here, not into /tmp, and go with it.
+const logDir = mkdtempSync(join(tmpdir(), 'vault-setup-test-'));
+afterAll(() => rmSync(logDir, { recursive: true, force: true }));
+
 function run(command: string): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync('bash', ['-c', `set -euo pipefail\n${quietly}\n${command}`], { encoding: 'utf8' });
+  const result = spawnSync('bash', ['-c', `set -euo pipefail\n${quietly}\n${command}`], {
+    encoding: 'utf8',
+    env: { ...process.env, TMPDIR: logDir },
+  });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -26,6 +35,7 @@ describe('setup.sh', () => {
   it('quietly: a command that succeeds prints nothing', () => {
     const ok = run("quietly sh -c 'echo gyp info it worked; echo CC native/xts.o >&2'");
     expect(ok).toEqual({ status: 0, stdout: '', stderr: '' });
+    expect(readdirSync(logDir)).toEqual([]);
   });
 
   it('quietly: a command that fails shows all its output and says what failed', () => {
@@ -33,7 +43,11 @@ describe('setup.sh', () => {
     expect(failed.status).not.toBe(0);
     expect(failed.stderr).toContain('gyp info\ngyp ERR! build error\n');
     expect(failed.stderr).toMatch(
-      /vault setup: error: sh -c .* failed \(output above; also in \/tmp\/vault-setup\./,
+      /vault setup: error: sh -c .* failed \(output above; also in \S+\/vault-setup\.\w+\)/,
     );
+    // The log of a failure is kept, where the message says.
+    const [log] = readdirSync(logDir);
+    expect(failed.stderr).toContain(`also in ${join(logDir, log ?? '')})`);
+    expect(readFileSync(join(logDir, log ?? ''), 'utf8')).toBe('gyp info\ngyp ERR! build error\n');
   });
 });

@@ -1,6 +1,6 @@
 // An opened foreign volume (LUKS, VeraCrypt, TrueCrypt): the same BlockDevice the bridge, export and
-// import use for vaults, over the format's sector cipher. Partial sectors are read-modify-write under
-// the same ordering rule as Vault: writes that share a sector run in arrival order.
+// import use for vaults, over the format's sector cipher. Its bytes move through the same SectorIo as
+// a vault's (sector-io.ts): partial sectors are read-modify-write, writes sharing a sector in order.
 import { lockedBuffer } from '../crypto/memory.js';
 import { AES_XTS_PLAIN64, type SectorCipher } from '../crypto/suites.js';
 import { checkAccessRange, HiddenProtection } from './access.js';
@@ -13,6 +13,7 @@ import {
   type KdfDescription,
   wipeUnlock,
 } from './formats/foreign.js';
+import { SectorIo } from './sector-io.js';
 
 export interface ForeignVolumeSettings {
   readOnly: boolean;
@@ -53,7 +54,7 @@ export class ForeignVolume implements BlockDevice {
   #cipher: SectorCipher | null;
   #closed = false;
   readonly #protection: HiddenProtection;
-  #writesInFlight: Array<{ first: number; last: number; done: Promise<void> }> = [];
+  readonly #sectors: SectorIo;
   readonly #sector: number;
   readonly #info: Omit<ForeignVolumeInfo, 'readOnly'>;
   /** AES-XTS only: the master key in locked memory for the FUSE addon's C data path (rawAccess). */
@@ -83,6 +84,7 @@ export class ForeignVolume implements BlockDevice {
     this.#protection = new HiddenProtection(settings.protectedRange, this.warnings);
     this.identity = { dev: settings.identity.dev, ino: settings.identity.ino };
     this.#sector = unlock.layout.sectorBytes;
+    this.#sectors = new SectorIo(file, unlock.dataOffset, unlock.layout.sectorBytes);
     this.#info = {
       path: file.path,
       format: unlock.format,
@@ -137,25 +139,11 @@ export class ForeignVolume implements BlockDevice {
     const cipher = this.#live();
     checkAccessRange(plain.length, offset, this.size);
     if (plain.length === 0) return;
-    const sector = this.#sector;
-    const dataOffset = this.#info.dataOffset;
-    if (offset % sector === 0 && plain.length % sector === 0) {
-      await this.file.read(plain, dataOffset + offset);
-      cipher.decrypt(plain, offset / sector);
-      return;
-    }
-    const first = Math.floor(offset / sector);
-    const last = Math.floor((offset + plain.length - 1) / sector);
-    const sectors = Buffer.alloc((last - first + 1) * sector);
-    await this.file.read(sectors, dataOffset + first * sector);
-    cipher.decrypt(sectors, first);
-    const start = offset - first * sector;
-    plain.set(sectors.subarray(start, start + plain.length));
-    sectors.fill(0);
+    await this.#sectors.read(cipher, plain, offset);
   }
 
   async writeAt(plain: Uint8Array, offset: number): Promise<void> {
-    this.#live();
+    const cipher = this.#live();
     if (this.readOnly)
       throw new VaultError('IO', 'the volume is open read-only', 'open it read-write', {
         reason: 'read-only',
@@ -163,51 +151,7 @@ export class ForeignVolume implements BlockDevice {
     checkAccessRange(plain.length, offset, this.size);
     if (plain.length === 0) return;
     this.#protection.checkWrite(plain.length, offset);
-    const sector = this.#sector;
-    const first = Math.floor(offset / sector);
-    const last = Math.floor((offset + plain.length - 1) / sector);
-    const earlier = this.#writesInFlight.filter((write) => write.first <= last && first <= write.last);
-    let release = () => {};
-    const entry = { first, last, done: new Promise<void>((resolve) => (release = resolve)) };
-    this.#writesInFlight.push(entry);
-    try {
-      if (earlier.length > 0) await Promise.all(earlier.map((write) => write.done));
-      await this.#writeSectors(plain, offset, first, last);
-    } finally {
-      this.#writesInFlight.splice(this.#writesInFlight.indexOf(entry), 1);
-      release();
-    }
-  }
-
-  async #writeSectors(plain: Uint8Array, offset: number, first: number, last: number): Promise<void> {
-    const cipher = this.#live();
-    const sector = this.#sector;
-    const dataOffset = this.#info.dataOffset;
-    const sectors = Buffer.alloc((last - first + 1) * sector);
-    try {
-      const start = offset - first * sector;
-      const partialHead = start !== 0;
-      const partialTail = (offset + plain.length) % sector !== 0;
-      if (partialHead || partialTail) {
-        const head = sectors.subarray(0, sector);
-        const tail = sectors.subarray(sectors.length - sector);
-        if (partialHead) {
-          await this.file.read(head, dataOffset + first * sector);
-          cipher.decrypt(head, first);
-        }
-        if (partialTail && (last !== first || !partialHead)) {
-          await this.file.read(tail, dataOffset + last * sector);
-          cipher.decrypt(tail, last);
-        }
-        sectors.set(plain, start);
-        cipher.encrypt(sectors, first);
-      } else {
-        cipher.encrypt(plain, first, sectors);
-      }
-      await this.file.write(sectors, dataOffset + first * sector);
-    } finally {
-      sectors.fill(0);
-    }
+    await this.#sectors.write(cipher, plain, offset);
   }
 
   async flush(): Promise<void> {
@@ -219,7 +163,7 @@ export class ForeignVolume implements BlockDevice {
     if (this.#closed) return;
     this.#closed = true;
     try {
-      if (this.#writesInFlight.length > 0) await Promise.all(this.#writesInFlight.map((write) => write.done));
+      await this.#sectors.settled();
       if (!this.readOnly) await this.file.sync();
       if (this.settings.preserveTimestamps && !this.readOnly) {
         await this.file.setTimes(this.settings.identity.atimeMs, this.settings.identity.mtimeMs);

@@ -1,5 +1,6 @@
 // An opened vault: the public handle applications embed (BlockDevice over cleartext byte offsets).
-// Whole sectors go straight through XTS; partial sectors are read-modify-write under a sector lock.
+// Its bytes move through SectorIo (sector-io.ts): whole sectors straight through XTS, partial sectors
+// read-modify-write under a sector lock.
 
 import { costParams, DEFAULT_COST_LEVEL } from '../crypto/kdf.js';
 import type { SectorCipher } from '../crypto/suites.js';
@@ -18,11 +19,9 @@ import {
 } from './header-pair.js';
 import { DATA_OFFSET, FORMAT_VERSION, PRIMARY, SECTOR_BYTES, SLOT_COUNT } from './layout.js';
 import type { Secret } from './secret.js';
+import { SectorIo } from './sector-io.js';
 import { createVaultSectorCipher } from './vault-suites.js';
 import { VAULT_WARNINGS } from './warnings.js';
-
-/** Size of the reused write buffer: the largest FUSE request (128 KiB) and then some. */
-const SCRATCH_BYTES = 1 << 20;
 
 export interface OpenOptions {
   /** The Argon2id cost level used when the secret was set (never stored in the vault). */
@@ -167,11 +166,8 @@ export class Vault implements BlockDevice {
   readonly identity: { dev: number; ino: number };
   #xts: SectorCipher | null;
   #closed = false;
-  #scratch: Buffer | null = null;
-  // Stryker disable next-line BooleanLiteral: equivalent, performance only (a busy scratch means a fresh buffer per write)
-  #scratchBusy = false;
   readonly #protection: HiddenProtection;
-  #writesInFlight: Array<{ first: number; last: number; done: Promise<void> }> = [];
+  readonly #sectors: SectorIo;
 
   /** @internal Use openVault or createVault. Takes ownership of state's keys. */
   constructor(
@@ -185,6 +181,7 @@ export class Vault implements BlockDevice {
     this.identity = { dev: settings.identity.dev, ino: settings.identity.ino };
     this.#protection = new HiddenProtection(settings.protectedRange, this.warnings);
     this.#xts = createVaultSectorCipher(state.masterKey);
+    this.#sectors = new SectorIo(file, state.dataOffset, SECTOR_BYTES);
     if (state.copies[PRIMARY].state === 'damaged') {
       this.warnings.push(VAULT_WARNINGS.primaryDamaged);
     } else if (state.copies[PRIMARY].state === 'stale') {
@@ -197,24 +194,11 @@ export class Vault implements BlockDevice {
     const xts = this.#cipher();
     checkAccessRange(plain.length, offset, this.size);
     if (plain.length === 0) return;
-    if (offset % SECTOR_BYTES === 0 && plain.length % SECTOR_BYTES === 0) {
-      // Fast path: read the ciphertext straight into the caller's buffer and decrypt in place.
-      await this.file.read(plain, this.state.dataOffset + offset);
-      xts.decrypt(plain, offset / SECTOR_BYTES);
-      return;
-    }
-    const first = Math.floor(offset / SECTOR_BYTES);
-    const last = Math.floor((offset + plain.length - 1) / SECTOR_BYTES);
-    const sectors = Buffer.alloc((last - first + 1) * SECTOR_BYTES);
-    await this.file.read(sectors, this.state.dataOffset + first * SECTOR_BYTES);
-    xts.decrypt(sectors, first);
-    const start = offset - first * SECTOR_BYTES;
-    plain.set(sectors.subarray(start, start + plain.length));
-    sectors.fill(0);
+    await this.#sectors.read(xts, plain, offset);
   }
 
   async writeAt(plain: Uint8Array, offset: number): Promise<void> {
-    this.#cipher();
+    const xts = this.#cipher();
     if (this.readOnly)
       throw new VaultError('IO', 'the vault is open read-only', 'open it read-write', {
         reason: 'read-only',
@@ -222,71 +206,7 @@ export class Vault implements BlockDevice {
     checkAccessRange(plain.length, offset, this.size);
     if (plain.length === 0) return;
     this.#protection.checkWrite(plain.length, offset);
-    const first = Math.floor(offset / SECTOR_BYTES);
-    const last = Math.floor((offset + plain.length - 1) / SECTOR_BYTES);
-    // Writes that share a sector run in arrival order, so a read-modify-write never undoes another write.
-    // Stryker disable next-line ConditionalExpression: equivalent, waiting for every earlier write (not just those sharing a sector) is slower, not different
-    const earlier = this.#writesInFlight.filter((write) => write.first <= last && first <= write.last);
-    let release = () => {};
-    const entry = { first, last, done: new Promise<void>((resolve) => (release = resolve)) };
-    this.#writesInFlight.push(entry);
-    try {
-      if (earlier.length > 0) await Promise.all(earlier.map((write) => write.done));
-      await this.#writeSectors(plain, offset, first, last);
-    } finally {
-      this.#writesInFlight.splice(this.#writesInFlight.indexOf(entry), 1);
-      release();
-    }
-  }
-
-  async #writeSectors(plain: Uint8Array, offset: number, first: number, last: number): Promise<void> {
-    const xts = this.#cipher();
-    const sectors = this.#takeScratch((last - first + 1) * SECTOR_BYTES);
-    try {
-      const start = offset - first * SECTOR_BYTES;
-      const partialHead = start !== 0;
-      const partialTail = (offset + plain.length) % SECTOR_BYTES !== 0;
-      if (partialHead || partialTail) {
-        // Read-modify-write: only the first and last sectors can be partial.
-        const head = sectors.subarray(0, SECTOR_BYTES);
-        const tail = sectors.subarray(sectors.length - SECTOR_BYTES);
-        // With the cipher taken above: close() waits for writes in flight, and must not fail them.
-        if (partialHead) await this.#readSectorPlain(head, first, xts);
-        if (partialTail && (last !== first || !partialHead)) await this.#readSectorPlain(tail, last, xts);
-        sectors.set(plain, start);
-        xts.encrypt(sectors, first);
-      } else {
-        // Whole sectors: encrypt straight from the caller's buffer, which is never modified.
-        xts.encrypt(plain, first, sectors);
-      }
-      await this.file.write(sectors, this.state.dataOffset + first * SECTOR_BYTES);
-      // Stryker disable next-line BlockStatement: equivalent, a scratch never given back only costs fresh buffers from then on
-    } finally {
-      this.#returnScratch(sectors);
-    }
-  }
-
-  /**
-   * A buffer for ciphertext on its way to the file. One is kept and reused: the FUSE bridge writes one
-   * request at a time, and a fresh 128 KiB allocation per request cost more than the encryption.
-   * It only ever holds plaintext between a read-modify-write and the encryption that follows.
-   */
-  #takeScratch(length: number): Buffer {
-    // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, performance only (a fresh buffer instead of the scratch)
-    if (this.#scratchBusy || length > SCRATCH_BYTES) return Buffer.allocUnsafe(length);
-    this.#scratchBusy = true;
-    this.#scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES);
-    return this.#scratch.subarray(0, length);
-  }
-
-  #returnScratch(used: Buffer): void {
-    // Stryker disable next-line ConditionalExpression,BooleanLiteral: equivalent, a scratch never given back only costs fresh buffers from then on
-    if (this.#scratch && used.buffer === this.#scratch.buffer) this.#scratchBusy = false;
-  }
-
-  async #readSectorPlain(into: Buffer, sector: number, xts: SectorCipher): Promise<void> {
-    await this.file.read(into, this.state.dataOffset + sector * SECTOR_BYTES);
-    xts.decrypt(into, sector);
+    await this.#sectors.write(xts, plain, offset);
   }
 
   /** For the FUSE bridge: the key is the vault's own buffer (the addon copies it), wiped at close. */
@@ -315,8 +235,7 @@ export class Vault implements BlockDevice {
     if (this.#closed) return;
     this.#closed = true;
     try {
-      // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, Promise.all([]) resolves at once
-      if (this.#writesInFlight.length > 0) await Promise.all(this.#writesInFlight.map((write) => write.done));
+      await this.#sectors.settled();
       if (!this.readOnly) await this.file.sync();
       if (this.settings.preserveTimestamps && !this.readOnly) {
         await this.file.setTimes(this.settings.identity.atimeMs, this.settings.identity.mtimeMs);

@@ -120,6 +120,18 @@ describe('flush and close', () => {
     await reader.close();
     expect(ro.log).toEqual([]);
   });
+
+  it('a write still waiting behind an overlapping one when close() is called lands, it does not fail', async () => {
+    const vault = await openVault(path, await secret(), { costLevel });
+    const writes = [vault.writeAt(Buffer.alloc(10, 5), 4090), vault.writeAt(Buffer.alloc(10, 6), 4095)];
+    await vault.close();
+    await Promise.all(writes);
+    const again = await openVault(path, await secret(), { costLevel, readOnly: true });
+    const back = Buffer.alloc(15);
+    await again.readAt(back, 4090);
+    await again.close();
+    expect(back).toEqual(Buffer.concat([Buffer.alloc(5, 5), Buffer.alloc(10, 6)]));
+  });
 });
 
 describe('writes at the same time', () => {

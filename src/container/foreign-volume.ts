@@ -3,7 +3,7 @@
 // a vault's (sector-io.ts): partial sectors are read-modify-write, writes sharing a sector in order.
 import { lockedBuffer } from '../crypto/memory.js';
 import { AES_XTS_PLAIN64, type SectorCipher } from '../crypto/suites.js';
-import { checkAccessRange, HiddenProtection } from './access.js';
+import { HiddenProtection } from './access.js';
 import type { BlockDevice, RawAccess } from './block-device.js';
 import { VaultError } from './errors.js';
 import type { ContainerFile } from './file.js';
@@ -84,7 +84,14 @@ export class ForeignVolume implements BlockDevice {
     this.#protection = new HiddenProtection(settings.protectedRange, this.warnings);
     this.identity = { dev: settings.identity.dev, ino: settings.identity.ino };
     this.#sector = unlock.layout.sectorBytes;
-    this.#sectors = new SectorIo(file, unlock.dataOffset, unlock.layout.sectorBytes);
+    this.#sectors = new SectorIo(file, {
+      dataOffset: unlock.dataOffset,
+      size: this.size,
+      sectorBytes: unlock.layout.sectorBytes,
+      readOnly: this.readOnly,
+      protection: this.#protection,
+      noun: 'volume',
+    });
     this.#info = {
       path: file.path,
       format: unlock.format,
@@ -136,22 +143,11 @@ export class ForeignVolume implements BlockDevice {
   }
 
   async readAt(plain: Uint8Array, offset: number): Promise<void> {
-    const cipher = this.#live();
-    checkAccessRange(plain.length, offset, this.size);
-    if (plain.length === 0) return;
-    await this.#sectors.read(cipher, plain, offset);
+    await this.#sectors.read(this.#live(), plain, offset);
   }
 
   async writeAt(plain: Uint8Array, offset: number): Promise<void> {
-    const cipher = this.#live();
-    if (this.readOnly)
-      throw new VaultError('IO', 'the volume is open read-only', 'open it read-write', {
-        reason: 'read-only',
-      });
-    checkAccessRange(plain.length, offset, this.size);
-    if (plain.length === 0) return;
-    this.#protection.checkWrite(plain.length, offset);
-    await this.#sectors.write(cipher, plain, offset);
+    await this.#sectors.write(this.#live(), plain, offset);
   }
 
   async flush(): Promise<void> {

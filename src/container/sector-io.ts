@@ -1,10 +1,23 @@
 // The cleartext data path every volume (vault or foreign) shares, at any byte offset over a data area
 // of whole encrypted sectors: whole sectors go straight between the caller's buffer and the file, a
 // partial first or last sector is a read-modify-write, and writes that share a sector run one after
-// another in arrival order, so a read-modify-write never undoes another write. The callers check the
-// range, read-only and hidden protection first (access.ts); this only moves and transforms bytes.
+// another in arrival order, so a read-modify-write never undoes another write. Every access is
+// checked first, alike for both: inside the volume, writable, clear of a protected hidden volume.
 import type { SectorCipher } from '../crypto/suites.js';
+import { checkAccessRange, type HiddenProtection } from './access.js';
+import { VaultError } from './errors.js';
 import type { ContainerFile } from './file.js';
+
+export interface SectorArea {
+  /** Where the data area starts in the file, its length (the volume's size) and its sector size. */
+  dataOffset: number;
+  size: number;
+  sectorBytes: number;
+  readOnly: boolean;
+  protection: HiddenProtection;
+  /** What the read-only refusal calls the volume: "vault" or "volume". */
+  noun: string;
+}
 
 /**
  * The reused write buffer (one per volume) and its size: a fresh allocation per 128 KiB write cost
@@ -18,14 +31,21 @@ export class SectorIo {
   // Stryker disable next-line BooleanLiteral: equivalent, performance only (a busy scratch means a fresh buffer per write)
   #scratchBusy = false;
 
+  private readonly dataOffset: number;
+  private readonly sectorBytes: number;
+
   constructor(
     private readonly file: ContainerFile,
-    private readonly dataOffset: number,
-    private readonly sectorBytes: number,
-  ) {}
+    private readonly area: SectorArea,
+  ) {
+    this.dataOffset = area.dataOffset;
+    this.sectorBytes = area.sectorBytes;
+  }
 
-  /** Fills plain with the cleartext at `offset`; plain is not empty and the range was checked. */
+  /** Fills plain with the cleartext at `offset` (RangeError outside the volume). */
   async read(cipher: SectorCipher, plain: Uint8Array, offset: number): Promise<void> {
+    checkAccessRange(plain.length, offset, this.area.size);
+    if (plain.length === 0) return;
     const sector = this.sectorBytes;
     if (offset % sector === 0 && plain.length % sector === 0) {
       // Whole sectors: the ciphertext straight into the caller's buffer, decrypted in place.
@@ -47,10 +67,19 @@ export class SectorIo {
   }
 
   /**
-   * Writes plain at `offset`; plain is not empty and the range was checked. The cipher is taken by the
-   * caller before any waiting: a close() that waits for writes in flight must not make them fail.
+   * Writes plain at `offset`: refused when read-only, outside the volume (RangeError) or into the
+   * protected hidden volume. The caller takes the cipher before any waiting here: a close() that
+   * waits for writes in flight must not make them fail.
    */
   async write(cipher: SectorCipher, plain: Uint8Array, offset: number): Promise<void> {
+    const { readOnly, size, protection, noun } = this.area;
+    if (readOnly)
+      throw new VaultError('IO', `the ${noun} is open read-only`, 'open it read-write', {
+        reason: 'read-only',
+      });
+    checkAccessRange(plain.length, offset, size);
+    if (plain.length === 0) return;
+    protection.checkWrite(plain.length, offset);
     const first = Math.floor(offset / this.sectorBytes);
     const last = Math.floor((offset + plain.length - 1) / this.sectorBytes);
     // Stryker disable next-line ConditionalExpression: equivalent, waiting for every earlier write (not just those sharing a sector) is slower, not different

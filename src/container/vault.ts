@@ -5,7 +5,7 @@
 import { costParams, DEFAULT_COST_LEVEL } from '../crypto/kdf.js';
 import type { SectorCipher } from '../crypto/suites.js';
 import { activeXtsImplementation, type XtsImplementation } from '../crypto/xts.js';
-import { checkAccessRange, HiddenProtection } from './access.js';
+import { HiddenProtection } from './access.js';
 import type { BlockDevice, RawAccess } from './block-device.js';
 import { isVaultError, VaultError } from './errors.js';
 import { type ContainerFile, type OpenContainerFile, openContainerFile } from './file.js';
@@ -181,7 +181,14 @@ export class Vault implements BlockDevice {
     this.identity = { dev: settings.identity.dev, ino: settings.identity.ino };
     this.#protection = new HiddenProtection(settings.protectedRange, this.warnings);
     this.#xts = createVaultSectorCipher(state.masterKey);
-    this.#sectors = new SectorIo(file, state.dataOffset, SECTOR_BYTES);
+    this.#sectors = new SectorIo(file, {
+      dataOffset: state.dataOffset,
+      size: this.size,
+      sectorBytes: SECTOR_BYTES,
+      readOnly: this.readOnly,
+      protection: this.#protection,
+      noun: 'vault',
+    });
     if (state.copies[PRIMARY].state === 'damaged') {
       this.warnings.push(VAULT_WARNINGS.primaryDamaged);
     } else if (state.copies[PRIMARY].state === 'stale') {
@@ -191,22 +198,11 @@ export class Vault implements BlockDevice {
   }
 
   async readAt(plain: Uint8Array, offset: number): Promise<void> {
-    const xts = this.#cipher();
-    checkAccessRange(plain.length, offset, this.size);
-    if (plain.length === 0) return;
-    await this.#sectors.read(xts, plain, offset);
+    await this.#sectors.read(this.#cipher(), plain, offset);
   }
 
   async writeAt(plain: Uint8Array, offset: number): Promise<void> {
-    const xts = this.#cipher();
-    if (this.readOnly)
-      throw new VaultError('IO', 'the vault is open read-only', 'open it read-write', {
-        reason: 'read-only',
-      });
-    checkAccessRange(plain.length, offset, this.size);
-    if (plain.length === 0) return;
-    this.#protection.checkWrite(plain.length, offset);
-    await this.#sectors.write(xts, plain, offset);
+    await this.#sectors.write(this.#cipher(), plain, offset);
   }
 
   /** For the FUSE bridge: the key is the vault's own buffer (the addon copies it), wiped at close. */

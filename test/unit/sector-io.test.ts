@@ -4,8 +4,9 @@
 // and a read-modify-write that fails half-way leaves no cleartext in the reused buffer.
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { HiddenProtection } from '../../src/container/access.js';
 import type { ContainerFile } from '../../src/container/file.js';
-import { SectorIo } from '../../src/container/sector-io.js';
+import { type SectorArea, SectorIo } from '../../src/container/sector-io.js';
 import { AES_XTS_PLAIN64, type SectorCipher } from '../../src/crypto/suites.js';
 import { allZero } from '../tools/zero.js';
 
@@ -32,6 +33,12 @@ function memoryFile(size: number, failRead?: (call: number) => boolean) {
   return { file, bytes };
 }
 
+/** A writable data area of `size` bytes at DATA_OFFSET, with no hidden volume to protect. */
+function area(size: number, sectorBytes: number): SectorArea {
+  const protection = new HiddenProtection(undefined, []);
+  return { dataOffset: DATA_OFFSET, size, sectorBytes, readOnly: false, protection, noun: 'volume' };
+}
+
 function cipherFor(sectorBytes: number): SectorCipher {
   return AES_XTS_PLAIN64.create(randomBytes(64), { sectorBytes, ivUnitBytes: 512, ivOffset: 0 });
 }
@@ -55,7 +62,7 @@ describe.each([4096, 512])('SectorIo with %i-byte sectors', (sector) => {
   it('reads back what a byte model holds, over rounds of concurrent overlapping writes', async () => {
     const { file, bytes } = memoryFile(DATA_OFFSET + size);
     const cipher = cipherFor(sector);
-    const io = new SectorIo(file, DATA_OFFSET, sector);
+    const io = new SectorIo(file, area(size, sector));
     const model = Buffer.alloc(size);
     // The data area starts as the encryption of zeros, as a created volume's would.
     const zeros = Buffer.alloc(size);
@@ -96,7 +103,7 @@ describe.each([4096, 512])('SectorIo with %i-byte sectors', (sector) => {
   it('a write that waits behind an overlapping one still lands when settled() is awaited at once', async () => {
     const { file } = memoryFile(DATA_OFFSET + size);
     const cipher = cipherFor(sector);
-    const io = new SectorIo(file, DATA_OFFSET, sector);
+    const io = new SectorIo(file, area(size, sector));
     const first = io.write(cipher, Buffer.alloc(sector, 1), 3);
     const second = io.write(cipher, Buffer.alloc(10, 2), 5);
     await io.settled();
@@ -122,7 +129,7 @@ describe.each([4096, 512])('SectorIo with %i-byte sectors', (sector) => {
       },
       destroy: () => cipher.destroy(),
     };
-    const io = new SectorIo(file, DATA_OFFSET, sector);
+    const io = new SectorIo(file, area(size, sector));
     // Partial at both ends: the head sector is read and decrypted, then the tail's read fails.
     await expect(io.write(watched, Buffer.alloc(sector, 7), 1)).rejects.toThrow('injected read failure');
     expect(decrypted).toHaveLength(1);

@@ -123,16 +123,9 @@ export async function importImage(
     throw fileError(error, source);
   }
   try {
-    await createVault(target, {
-      fileSize,
-      secret: options.secret,
-      ...(options.costLevel === undefined ? {} : { costLevel: options.costLevel }),
-      // Every data sector is written below; filling it with ciphertext first would only double the work.
-      quick: true,
-      force: options.force ?? false,
-      ...(options.signal ? { signal: options.signal } : {}),
-      format: (vault) => copyIn(input, source, image.size, vault, options),
-    });
+    await createFilledVault(target, fileSize, options, (vault) =>
+      copyIn(input, source, image.size, vault, options),
+    );
   } finally {
     await input.close().catch(() => {});
   }
@@ -193,6 +186,17 @@ export async function importVolume(
   if (dataSize > MAX_DATA_BYTES)
     throw new VaultError('USAGE', 'the volume is larger than a vault can be (8 PiB)');
   const fileSize = dataSize + OVERHEAD_BYTES;
+  await createFilledVault(target, fileSize, options, (vault) => copyVolume(source, vault, options));
+  return { imageSize: source.size, dataSize, fileSize };
+}
+
+/** createVault for an import: `fill` writes every data sector, so the vault is not filled with ciphertext first (quick). */
+async function createFilledVault(
+  target: string,
+  fileSize: number,
+  options: ImportOptions,
+  fill: (vault: Vault) => Promise<void>,
+): Promise<void> {
   await createVault(target, {
     fileSize,
     secret: options.secret,
@@ -200,9 +204,8 @@ export async function importVolume(
     quick: true,
     force: options.force ?? false,
     ...(options.signal ? { signal: options.signal } : {}),
-    format: (vault) => copyVolume(source, vault, options),
+    format: fill,
   });
-  return { imageSize: source.size, dataSize, fileSize };
 }
 
 async function copyVolume(source: BlockDevice, vault: Vault, options: ImportOptions): Promise<void> {

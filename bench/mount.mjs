@@ -5,7 +5,8 @@
 // device), for ext4 on a loop device over a plain file (the kernel's own path, no FUSE; direct I/O on,
 // as vault's loop device) and for gocryptfs, on the same disk, rounds interleaved, medians of ROUNDS.
 // Also `vault mount` time minus its KDF time, the daemon's peak RSS, and the CPU time (all cores) each
-// cold read took (vault_read_cpu_s, passthrough_read_cpu_s). Needs root, FUSE and fio.
+// cold read took (vault_read_cpu_s, passthrough_read_cpu_s), and per 4 KiB random I/O
+// (vault_randread_cpu_us and the like, microseconds per I/O). Needs root, FUSE and fio.
 // Prints a table, then as its LAST line one JSON object. MB = 10^6 bytes. BENCH_DIR picks the directory
 // (default: the system temp dir), BENCH_ROUNDS the rounds, BENCH_SIZE the size of the vault and of the
 // passthrough's and loop's images (default 4G), BENCH_FIO_SECONDS the fio runtime (default 15).
@@ -111,11 +112,13 @@ function busySeconds() {
   return (total - ticks[3] - ticks[4]) / 100;
 }
 
-/** fio 4 KiB random read, then random write, in a 512 MiB file (laid out by the first call, kept). */
+/**
+ * fio 4 KiB random read, then random write, in a 512 MiB file (laid out by the first call, kept), with
+ * the machine's busy CPU time per I/O in microseconds (all cores; fio, kernel and daemon together).
+ */
 function randomIops(directory) {
-  const job = (rw) => {
-    dropCaches();
-    const result = run('fio', [
+  const fio = (rw, extra) =>
+    run('fio', [
       '--name=bench',
       `--filename=${join(directory, 'fio.bin')}`,
       '--size=512M',
@@ -128,11 +131,21 @@ function randomIops(directory) {
       '--time_based',
       '--randrepeat=0',
       '--output-format=json',
+      ...extra,
     ]);
+  // fio's own layout of the file, the first time, outside the measured CPU time.
+  if (!existsSync(join(directory, 'fio.bin'))) fio('randread', ['--create_only=1']);
+  const job = (rw) => {
+    dropCaches();
+    const busyBefore = busySeconds();
+    const result = fio(rw, []);
     const stats = JSON.parse(result.stdout.slice(result.stdout.indexOf('{'))).jobs[0];
-    return rw === 'randread' ? stats.read.iops : stats.write.iops;
+    const side = rw === 'randread' ? stats.read : stats.write;
+    return { iops: side.iops, cpuUs: ((busySeconds() - busyBefore) * 1e6) / side.total_ios };
   };
-  return { randread: job('randread'), randwrite: job('randwrite') };
+  const read = job('randread');
+  const write = job('randwrite');
+  return { randread: read.iops, randwrite: write.iops, randreadCpu: read.cpuUs, randwriteCpu: write.cpuUs };
 }
 
 function ensureGocryptfs() {
@@ -286,7 +299,7 @@ try {
       const figures = { ...throughput(mountpoints[name]), ...randomIops(mountpoints[name]) };
       results[name].push(figures);
       log(
-        `round ${round} ${name.padEnd(12)} write ${figures.write.toFixed(0).padStart(5)} MB/s  read ${figures.read.toFixed(0).padStart(5)} MB/s (${figures.readCpu.toFixed(2)} CPU-s)  4k randread ${figures.randread.toFixed(0).padStart(6)} IOPS  randwrite ${figures.randwrite.toFixed(0).padStart(6)} IOPS`,
+        `round ${round} ${name.padEnd(12)} write ${figures.write.toFixed(0).padStart(5)} MB/s  read ${figures.read.toFixed(0).padStart(5)} MB/s (${figures.readCpu.toFixed(2)} CPU-s)  4k randread ${figures.randread.toFixed(0).padStart(6)} IOPS (${figures.randreadCpu.toFixed(1)} CPU-us)  randwrite ${figures.randwrite.toFixed(0).padStart(6)} IOPS (${figures.randwriteCpu.toFixed(1)} CPU-us)`,
       );
     }
   }
@@ -337,6 +350,9 @@ try {
     `  cold read, busy CPU seconds per GiB (${cores} cores): vault ${summary.vault.readCpu.toFixed(2)}, passthrough ${summary.passthrough.readCpu.toFixed(2)}; at 0.9 x passthrough's speed the ${cores} cores have ${budget.toFixed(2)} in all`,
   );
   log(
+    `  4 KiB random I/O, busy CPU microseconds per I/O (all cores): randread vault ${summary.vault.randreadCpu.toFixed(1)}, passthrough ${summary.passthrough.randreadCpu.toFixed(1)}; randwrite vault ${summary.vault.randwriteCpu.toFixed(1)}, passthrough ${summary.passthrough.randwriteCpu.toFixed(1)}`,
+  );
+  log(
     `  vault mount: median ${median(mountTimes).toFixed(0)} ms, minus KDF ${median(overheads).toFixed(0)} ms (${MOUNT_SAMPLES} samples)`,
   );
   log(`  daemon peak RSS: ${rss.toFixed(1)} MiB`);
@@ -363,6 +379,10 @@ try {
       daemon_rss_MiB: round1(rss),
       vault_read_cpu_s: Math.round(summary.vault.readCpu * 100) / 100,
       passthrough_read_cpu_s: Math.round(summary.passthrough.readCpu * 100) / 100,
+      vault_randread_cpu_us: round1(summary.vault.randreadCpu),
+      passthrough_randread_cpu_us: round1(summary.passthrough.randreadCpu),
+      vault_randwrite_cpu_us: round1(summary.vault.randwriteCpu),
+      passthrough_randwrite_cpu_us: round1(summary.passthrough.randwriteCpu),
     })}\n`,
   );
 } finally {

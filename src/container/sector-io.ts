@@ -31,25 +31,19 @@ export class SectorIo {
   // Stryker disable next-line BooleanLiteral: equivalent, performance only (a busy scratch means a fresh buffer per write)
   #scratchBusy = false;
 
-  private readonly dataOffset: number;
-  private readonly sectorBytes: number;
-
   constructor(
     private readonly file: ContainerFile,
     private readonly area: SectorArea,
-  ) {
-    this.dataOffset = area.dataOffset;
-    this.sectorBytes = area.sectorBytes;
-  }
+  ) {}
 
   /** Fills plain with the cleartext at `offset` (RangeError outside the volume). */
   async read(cipher: SectorCipher, plain: Uint8Array, offset: number): Promise<void> {
     checkAccessRange(plain.length, offset, this.area.size);
     if (plain.length === 0) return;
-    const sector = this.sectorBytes;
+    const sector = this.area.sectorBytes;
     if (offset % sector === 0 && plain.length % sector === 0) {
       // Whole sectors: the ciphertext straight into the caller's buffer, decrypted in place.
-      await this.file.read(plain, this.dataOffset + offset);
+      await this.file.read(plain, this.area.dataOffset + offset);
       cipher.decrypt(plain, offset / sector);
       return;
     }
@@ -57,7 +51,7 @@ export class SectorIo {
     const last = Math.floor((offset + plain.length - 1) / sector);
     const sectors = Buffer.alloc((last - first + 1) * sector);
     try {
-      await this.file.read(sectors, this.dataOffset + first * sector);
+      await this.file.read(sectors, this.area.dataOffset + first * sector);
       cipher.decrypt(sectors, first);
       const start = offset - first * sector;
       plain.set(sectors.subarray(start, start + plain.length));
@@ -80,8 +74,8 @@ export class SectorIo {
     checkAccessRange(plain.length, offset, size);
     if (plain.length === 0) return;
     protection.checkWrite(plain.length, offset);
-    const first = Math.floor(offset / this.sectorBytes);
-    const last = Math.floor((offset + plain.length - 1) / this.sectorBytes);
+    const first = Math.floor(offset / this.area.sectorBytes);
+    const last = Math.floor((offset + plain.length - 1) / this.area.sectorBytes);
     // Stryker disable next-line ConditionalExpression: equivalent, waiting for every earlier write (not just those sharing a sector) is slower, not different
     const earlier = this.#writesInFlight.filter((write) => write.first <= last && first <= write.last);
     let release = () => {};
@@ -103,7 +97,7 @@ export class SectorIo {
   }
 
   async #writeSectors(cipher: SectorCipher, plain: Uint8Array, offset: number, first: number, last: number) {
-    const sector = this.sectorBytes;
+    const sector = this.area.sectorBytes;
     const sectors = this.#takeScratch((last - first + 1) * sector);
     // The buffer holds cleartext only between a read-modify-write and the encryption that follows;
     // a failure in between wipes it.
@@ -126,7 +120,7 @@ export class SectorIo {
         // Whole sectors: encrypt straight from the caller's buffer, which is never modified.
         cipher.encrypt(plain, first, sectors);
       }
-      await this.file.write(sectors, this.dataOffset + first * sector);
+      await this.file.write(sectors, this.area.dataOffset + first * sector);
     } finally {
       if (cleartextInside) sectors.fill(0);
       this.#returnScratch(sectors);
@@ -134,7 +128,7 @@ export class SectorIo {
   }
 
   async #readSector(cipher: SectorCipher, into: Buffer, index: number): Promise<void> {
-    await this.file.read(into, this.dataOffset + index * this.sectorBytes);
+    await this.file.read(into, this.area.dataOffset + index * this.area.sectorBytes);
     cipher.decrypt(into, index);
   }
 
